@@ -1,0 +1,21 @@
+"""Error types: every user-facing failure is one of these, with a one-line message."""
+
+
+class MpcCreditError(Exception):
+    """Base class: the message is shown to the user as one line, without a traceback."""
+
+
+class ModelError(MpcCreditError):
+    """A model file is missing, malformed, or inconsistent."""
+
+
+class DataError(MpcCreditError):
+    """An institution's CSV file or an id list is missing or invalid (names file, row, column)."""
+
+
+class UsageError(MpcCreditError):
+    """The command's arguments do not fit together."""
+
+
+class SessionError(MpcCreditError):
+    """A secure session failed: a party died, timed out or refused."""

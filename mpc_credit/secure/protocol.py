@@ -1,0 +1,146 @@
+"""The secure scorecard protocol: secret inputs in, the receiver's revealed matrix out.
+
+Free of I/O: it takes an MPyC runtime, the public plan and this process's inputs, and
+returns the revealed values at the receiver (None everywhere else).
+
+shared:  score = intercept + sum over owners of each owner's secret partial score.
+secret:  score = X @ p + intercept, X the owners' secret one-hot bins, p the model
+         owner's secret points.
+decision = [score - cutoff >= 0], one comparison of `plan.cmp_bits` bits.
+reasons  = the top-4 reason labels by a secure comparator network, zeroed by the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from mpc_credit.reveal import N_REASONS
+from mpc_credit.secure.inputs import ModelInputs, OwnerInputs
+from mpc_credit.secure.plan import Plan
+from mpc_credit.secure.topk import apply_secure, compile_topk
+
+
+def _share_by_owner(
+    mpc: Any,
+    secint: Any,
+    plan: Plan,
+    held: Mapping[int, OwnerInputs],
+    pick: Callable[[OwnerInputs], np.ndarray],
+    shape: Callable[[int], tuple[int, ...]],
+) -> list[Any]:
+    """Each owner secret-shares its array; everyone else passes a same-shaped placeholder."""
+    shared = []
+    for o, pid in enumerate(plan.owner_pids):
+        x = pick(held[o]) if o in held else np.zeros(shape(o), dtype=np.int64)
+        shared.append(mpc.input(secint.array(x), senders=pid))
+    return shared
+
+
+def _share_model(mpc: Any, secint: Any, plan: Plan, model: ModelInputs | None) -> Any:
+    """The model owner shares points, keys, labels (per bin) and the intercept."""
+    width = sum(plan.n_bins)
+    if model is None:
+        vec = np.zeros(3 * width + 1, dtype=np.int64)
+    else:
+        vec = np.concatenate([model.points, model.keys, model.labels, [model.intercept]])
+    return mpc.input(secint.array(vec.astype(np.int64)), senders=plan.pid(plan.model_owner))
+
+
+async def score_batch(
+    mpc: Any,
+    plan: Plan,
+    n: int,
+    held: Mapping[int, OwnerInputs],
+    model: ModelInputs | None = None,
+) -> np.ndarray | None:
+    """Score one batch of n applicants; the receiver gets an (n, c) int64 matrix.
+
+    `held` maps owner index (in plan.owners) to that owner's inputs, for the owners
+    this process is; `model` is given at the model owner in secret mode.
+    """
+    secint = mpc.SecInt(plan.int_bits)
+    reasons = plan.reveal == "reasons"
+    if plan.mode == "shared":
+        score, keys, labels = _shared(mpc, secint, plan, n, held, reasons)
+    else:
+        score, keys, labels = _secret(mpc, secint, plan, n, held, model, reasons)
+    if plan.reveal in ("score", "pd"):
+        result = score.reshape(n, 1)
+    else:
+        approve = 1 - mpc.np_sgn(score - plan.cutoff, l=plan.cmp_bits, LT=True)
+        result = approve.reshape(n, 1)
+        if reasons:
+            result = np.hstack([result, _reason_labels(mpc, secint, plan, keys, labels, approve)])
+    out = await mpc.output(result, receivers=[plan.pid(plan.receiver)])
+    if out is None:
+        return None
+    return np.asarray(out, dtype=np.int64).reshape(n, -1)
+
+
+def _shared(
+    mpc: Any, secint: Any, plan: Plan, n: int, held: Mapping[int, OwnerInputs], reasons: bool
+) -> tuple[Any, Any, Any]:
+    if not reasons:
+        parts = _share_by_owner(mpc, secint, plan, held, lambda x: x.partial, lambda o: (n,))
+        return sum(parts[1:], parts[0]) + (plan.intercept or 0), None, None
+
+    def pack(x: OwnerInputs) -> np.ndarray:
+        return np.hstack([x.partial[:, None], x.keys, x.labels])
+
+    packs = _share_by_owner(
+        mpc, secint, plan, held, pack, lambda o: (n, 1 + 2 * plan.run_length(o))
+    )
+    score = sum((p[:, 0] for p in packs[1:]), packs[0][:, 0]) + (plan.intercept or 0)
+    runs = [plan.run_length(o) for o in range(len(plan.owners))]
+    keys = np.hstack([p[:, 1 : 1 + r] for p, r in zip(packs, runs)])
+    labels = np.hstack([p[:, 1 + r :] for p, r in zip(packs, runs)])
+    return score, keys, labels
+
+
+def _secret(
+    mpc: Any,
+    secint: Any,
+    plan: Plan,
+    n: int,
+    held: Mapping[int, OwnerInputs],
+    model: ModelInputs | None,
+    reasons: bool,
+) -> tuple[Any, Any, Any]:
+    onehots = _share_by_owner(
+        mpc, secint, plan, held, lambda x: x.onehot, lambda o: (n, plan.onehot_width(o))
+    )
+    x = np.hstack(onehots) if len(onehots) > 1 else onehots[0]
+    vec = _share_model(mpc, secint, plan, model)
+    width = sum(plan.n_bins)
+    score = x @ vec[:width] + vec[3 * width]
+    if not reasons:
+        return score, None, None
+    # Per feature: its one-hot block times that block's (key, label) per bin.
+    kl = np.stack([vec[width : 2 * width], vec[2 * width : 3 * width]], axis=1)
+    cols = []
+    start = 0
+    for g in plan.onehot_order():
+        stop = start + plan.n_bins[g]
+        cols.append(x[:, start:stop] @ kl[start:stop])
+        start = stop
+    both = np.stack(cols, axis=1)  # (n, F, 2)
+    return score, both[:, :, 0], both[:, :, 1]
+
+
+def _reason_labels(mpc: Any, secint: Any, plan: Plan, keys: Any, labels: Any, approve: Any) -> Any:
+    """(n, 4) labels of the costliest features, 0 where none or where approved."""
+    if plan.mode == "shared":
+        runs = [plan.run_length(o) for o in range(len(plan.owners))]
+    else:
+        runs = [1] * plan.n_features
+    net = compile_topk(runs, N_REASONS)
+    top = apply_secure(mpc, net, keys, labels, plan.key_bits)
+    n = approve.shape[0]
+    real = [c for c in top if c is not None]  # outputs with nothing behind them come last
+    masked = np.stack(real, axis=1) * (1 - approve).reshape(n, 1)
+    if len(real) == N_REASONS:
+        return masked
+    return np.hstack([masked, secint.array(np.zeros((n, N_REASONS - len(real)), dtype=np.int64))])
