@@ -178,16 +178,16 @@ class Scorecard:
             return self.part.max_cost
         return max(int(_points(f).max() - _points(f).min()) for f in self.features)
 
-    def split(self, owner: str, mode: Mode) -> Scorecard:
+    def split(self, owner: str, mode: Mode, helper: bool = False) -> Scorecard:
         """The part of this model that `owner` receives in `mode`.
 
         `shared`: the owner's own features with points; `secret`: only their bins.
         Other owners' features keep name, owner and bin count; in `secret` mode the
-        intercept stays with the model owner.
+        intercept stays with the model owner. A `helper` party owns no feature.
         """
         if self.part is not None:
             raise ModelError(f"{self.source}: is already a part (of owner {self.part.owner!r})")
-        if owner not in self.owners:
+        if owner not in self.owners and not helper:
             raise ModelError(f"{self.source}: no feature is owned by {owner!r}")
         feats = tuple(_part_feature(f, owner, mode) for f in self.features)
         part = Part(owner, mode, self.digest(), self.score_range(), self.max_cost())
@@ -264,8 +264,6 @@ def from_dict(data: Any, source: str = "<model>") -> Scorecard:
     model = Scorecard(name, sc, intercept, cutoff, features, part, source)
     if part is None:
         r.require(model.has_points, "features", "every feature needs its points")
-    else:
-        r.require(part.owner in model.owners, "part.owner", f"{part.owner!r} owns no feature")
     return model
 
 

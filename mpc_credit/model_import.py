@@ -26,16 +26,14 @@ lazily.
 
 from __future__ import annotations
 
-import math
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 MODEL_FORMAT = "mpc-credit/scorecard@1"
 
-_INSTALL_HINT = (
-    "optbinning is needed to import scorecards: pip install 'mpc-credit[optbinning]'"
-)
+_INSTALL_HINT = "optbinning is needed to import scorecards: pip install 'mpc-credit[optbinning]'"
 
 
 def scorecard_to_model(
@@ -74,9 +72,7 @@ def scorecard_to_model(
     """
     scorecard_cls, binning_cls = _optbinning_classes()
     if not isinstance(scorecard, scorecard_cls):
-        raise TypeError(
-            f"expected an optbinning Scorecard, got {type(scorecard).__name__}"
-        )
+        raise TypeError(f"expected an optbinning Scorecard, got {type(scorecard).__name__}")
     _check_scorecard(scorecard, pdo=pdo, odds=odds, base_points=base_points)
     if isinstance(cutoff, bool) or not isinstance(cutoff, int):
         raise TypeError(f"cutoff must be an int, got {cutoff!r}")
@@ -84,9 +80,7 @@ def scorecard_to_model(
     variables = [str(v) for v in scorecard.binning_process_.get_support(names=True)]
     unowned = [v for v in variables if v not in owners]
     if unowned:
-        raise ValueError(
-            f"no owner given for scorecard feature(s): {', '.join(unowned)}"
-        )
+        raise ValueError(f"no owner given for scorecard feature(s): {', '.join(unowned)}")
 
     table = scorecard.table(style="detailed")
     features = []
@@ -120,24 +114,16 @@ def _optbinning_classes() -> tuple[type, type]:
     return Scorecard, OptimalBinning
 
 
-def _check_scorecard(
-    scorecard: Any, *, pdo: float, odds: float, base_points: float
-) -> None:
+def _check_scorecard(scorecard: Any, *, pdo: float, odds: float, base_points: float) -> None:
     """Refuse scorecards whose scores the contract format cannot reproduce."""
     if not hasattr(scorecard, "binning_process_"):
         raise ValueError("the scorecard is not fitted")
     if scorecard.scaling_method != "pdo_odds":
-        raise ValueError(
-            f"scaling_method must be 'pdo_odds', got {scorecard.scaling_method!r}"
-        )
+        raise ValueError(f"scaling_method must be 'pdo_odds', got {scorecard.scaling_method!r}")
     if not scorecard.rounding:
-        raise ValueError(
-            "the scorecard must be built with rounding=True (integer points)"
-        )
+        raise ValueError("the scorecard must be built with rounding=True (integer points)")
     if scorecard.reverse_scorecard:
-        raise ValueError(
-            "reverse_scorecard=True is not supported (higher score must be better)"
-        )
+        raise ValueError("reverse_scorecard=True is not supported (higher score must be better)")
     params = scorecard.scaling_method_params or {}
     expected = {"pdo": pdo, "odds": odds, "scorecard_points": base_points}
     for key, value in expected.items():
@@ -147,9 +133,7 @@ def _check_scorecard(
             )
 
 
-def _feature(
-    name: str, owner: str, optb: Any, points: Sequence[float]
-) -> dict[str, Any]:
+def _feature(name: str, owner: str, optb: Any, points: Sequence[float]) -> dict[str, Any]:
     """One contract feature entry from an OptimalBinning and its table points."""
     if optb.special_codes:
         raise ValueError(f"{name}: special codes have no place in the model format")
@@ -161,9 +145,7 @@ def _feature(
         return _numeric_feature(name, owner, optb, bin_points, missing_points)
     if optb.dtype == "categorical":
         other = _other_points(name, optb, points, missing_points)
-        return _categorical_feature(
-            name, owner, optb, bin_points, other, missing_points
-        )
+        return _categorical_feature(name, owner, optb, bin_points, other, missing_points)
     raise ValueError(f"{name}: unsupported dtype {optb.dtype!r}")
 
 
@@ -199,9 +181,7 @@ def _categorical_feature(
     """Categorical feature: one list of category strings per bin."""
     categories = [[str(c) for c in group] for group in optb.splits]
     if len(points) != len(categories):
-        raise ValueError(
-            f"{name}: {len(points)} bins for {len(categories)} category groups"
-        )
+        raise ValueError(f"{name}: {len(points)} bins for {len(categories)} category groups")
     flat = [c for group in categories for c in group]
     if len(flat) != len(set(flat)):
         raise ValueError(f"{name}: a category appears in more than one bin")
@@ -216,9 +196,7 @@ def _categorical_feature(
     }
 
 
-def _other_points(
-    name: str, optb: Any, points: Sequence[float], missing_points: int
-) -> int:
+def _other_points(name: str, optb: Any, points: Sequence[float], missing_points: int) -> int:
     """Points optbinning's ``score`` gives an unseen category.
 
     ``score`` looks up ``points[index]`` with index ``cat_unknown`` (default -1,
@@ -229,18 +207,14 @@ def _other_points(
         return missing_points
     if isinstance(unknown, int) and not isinstance(unknown, bool):
         return _as_int(points[unknown], f"{name} unknown-category points")
-    raise ValueError(
-        f"{name}: cat_unknown={unknown!r} is not usable by Scorecard.score"
-    )
+    raise ValueError(f"{name}: cat_unknown={unknown!r} is not usable by Scorecard.score")
 
 
 def _as_int(value: Any, what: str) -> int:
     """Integral number -> Python int; refuse fractional points."""
     number = float(value)
     if not number.is_integer():
-        raise ValueError(
-            f"{what}: {value!r} is not an integer (was rounding=True used?)"
-        )
+        raise ValueError(f"{what}: {value!r} is not an integer (was rounding=True used?)")
     return int(number)
 
 

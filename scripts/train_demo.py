@@ -147,9 +147,7 @@ def choose_cutoff(scores: np.ndarray, target: float = APPROVAL_TARGET) -> int:
     """Integer cutoff whose approval rate (score >= cutoff) is closest to target."""
     low, high = math.floor(scores.min()), math.ceil(scores.max()) + 1
     # ties go to the higher (stricter) cutoff
-    return min(
-        range(low, high + 1), key=lambda c: (abs(np.mean(scores >= c) - target), -c)
-    )
+    return min(range(low, high + 1), key=lambda c: (abs(np.mean(scores >= c) - target), -c))
 
 
 def feature_points(feature: Mapping[str, Any], value: Any) -> int:
@@ -159,7 +157,7 @@ def feature_points(feature: Mapping[str, Any], value: Any) -> int:
     if feature["kind"] == "numeric":
         # bin i holds edges[i-1] <= x < edges[i]
         return feature["points"][bisect.bisect_right(feature["edges"], float(value))]
-    for group, points in zip(feature["categories"], feature["points"]):
+    for group, points in zip(feature["categories"], feature["points"], strict=True):
         if str(value) in group:
             return points
     return feature["other_points"]
@@ -176,12 +174,10 @@ def apply_model(model: Mapping[str, Any], frame: pd.DataFrame) -> list[int]:
     return scores
 
 
-def verify_scores(
-    model: Mapping[str, Any], frame: pd.DataFrame, expected: np.ndarray
-) -> None:
+def verify_scores(model: Mapping[str, Any], frame: pd.DataFrame, expected: np.ndarray) -> None:
     """Raise if the hand-applied model differs from optbinning's score on any row."""
     got = apply_model(model, frame)
-    bad = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+    bad = [i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e]
     if bad:
         i = bad[0]
         raise AssertionError(
@@ -237,7 +233,7 @@ def render_outputs(
     outputs = {
         Path("parties/bank") / f"{MODEL_NAME}.json": json.dumps(model, indent=2) + "\n",
         Path("parties/bank/labels.csv"): csv_text(
-            ["applicant_id", "bad"], [[i, int(b)] for i, b in zip(ids, y)]
+            ["applicant_id", "bad"], [[i, int(b)] for i, b in zip(ids, y, strict=True)]
         ),
     }
     for owner in PARTIES:
@@ -278,18 +274,14 @@ def summary(model: Mapping[str, Any], scores: np.ndarray, y: np.ndarray) -> str:
     approved = float(np.mean(scores >= model["cutoff"]))
     auc = roc_auc_score(y, -scores)  # higher score = better risk; event = bad
     lines.append(f"cutoff {model['cutoff']}: approves {approved:.1%} of {len(scores)}")
-    lines.append(
-        f"training AUC {auc:.4f}; score range {scores.min():.0f}..{scores.max():.0f}"
-    )
+    lines.append(f"training AUC {auc:.4f}; score range {scores.min():.0f}..{scores.max():.0f}")
     return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="germancredit.csv"
-    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="germancredit.csv")
     parser.add_argument(
         "--check-only",
         action="store_true",

@@ -81,7 +81,7 @@ def points_of(feature: Mapping[str, Any], value: Any) -> int:
         i = sum(1 for edge in feature["edges"] if edge <= value)
         assert i == bisect.bisect_right(feature["edges"], value)
         return feature["points"][i]
-    for group, points in zip(feature["categories"], feature["points"]):
+    for group, points in zip(feature["categories"], feature["points"], strict=True):
         if value in group:
             return points
     return feature["other_points"]
@@ -91,8 +91,7 @@ def hand_scores(model: Mapping[str, Any], X: pd.DataFrame) -> list[int]:
     """Oracle: intercept + the points of each feature's bin, per row."""
     records = X.astype(object).to_dict("records")
     return [
-        model["intercept"]
-        + sum(points_of(f, row[f["name"]]) for f in model["features"])
+        model["intercept"] + sum(points_of(f, row[f["name"]]) for f in model["features"])
         for row in records
     ]
 
@@ -146,9 +145,7 @@ def test_values_at_splits_go_to_optbinnings_bin(scorecard: Any, german: Any) -> 
         assert hand_scores(model, rows) == scorecard.score(rows).tolist()
 
 
-def test_unknown_and_missing_categories_match_optbinning(
-    scorecard: Any, german: Any
-) -> None:
+def test_unknown_and_missing_categories_match_optbinning(scorecard: Any, german: Any) -> None:
     X, _ = german
     model = convert(scorecard)
     for f in (f for f in model["features"] if f["kind"] == "categorical"):
@@ -211,6 +208,4 @@ def test_train_demo_check_only_passes() -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (
-        "hand-applied model == Scorecard.score for all 1000 applicants" in result.stdout
-    )
+    assert "hand-applied model == Scorecard.score for all 1000 applicants" in result.stdout

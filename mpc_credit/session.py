@@ -1,0 +1,124 @@
+"""One party's side of a scoring session: prepare locally, then run the secure protocol.
+
+`prepare` does all the I/O and validation (model part, own CSV, id list) before any
+connection is made, so that bad input fails every party before the MPC starts;
+`execute` then runs the protocol batch by batch and returns what this party learned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpc_credit.data import Column, OwnerTable, load_ids, load_owner_csv
+from mpc_credit.errors import ModelError, UsageError
+from mpc_credit.model import Mode, Scorecard, load_model
+from mpc_credit.reveal import Result, Reveal
+from mpc_credit.secure.inputs import ModelInputs, model_inputs, owner_inputs
+from mpc_credit.secure.plan import Plan, make_plan
+from mpc_credit.secure.protocol import score_batch
+
+DEFAULT_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class PartySpec:
+    """Everything one party process needs for one session (paths are its own files)."""
+
+    session_id: str
+    party: str
+    parties: tuple[str, ...]
+    addresses: tuple[tuple[str, int], ...]
+    mode: Mode
+    reveal: Reveal
+    receiver: str
+    model_owner: str
+    model: str
+    ids: str
+    data: str | None = None
+    out: str | None = None
+    tls: str | None = None
+    batch: int = DEFAULT_BATCH
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.parties.index(self.party)
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, text: str) -> PartySpec:
+        d = json.loads(text)
+        d["parties"] = tuple(d["parties"])
+        d["addresses"] = tuple((h, int(p)) for h, p in d["addresses"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A party's validated local state, ready for the secure part."""
+
+    spec: PartySpec
+    model: Scorecard
+    plan: Plan
+    ids: list[str]
+    columns: dict[str, Column] | None  # own columns in request order; None for a helper
+    model_inputs: ModelInputs | None
+
+
+def prepare(spec: PartySpec) -> Prepared:
+    """Load and check this party's model, data and id list; no network."""
+    model = load_model(spec.model)
+    if model.part is not None and model.part.mode != spec.mode:
+        raise ModelError(f"{spec.model}: is a {model.part.mode}-mode part, the session is {spec.mode}")
+    plan = make_plan(
+        model,
+        spec.parties,
+        mode=spec.mode,
+        reveal=spec.reveal,
+        receiver=spec.receiver,
+        model_owner=spec.model_owner,
+    )
+    mine: ModelInputs | None = None
+    if spec.mode == "secret" and spec.party == spec.model_owner:
+        if not model.has_points:
+            raise ModelError(f"{spec.model}: the model owner needs the full model in secret mode")
+        mine = model_inputs(model, plan)
+    ids = load_ids(spec.ids)
+    columns = None
+    if spec.party in plan.owners:
+        if spec.data is None:
+            raise UsageError(f"party {spec.party} owns features but was given no data file")
+        table: OwnerTable = load_owner_csv(spec.data, model, spec.party)
+        columns = table.select(ids)
+    return Prepared(spec, model, plan, ids, columns, mine)
+
+
+def _slice(columns: dict[str, Column], lo: int, hi: int) -> dict[str, Column]:
+    return {k: v[lo:hi] for k, v in columns.items()}
+
+
+async def execute(prep: Prepared, mpc: Any) -> Result | None:
+    """Run the secure protocol over all batches; the receiver gets the Result."""
+    spec, plan = prep.spec, prep.plan
+    n = len(prep.ids)
+    me = plan.owners.index(spec.party) if spec.party in plan.owners else None
+    parts = []
+    for lo in range(0, n, spec.batch):
+        hi = min(n, lo + spec.batch)
+        held = {}
+        if me is not None and prep.columns is not None:
+            held[me] = owner_inputs(prep.model, plan, me, _slice(prep.columns, lo, hi))
+        parts.append(await score_batch(mpc, plan, hi - lo, held, prep.model_inputs))
+    if spec.party != spec.receiver:
+        assert all(p is None for p in parts), "a non-receiver must learn nothing"
+        return None
+    values = np.vstack(parts) if parts else np.zeros((0, 1), dtype=np.int64)
+    names = tuple(f.name for f in prep.model.features)
+    return Result(spec.reveal, tuple(prep.ids), values, names, prep.model.scaling)

@@ -1,0 +1,61 @@
+"""A party process for one session: `python -m mpc_credit.worker SPEC.json`.
+
+It talks to its launcher in JSON lines: `ready` (or `error`) after the local checks,
+then waits for `go` on stdin, runs the session, and reports `done`. The receiver
+writes its result to the spec's `out` path; every other party writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import resource
+import sys
+from pathlib import Path
+
+from mpc_credit.errors import MpcCreditError
+from mpc_credit.secure.runtime import make_runtime
+from mpc_credit.session import PartySpec, execute, prepare
+
+
+def emit(event: str, **fields: object) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+async def run(spec: PartySpec) -> int:
+    prep = prepare(spec)
+    emit("ready", party=spec.party, rows=len(prep.ids))
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if line.strip() != "go":
+        emit("error", message="launcher withdrew the session")
+        return 1
+    mpc = make_runtime(spec.pid, spec.addresses, ssl=spec.tls is not None)
+    if spec.tls is not None:
+        os.chdir(spec.tls)  # MPyC reads .config/ relative to the working directory
+    await mpc.start()
+    result = await execute(prep, mpc)
+    await mpc.shutdown()
+    if result is not None and spec.out is not None:
+        result.write_csv(spec.out)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    emit("done", party=spec.party, received=result is not None, peak_mb=round(peak_mb, 1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.disable(logging.INFO)
+    try:
+        spec = PartySpec.loads(Path(argv[0]).read_text())
+        return asyncio.run(run(spec))
+    except MpcCreditError as exc:
+        emit("error", message=str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported to the launcher as one line
+        emit("error", message=f"internal error: {type(exc).__name__}: {exc}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
