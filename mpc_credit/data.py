@@ -99,9 +99,7 @@ def _check_header(
     others = {f.name: f.owner for f in model.features}
     for j, name in enumerate(header[1:], start=2):
         if name not in feats:
-            why = (
-                f"belongs to owner {others[name]!r}" if name in others else "is not in the model"
-            )
+            why = f"belongs to owner {others[name]!r}" if name in others else "is not in the model"
             raise DataError(f"{path}, line 1, column {j} {name!r}: {why}")
         if header.index(name) != j - 1:
             raise DataError(f"{path}, line 1, column {j} {name!r}: duplicate column")
@@ -147,7 +145,9 @@ def load_ids(path: str | Path) -> list[str]:
         if not aid:
             continue
         if aid in seen:
-            raise DataError(f"{path}, line {line}: applicant {aid!r} listed twice (line {seen[aid]})")
+            raise DataError(
+                f"{path}, line {line}: applicant {aid!r} listed twice (line {seen[aid]})"
+            )
         seen[aid] = line
         ids.append(aid)
     if not ids:
@@ -161,5 +161,6 @@ def check_known(ids: Sequence[str], table: OwnerTable, source: str) -> None:
     for k, aid in enumerate(ids):
         if aid not in known:
             raise DataError(
-                f"{source}: applicant {aid!r} (entry {k + 1}) is not in {table.owner}'s file {table.path}"
+                f"{source}: applicant {aid!r} (entry {k + 1}) "
+                f"is not in {table.owner}'s file {table.path}"
             )

@@ -13,6 +13,7 @@ categorical bins 0..len(categories)-1 for the listed groups, then "other", then 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -354,7 +355,9 @@ class _Reader:
 
     def string(self, d: dict[str, Any], key: str, where: str | None = None) -> str:
         v = self.get(d, key, where or key)
-        self.require(isinstance(v, str) and v.strip() != "", where or key, "must be a non-empty string")
+        self.require(
+            isinstance(v, str) and v.strip() != "", where or key, "must be a non-empty string"
+        )
         return v
 
     def number(self, d: dict[str, Any], key: str, where: str) -> float:
@@ -386,7 +389,9 @@ class _Reader:
         self.require(isinstance(v, list), where, "must be a list")
         for j, x in enumerate(v):
             self.require(_is_number(x), f"{where}[{j}]", "must be a finite number")
-        self.require(all(a < b for a, b in zip(v, v[1:])), where, "must be strictly increasing")
+        self.require(
+            all(a < b for a, b in itertools.pairwise(v)), where, "must be strictly increasing"
+        )
         return tuple(float(x) for x in v)
 
     def categories(self, d: dict[str, Any], where: str) -> tuple[tuple[str, ...], ...]:

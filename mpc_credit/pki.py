@@ -32,7 +32,9 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.timezone.utc)
     return (
         x509.CertificateBuilder()
@@ -53,7 +55,8 @@ def new_authority(common_name: str = "mpc-credit consortium CA") -> Authority:
         _builder(name, name, key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
         )
         .sign(key, hashes.SHA256())
     )
@@ -96,7 +99,13 @@ def write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def write_party_tls(folder: str | Path, pid: int, ca: x509.Certificate, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> Path:
+def write_party_tls(
+    folder: str | Path,
+    pid: int,
+    ca: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    cert: x509.Certificate,
+) -> Path:
     """Lay out one party's TLS files under `folder/.config`; returns that folder."""
     conf = Path(folder) / ".config"
     conf.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,9 @@ from mpc_credit.model import HiddenFeature, Scorecard
 from mpc_credit.reveal import N_REASONS, Result, Reveal
 
 
-def points_matrix(model: Scorecard, tables: Mapping[str, OwnerTable], ids: Sequence[str]) -> np.ndarray:
+def points_matrix(
+    model: Scorecard, tables: Mapping[str, OwnerTable], ids: Sequence[str]
+) -> np.ndarray:
     """(N, F) points each applicant gets for each feature."""
     selected = {o: t.select(ids) for o, t in tables.items()}
     cols = []
@@ -50,7 +52,9 @@ def reference(
     elif reveal == "decision":
         values = approve[:, None]
     else:
-        best = np.array([f.bin_points.max() for f in model.features if not isinstance(f, HiddenFeature)])
+        best = np.array(
+            [f.bin_points.max() for f in model.features if not isinstance(f, HiddenFeature)]
+        )
         values = np.hstack([approve[:, None], reason_labels(pts, best, approve)])
     names = tuple(f.name for f in model.features)
     return Result(reveal, tuple(ids), values.astype(np.int64), names, model.scaling)

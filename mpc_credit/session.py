@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,7 +75,9 @@ def prepare(spec: PartySpec) -> Prepared:
     """Load and check this party's model, data and id list; no network."""
     model = load_model(spec.model)
     if model.part is not None and model.part.mode != spec.mode:
-        raise ModelError(f"{spec.model}: is a {model.part.mode}-mode part, the session is {spec.mode}")
+        raise ModelError(
+            f"{spec.model}: is a {model.part.mode}-mode part, the session is {spec.mode}"
+        )
     plan = make_plan(
         model,
         spec.parties,

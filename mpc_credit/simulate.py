@@ -122,7 +122,9 @@ def _request_ids(sim: Simulation, model: Scorecard) -> list[str]:
     return ids
 
 
-def _write_specs(sim: Simulation, model: Scorecard, parties: list[str], ids: list[str], work: Path, staged: Path) -> list[Path]:
+def _write_specs(
+    sim: Simulation, model: Scorecard, parties: list[str], ids: list[str], work: Path, staged: Path
+) -> list[Path]:
     """Each party's spec file, model part and TLS folder under `work`."""
     (work / "ids.txt").write_text("\n".join(ids) + "\n")
     tls = ephemeral_consortium(work / "tls", len(parties)) if sim.tls else [None] * len(parties)
@@ -200,7 +202,9 @@ class _Party:
             self.proc.kill()
 
 
-async def _first_failure(tasks: list[asyncio.Task[dict[str, object]]], timeout: float, what: str) -> list[dict[str, object]]:
+async def _first_failure(
+    tasks: list[asyncio.Task[dict[str, object]]], timeout: float, what: str
+) -> list[dict[str, object]]:
     """All tasks' results; the first exception (or the deadline) cancels the rest."""
     done, pending = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
     for t in pending:
@@ -233,18 +237,26 @@ async def run_simulation(
         specs = _write_specs(sim, model, parties, ids, work, staged)
         for name, spec in zip(parties, specs):
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "mpc_credit.worker", str(spec),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                sys.executable,
+                "-m",
+                "mpc_credit.worker",
+                str(spec),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
             )
             procs.append(_Party(name, proc))
-        await _first_failure([asyncio.ensure_future(p.event()) for p in procs], sim.timeout, "parties prepared")
+        await _first_failure(
+            [asyncio.ensure_future(p.event()) for p in procs], sim.timeout, "parties prepared"
+        )
         t0 = time.perf_counter()
         for p in procs:
             p.send("go")
         if on_started is not None:
             on_started({p.name: p.proc.pid for p in procs})
-        events = await _first_failure([asyncio.ensure_future(p.event()) for p in procs], sim.timeout, "scoring")
+        events = await _first_failure(
+            [asyncio.ensure_future(p.event()) for p in procs], sim.timeout, "scoring"
+        )
         seconds = time.perf_counter() - t0
         for p in procs:
             await p.proc.wait()
@@ -263,6 +275,8 @@ async def run_simulation(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def simulate(sim: Simulation, on_started: Callable[[dict[str, int]], None] | None = None) -> Outcome:
+def simulate(
+    sim: Simulation, on_started: Callable[[dict[str, int]], None] | None = None
+) -> Outcome:
     """Blocking wrapper around `run_simulation`."""
     return asyncio.run(run_simulation(sim, on_started))

@@ -35,7 +35,9 @@ def scorecard(
             other = int(rng.integers(0, max_points + 1))
             feats.append(CategoricalFeature(f"f{i:02d}", owner, groups, pts, other, missing))
         else:
-            edges = tuple(float(e) for e in np.sort(rng.choice(np.arange(-50, 50), nb - 1, replace=False)))
+            edges = tuple(
+                float(e) for e in np.sort(rng.choice(np.arange(-50, 50), nb - 1, replace=False))
+            )
             feats.append(NumericFeature(f"f{i:02d}", owner, edges, pts, missing))
     lo = sum(int(f.bin_points.min()) for f in feats)  # type: ignore[union-attr]
     hi = sum(int(f.bin_points.max()) for f in feats)  # type: ignore[union-attr]

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run(spec))
     except MpcCreditError as exc:
         emit("error", message=str(exc))
-    except Exception as exc:  # noqa: BLE001 - reported to the launcher as one line
+    except Exception as exc:
         emit("error", message=f"internal error: {type(exc).__name__}: {exc}")
     return 1
 

@@ -42,7 +42,9 @@ class ModelInputs:
     intercept: int
 
 
-def _own(model: Scorecard, plan: Plan, owner: int) -> list[tuple[int, NumericFeature | CategoricalFeature]]:
+def _own(
+    model: Scorecard, plan: Plan, owner: int
+) -> list[tuple[int, NumericFeature | CategoricalFeature]]:
     feats = []
     for g in plan.owner_features[owner]:
         f = model.features[g]
@@ -99,4 +101,6 @@ def model_inputs(model: Scorecard, plan: Plan) -> ModelInputs:
         keys.append(k)
         labels.append(lab)
     assert model.intercept is not None
-    return ModelInputs(np.concatenate(pts), np.concatenate(keys), np.concatenate(labels), model.intercept)
+    return ModelInputs(
+        np.concatenate(pts), np.concatenate(keys), np.concatenate(labels), model.intercept
+    )

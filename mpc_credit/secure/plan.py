@@ -109,9 +109,7 @@ def make_plan(
         if name not in parties:
             raise UsageError(f"{who} {name!r} is not among the parties ({', '.join(parties)})")
     owners = tuple(p for p in parties if p in model.owners)
-    feats = tuple(
-        tuple(i for i, f in enumerate(model.features) if f.owner == o) for o in owners
-    )
+    feats = tuple(tuple(i for i, f in enumerate(model.features) if f.owner == o) for o in owners)
     return Plan(
         mode=mode,
         reveal=reveal,
