@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mpc_credit.data import check_known, load_ids, load_owner_csv
-from mpc_credit.errors import ModelError, SessionError, UsageError
+from mpc_credit.errors import DataError, ModelError, SessionError, UsageError
 from mpc_credit.model import Mode, Scorecard, dump_model, load_model
 from mpc_credit.pki import ephemeral_consortium
 from mpc_credit.reveal import Reveal
@@ -188,7 +188,8 @@ class _Party:
             except json.JSONDecodeError:
                 ev = {"event": "error", "message": line.decode(errors="replace").strip()}
             if ev.get("event") == "error":
-                raise SessionError(f"party {self.name}: {ev.get('message')}")
+                kind = DataError if ev.get("input") else SessionError
+                raise kind(f"party {self.name}: {ev.get('message')}")
             return ev
         rc = await self.proc.wait()
         raise SessionError(f"party {self.name} {_exit_reason(rc)} before finishing the session")

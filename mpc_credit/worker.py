@@ -15,7 +15,7 @@ import resource
 import sys
 from pathlib import Path
 
-from mpc_credit.errors import MpcCreditError
+from mpc_credit.errors import MpcCreditError, SessionError
 from mpc_credit.secure.runtime import make_runtime
 from mpc_credit.session import PartySpec, execute, prepare
 
@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = PartySpec.loads(Path(argv[0]).read_text())
         return asyncio.run(run(spec))
-    except MpcCreditError as exc:
+    except SessionError as exc:
         emit("error", message=str(exc))
+    except MpcCreditError as exc:
+        emit("error", message=str(exc), input=True)
     except Exception as exc:
         emit("error", message=f"internal error: {type(exc).__name__}: {exc}")
     return 1

@@ -1,0 +1,25 @@
+"""Shared fixtures: the demo consortium's files and a one-process MPyC runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTIES = ROOT / "parties"
+MODEL = PARTIES / "bank" / "german-credit-demo.json"
+OWNERS = ("bank", "bureau", "telco")
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> dict[str, Path]:
+    return {o: PARTIES / o / "applicants.csv" for o in OWNERS}
+
+
+@pytest.fixture(scope="session")
+def solo_runtime():
+    """One MPyC party acting for every owner: the protocol's arithmetic without the network."""
+    from mpc_credit.secure.runtime import make_runtime
+
+    return make_runtime(0, [("localhost", 0)], ssl=False)
