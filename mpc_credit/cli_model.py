@@ -116,7 +116,7 @@ def import_optbinning(
     name: Annotated[str, typer.Option(help="Model name.")],
     cutoff: Annotated[int, typer.Option(help="Approve iff score >= cutoff.")],
 ) -> None:
-    """Import a fitted optbinning Scorecard (needs mpc-credit[optbinning]).
+    """Import a fitted optbinning Scorecard (needs the optbinning extra).
 
     The scorecard must use scaling_method="pdo_odds" and rounding=True; its scaling is
     read from the scorecard. The file is checked to score exactly as optbinning does.
