@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mpc_credit.errors import ModelError, UsageError
+from mpc_credit.errors import ModelError, UsageError, read_text
 from mpc_credit.model import (
     CategoricalFeature,
     HiddenFeature,
@@ -159,10 +159,9 @@ def _load_pickle(path: Path) -> object:
 
 
 def _load_owners(path: Path) -> dict[str, str]:
+    text = read_text(path, "owners file", UsageError)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: file not found") from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}"

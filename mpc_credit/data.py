@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpc_credit.errors import DataError
+from mpc_credit.errors import DataError, read_text
 from mpc_credit.model import ID_COLUMN, CategoricalFeature, HiddenFeature, NumericFeature, Scorecard
 
 Column = np.ndarray  # float64 with NaN for numeric, object (str | None) for categorical
@@ -132,12 +132,7 @@ def _parse_column(
 def load_ids(path: str | Path) -> list[str]:
     """Applicant ids, one per line; blank lines are skipped; duplicates are refused."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: id list not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read id list: {exc}") from None
+    text = read_text(path, "id list", DataError)
     ids: list[str] = []
     seen: dict[str, int] = {}
     for line, raw in enumerate(text.splitlines(), start=1):

@@ -1,5 +1,7 @@
 """Error types: every user-facing failure is one of these, with a one-line message."""
 
+from pathlib import Path
+
 
 class MpcCreditError(Exception):
     """Base class: the message is shown to the user as one line, without a traceback."""
@@ -19,3 +21,13 @@ class UsageError(MpcCreditError):
 
 class SessionError(MpcCreditError):
     """A secure session failed: a party died, timed out or refused."""
+
+
+def read_text(path: Path, what: str, error: type[MpcCreditError]) -> str:
+    """A UTF-8 text file's content; a missing or unreadable file raises `error` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {what}: {exc}") from None

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mpc_credit.errors import ModelError
+from mpc_credit.errors import ModelError, read_text
 
 FORMAT = "mpc-credit/scorecard@1"
 ID_COLUMN = "applicant_id"
@@ -226,12 +226,7 @@ def canonical_digest(data: Mapping[str, Any]) -> str:
 def load_model(path: str | Path) -> Scorecard:
     """Read and validate a model (or model part) JSON file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModelError(f"{path}: model file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: cannot read model file: {exc}") from None
+    text = read_text(path, "model file", ModelError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -55,7 +55,8 @@ class Outcome:
     """What a finished simulation reports."""
 
     rows: int
-    seconds: float  # from `go` to the last party done
+    seconds: float  # from `go` to the last party done, TLS connection set-up included
+    mpc_seconds: float = 0.0  # connections up to result, the slowest party
     received: dict[str, bool] = field(default_factory=dict)
     peak_mb: dict[str, float] = field(default_factory=dict)  # each party's peak resident memory
 
@@ -266,7 +267,8 @@ async def run_simulation(
             raise SessionError(f"receiver {sim.receiver} reported done but wrote no result")
         os.replace(staged, out)
         peak = {p.name: float(ev.get("peak_mb", 0.0)) for p, ev in zip(procs, events)}  # type: ignore[arg-type]
-        return Outcome(len(ids), seconds, received, peak)
+        mpc_s = max(float(ev.get("mpc_s", 0.0)) for ev in events)  # type: ignore[arg-type]
+        return Outcome(len(ids), seconds, mpc_s, received, peak)
     finally:
         for p in procs:
             p.kill()

@@ -13,6 +13,7 @@ import logging
 import os
 import resource
 import sys
+import time
 from pathlib import Path
 
 from mpc_credit.errors import MpcCreditError, SessionError
@@ -35,12 +36,20 @@ async def run(spec: PartySpec) -> int:
     if spec.tls is not None:
         os.chdir(spec.tls)  # MPyC reads .config/ relative to the working directory
     await mpc.start()
+    t0 = time.perf_counter()
     result = await execute(prep, mpc)
+    mpc_s = time.perf_counter() - t0
     await mpc.shutdown()
     if result is not None and spec.out is not None:
         result.write_csv(spec.out)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    emit("done", party=spec.party, received=result is not None, peak_mb=round(peak_mb, 1))
+    emit(
+        "done",
+        party=spec.party,
+        received=result is not None,
+        peak_mb=round(peak_mb, 1),
+        mpc_s=mpc_s,
+    )
     return 0
 
 
