@@ -58,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.INFO)
     try:
         spec = PartySpec.loads(Path(argv[0]).read_text())
+        profile_dir = os.environ.get("MPC_CREDIT_PROFILE")  # developers: cProfile each party
+        if profile_dir:
+            import cProfile
+
+            out = Path(profile_dir) / f"{spec.party}.prof"
+            with cProfile.Profile() as prof:
+                rc = asyncio.run(run(spec))
+            prof.dump_stats(out)
+            return rc
         return asyncio.run(run(spec))
     except SessionError as exc:
         emit("error", message=str(exc))

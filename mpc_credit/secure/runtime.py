@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mpc_credit.secure import accel
+
 
 def _mpyc() -> Any:
     saved = sys.argv
@@ -40,6 +42,8 @@ def make_runtime(
     relative to the working directory when the runtime starts (see `tls_dir`).
     """
     mpyc, rt = _mpyc()
+    if os.environ.get("MPC_CREDIT_NO_ACCEL") != "1":
+        accel.install()
     m = len(addresses)
     options = mpyc._get_arg_parser().parse_args([])
     options.ssl = ssl and m > 1

@@ -1,0 +1,87 @@
+"""Vectorized randomness for MPyC's secret sharing: same protocol, fewer Python loops.
+
+MPyC draws Shamir coefficients with one `secrets.randbelow` call per field element
+and turns PRF output into field elements one at a time. For batches of millions of
+shares these loops, not the arithmetic, dominate. `install()` replaces them with
+numpy code that reads the same randomness in bulk:
+
+- `np_random_split`: coefficients c = (128 + bit_length(p))-bit random integer mod p,
+  drawn from one os.urandom call (statistical distance to uniform below 2^-128, the
+  bound MPyC's own PRF uses);
+- `PRF.__call__`: the very same values as MPyC's (little-endian chunks of the shake-128
+  output mod the bound), computed by viewing the output as 64-bit words.
+
+Both are checked against MPyC's originals in tests/test_accel.py. Parties must run
+the same implementation of the PRF, so every party process calls `install()`.
+"""
+
+from __future__ import annotations
+
+import os
+from hashlib import shake_128
+from math import prod
+from typing import Any
+
+import numpy as np
+
+_MIN_BATCH = 32  # below this, MPyC's own code is as fast
+_installed: dict[str, Any] = {}
+
+
+def _words_to_ints(words: np.ndarray) -> np.ndarray:
+    """Rows of little-endian 64-bit words -> one Python int per row (object array)."""
+    acc = words[:, 0].astype(object)
+    for g in range(1, words.shape[1]):
+        acc = acc + (words[:, g].astype(object) << (64 * g))
+    return acc
+
+
+def _bytes_to_ints(raw: bytes, n: int, width: int) -> np.ndarray:
+    """n little-endian integers of `width` bytes each, read from raw."""
+    w = (width + 7) // 8
+    buf = np.zeros((n, 8 * w), dtype=np.uint8)
+    buf[:, :width] = np.frombuffer(raw, dtype=np.uint8, count=n * width).reshape(n, width)
+    return _words_to_ints(buf.view("<u8"))
+
+
+def uniform_below(bound: int, n: int) -> np.ndarray:
+    """n integers in range(bound), within 2^-128 of uniform, from one urandom call."""
+    width = (bound.bit_length() + 128 + 7) // 8
+    return _bytes_to_ints(os.urandom(n * width), n, width) % bound
+
+
+def np_random_split(field: Any, s: Any, t: int, m: int) -> np.ndarray:
+    """MPyC's thresha.np_random_split with bulk coefficient sampling (prime fields)."""
+    p = field.modulus
+    if not isinstance(p, int):
+        return _installed["np_random_split"](field, s, t, m)
+    if isinstance(s, field.array):
+        s = s.value
+    n = len(s)
+    coeffs = uniform_below(field.order, t * n).reshape(t, n)
+    vander = np.vander(np.arange(1, m + 1, dtype=object), N=t + 1, increasing=True)
+    return (vander @ np.concatenate((s.reshape(1, n), coeffs))) % p
+
+
+def prf_call(self: Any, s: bytes, n: Any = None) -> Any:
+    """MPyC's PRF.__call__, vectorized: identical outputs for batches."""
+    shape = n if isinstance(n, tuple) else None
+    count = prod(shape) if shape is not None else n
+    width = self.byte_length
+    if count is None or count < _MIN_BATCH or not width:
+        return _installed["prf_call"](self, s, n)
+    digest = shake_128(self.key + s).digest(count * width)
+    x = _bytes_to_ints(digest, count, width) % self.max
+    return x.reshape(shape) if shape is not None else list(x)
+
+
+def install() -> None:
+    """Patch MPyC (idempotent); call before the runtime starts, at every party."""
+    if _installed:
+        return
+    from mpyc import thresha
+
+    _installed["np_random_split"] = thresha.np_random_split
+    _installed["prf_call"] = thresha.PRF.__call__
+    thresha.np_random_split = np_random_split
+    thresha.PRF.__call__ = prf_call
