@@ -7,7 +7,9 @@ and labels per bin, in the same one-hot column order.
 
 Reason key of feature f in a bin: cost * F + (F - 1 - f), with cost = best points of
 f minus the bin's points. Keys are distinct, larger means costlier, and ties in cost go
-to the earlier feature. Its label is f + 1 when cost > 0, else 0 (no reason).
+to the earlier feature. Its label is f + 1 when cost > 0, else 0 (no reason). The model
+owner, who knows every cost, replaces the keys by their ranks among all bins' keys: the
+same order in fewer bits (keys below the number of bins).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def model_inputs(model: Scorecard, plan: Plan) -> ModelInputs:
         pts.append(f.bin_points)
         keys.append(k)
         labels.append(lab)
+    flat = np.concatenate(keys)
+    ranks = np.searchsorted(np.unique(flat), flat)  # same order, keys < number of bins
     assert model.intercept is not None
-    return ModelInputs(
-        np.concatenate(pts), np.concatenate(keys), np.concatenate(labels), model.intercept
-    )
+    return ModelInputs(np.concatenate(pts), ranks, np.concatenate(labels), model.intercept)

@@ -71,7 +71,10 @@ class Plan:
 
     @property
     def key_bits(self) -> int:
-        """Bits for comparing reason keys cost * F + (F - 1 - f)."""
+        """Bits for comparing reason keys: cost * F + (F - 1 - f) in shared mode; in
+        secret mode the model owner's ranks of those keys, below the number of bins."""
+        if self.mode == "secret":
+            return signed_bits(sum(self.n_bins))
         return signed_bits((self.max_cost + 1) * self.n_features)
 
     @property
