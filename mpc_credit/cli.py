@@ -1,12 +1,14 @@
 """The `mpc-credit` command line: thin wrappers over the library.
 
-Every failure the user can cause ends in one line on stderr and a non-zero exit code:
-2 for bad input or usage, 3 for a failed session.
+Every failure ends in one line on stderr and a non-zero exit code: 2 for bad input or
+usage, 3 for a failed session, 1 for an internal error (MPC_CREDIT_DEBUG=1 shows its
+traceback), 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -27,8 +29,10 @@ app = typer.Typer(
 )
 app.add_typer(model_app, name="model")
 
+EXIT_INTERNAL = 1
 EXIT_INPUT = 2
 EXIT_SESSION = 3
+EXIT_INTERRUPTED = 130
 
 
 @app.command()
@@ -150,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="mpc-credit", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
-        typer.echo("mpc-credit: aborted", err=True)
-        return 130
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("mpc-credit: interrupted", err=True)
+        return EXIT_INTERRUPTED
     except typer.TyperException as exc:
         typer.echo(f"mpc-credit: {exc.format_message()} (see mpc-credit --help)", err=True)
         return EXIT_INPUT
@@ -162,4 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     except MpcCreditError as exc:
         typer.echo(f"mpc-credit: {exc}", err=True)
         return EXIT_INPUT
+    except Exception as exc:
+        if os.environ.get("MPC_CREDIT_DEBUG") == "1":
+            raise
+        typer.echo(
+            f"mpc-credit: internal error: {type(exc).__name__}: {exc} "
+            "(MPC_CREDIT_DEBUG=1 shows the traceback)",
+            err=True,
+        )
+        return EXIT_INTERNAL
     return 0

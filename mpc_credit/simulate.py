@@ -232,6 +232,8 @@ async def run_simulation(
     out = sim.out.resolve()
     if not out.parent.is_dir():
         raise UsageError(f"--out {sim.out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UsageError(f"--out {sim.out}: is a folder, expected a file name")
     staged = out.parent / f".{out.name}.{os.getpid()}.part"
     work = Path(tempfile.mkdtemp(prefix="mpc-credit-"))
     procs: list[_Party] = []

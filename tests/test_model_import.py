@@ -209,3 +209,32 @@ def test_train_demo_check_only_passes() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hand-applied model == Scorecard.score for all 1000 applicants" in result.stdout
+
+
+def test_model_import_command(scorecard: Any, german: Any, tmp_path: Path) -> None:
+    """`mpc-credit model import` writes a model that loads and scores like optbinning."""
+    import json
+
+    from mpc_credit.model import load_model
+
+    scorecard.save(str(tmp_path / "sc.pkl"))
+    (tmp_path / "owners.json").write_text(json.dumps(OWNERS))
+    args = ["model", "import", "sc.pkl", "--owners", "owners.json", "--name", "t"]
+    args += ["--cutoff", "500", "--out", "m.json"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpc_credit", *args], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    model = load_model(tmp_path / "m.json")
+    assert model.cutoff == 500 and set(model.owners) == {"bank", "bureau", "telco"}
+    data = json.loads((tmp_path / "m.json").read_text())
+    X, _ = german
+    assert hand_scores(data, X) == [int(s) for s in scorecard.score(X)]
+    (tmp_path / "owners.json").write_text("[1, 2]")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpc_credit", *args], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "mpc-credit: owners.json: expected a JSON object mapping feature name to owner"
+    )

@@ -22,7 +22,7 @@ from mpc_credit.reference import reference
 from mpc_credit.reveal import REVEALS, columns
 from mpc_credit.simulate import Simulation, run_simulation, simulate
 
-from .conftest import MODEL
+from .conftest import MODEL, OWNERS
 
 
 def read_csv(path: Path) -> list[list[str]]:
@@ -132,3 +132,33 @@ def test_a_party_killed_mid_session_aborts_with_its_name_and_no_output(tmp_path,
         asyncio.run(run_simulation(sim, on_started=kill_telco))
     assert not out.exists()
     assert [p for p in tmp_path.iterdir()] == []  # no staged partial file either
+
+
+@pytest.mark.parametrize("mode", ["shared", "secret"])
+def test_each_party_gets_only_its_own_csv_and_model_part(tmp_path, demo_data, mode):
+    from mpc_credit.session import PartySpec
+    from mpc_credit.simulate import _write_specs
+
+    model = load_model(MODEL)
+    sim = Simulation(MODEL, demo_data, "bank", "score", tmp_path / "o.csv", mode=mode)
+    specs = _write_specs(sim, model, list(OWNERS), ["A0001"], tmp_path, tmp_path / "staged")
+    for path, owner in zip(specs, OWNERS):
+        spec = PartySpec.loads(path.read_text())
+        assert spec.data == str(demo_data[owner].resolve())
+        part = load_model(spec.model)
+        if mode == "secret" and owner == "bank":  # the model owner
+            assert part.part is None and part.has_points
+            continue
+        assert part.part is not None and part.part.owner == owner
+        for f in part.features:
+            has_points = getattr(f, "points", None) is not None
+            assert has_points == (mode == "shared" and f.owner == owner), f.name
+        keys = sorted(p.name for p in (tmp_path / "tls" / f"party{spec.pid}" / ".config").iterdir())
+        assert keys == ["mpyc_ca.crt", f"party_{spec.pid}.crt", f"party_{spec.pid}.key"]
+
+
+def test_output_to_a_folder_is_refused(tmp_path, demo_data):
+    from mpc_credit.errors import UsageError
+
+    with pytest.raises(UsageError, match="is a folder"):
+        simulate(Simulation(MODEL, demo_data, "bank", "score", tmp_path))
