@@ -141,7 +141,9 @@ def test_missing_and_truncated_files(tmp_path: Path):
     with pytest.raises(ModelError, match="nope.json: model file not found"):
         load_model(tmp_path / "nope.json")
     (tmp_path / "t.json").write_text(json.dumps(EXAMPLE)[:80])
-    with pytest.raises(ModelError, match=r"t.json: not valid JSON at line 1 column 80: Unterminated string"):
+    with pytest.raises(
+        ModelError, match=r"t.json: not valid JSON at line 1 column 80: Unterminated string"
+    ):
         load_model(tmp_path / "t.json")
 
 

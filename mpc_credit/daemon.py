@@ -1,0 +1,1227 @@
+"""The party daemon: a long-lived process per institution that runs scoring sessions.
+
+`mpc-credit party run --config parties/bank/party.toml` (or `python -m mpc_credit.daemon
+--config ...`) loads the party's configuration, model files and CSV once, connects to
+the MQTT broker (TLS and client certificate when configured, Nagle off), announces
+itself with a retained presence message and a last will saying `offline`, and then:
+
+1. takes signed session requests from the `request` topic, checks them (signature,
+   requester, consortium policy, nonce and timestamp window, deadline, model digest)
+   and answers `ack` with the MPC port it reserves for the session, or `refuse`;
+2. runs the sessions one after another, in the order their requests arrived on the
+   broker (the same order at every party, so no two parties ever wait for each other
+   in different sessions): when every party acknowledged, it opens the MPyC runtime
+   on the agreed ports over mutual TLS, checks every peer is in the same session, and
+   runs `mpc_credit.session.execute`;
+3. reports `done` or `failed`; any failure, refusal, absent party, lost connection or
+   passed deadline aborts the session at every party, which then goes back to idle.
+
+The result exists only at the receiver, and leaves its daemon only through the local
+control socket (a Unix socket of mode 0600 in the party's folder) to the `score` CLI
+that asked for it: the broker never carries a feature value, a share or a result.
+
+MPyC keeps its runtime in module globals, so one daemon runs one MPC session at a time
+and queues the others; each session uses the next port of the party's range so a
+straggler of an aborted session can never connect into the next one (and if it did,
+the session-id exchange at the start would abort the session).
+
+Every session, accepted or refused, leaves one JSON line in the party's audit file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from mpc_credit.consortium import Consortium, PartyConfig, load_consortium, load_party_config
+from mpc_credit.data import OwnerTable, load_owner_csv
+from mpc_credit.errors import MpcCreditError, UsageError
+from mpc_credit.model import Scorecard, load_model
+from mpc_credit.protocol_messages import (
+    ACK,
+    DONE,
+    FAILED,
+    PROGRESS,
+    REFUSE,
+    NonceCache,
+    Request,
+    Topics,
+    check_request,
+    ids_digest,
+    parse_request,
+    parse_status,
+    presence,
+    status,
+)
+from mpc_credit.reveal import columns as reveal_columns
+from mpc_credit.signing import load_signing_key
+
+log = logging.getLogger("mpc_credit.daemon")
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+CONNECT_RETRY = 0.005  # seconds between attempts to reach a peer's MPC port
+SHUTDOWN_GRACE = 5.0  # seconds for MPyC's closing barrier
+
+# error kinds, as the CLI maps them to exit codes
+REFUSED, TIMEOUT, FAILED_KIND, INPUT = "refused", "timeout", "failed", "input"
+
+
+class SessionAbort(Exception):
+    """A session ends without a result; `kind` is one of refused/timeout/failed/input."""
+
+    def __init__(self, reason: str, kind: str = FAILED_KIND) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+# ---------------------------------------------------------------- MPyC plumbing
+
+
+@dataclass
+class TlsContexts:
+    """The party's TLS contexts for MPyC links, built once at daemon start."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+    @classmethod
+    def load(cls, folder: Path, pid: int) -> TlsContexts:
+        conf = folder / ".config"
+        crt, key, ca = conf / f"party_{pid}.crt", conf / f"party_{pid}.key", conf / "mpyc_ca.crt"
+        for f in (crt, key, ca):
+            if not f.exists():
+                raise UsageError(f"{f}: TLS file missing (run `mpc-credit pki init`)")
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+        server.load_cert_chain(str(crt), str(key))
+        server.verify_mode = ssl.CERT_REQUIRED
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+        client.load_cert_chain(str(crt), str(key))
+        return cls(server, client)
+
+
+async def connect_runtime(mpc: Any, listen: str, tls: TlsContexts | None) -> None:
+    """MPyC's `Runtime.start`, with pre-built TLS contexts, a bound listen address and a
+    5 ms retry (MPyC's own waits 100 ms whenever a peer is not listening yet)."""
+    from mpyc import asyncoro
+
+    loop = asyncio.get_running_loop()
+    mpc._loop = loop
+    for peer in mpc.parties:
+        peer.protocol = loop.create_future() if peer.pid == mpc.pid else None
+    server = None
+    if mpc.pid:
+        server = await loop.create_server(
+            lambda: asyncoro.MessageExchanger(mpc),
+            host=listen,
+            port=mpc.parties[mpc.pid].port,
+            ssl=tls.server if tls else None,
+            reuse_address=True,
+        )
+    mpc._mpc_credit_server = server
+    try:
+        for peer in mpc.parties[mpc.pid + 1 :]:
+            while True:
+                try:
+                    await loop.create_connection(
+                        lambda p=peer.pid: asyncoro.MessageExchanger(mpc, p),
+                        peer.host,
+                        peer.port,
+                        ssl=tls.client if tls else None,
+                        server_hostname=f"MPyC party {peer.pid}" if tls else None,
+                    )
+                    break
+                except (OSError, ssl.SSLError):
+                    await asyncio.sleep(CONNECT_RETRY)
+        await mpc.parties[mpc.pid].protocol
+    finally:
+        if server is not None:
+            server.close()
+    mpc.start_time = time.time()
+
+
+def lost_peers(mpc: Any) -> list[int]:
+    """Pids of peers whose MPC connection is gone."""
+    out = []
+    for peer in mpc.parties:
+        if peer.pid == mpc.pid:
+            continue
+        proto = peer.protocol
+        transport = getattr(proto, "transport", None)
+        if proto is None or transport is None or transport.is_closing():
+            out.append(peer.pid)
+    return out
+
+
+def unconnected_peers(mpc: Any) -> list[int]:
+    """Pids of peers not connected yet (during the connection phase)."""
+    return [
+        p.pid
+        for p in mpc.parties
+        if p.pid != mpc.pid and (p.protocol is None or isinstance(p.protocol, asyncio.Future))
+    ]
+
+
+class _Sink:
+    """Stands in for a closed MPC link: sends vanish, receives never complete."""
+
+    transport = None
+    nbytes_sent = 0
+
+    def send(self, pc: int, payload: bytes) -> None:
+        pass
+
+    def receive(self, pc: int) -> asyncio.Future[Any]:
+        return asyncio.get_event_loop().create_future()
+
+    def close_connection(self) -> None:
+        pass
+
+
+def teardown_runtime(mpc: Any) -> None:
+    """Close every link and the listening socket of an aborted runtime.
+
+    The runtime's leftover coroutines must neither crash nor touch the next session, so
+    each link is replaced by a sink and the runtime stops tracking (dis)connections.
+    """
+    server = getattr(mpc, "_mpc_credit_server", None)
+    if server is not None:
+        server.close()
+    mpc.set_protocol = lambda pid, protocol: None
+    mpc.unset_protocol = lambda pid: None
+    for peer in mpc.parties:
+        proto = peer.protocol
+        if isinstance(proto, asyncio.Future):
+            if not proto.done():
+                proto.cancel()
+            if peer.pid == mpc.pid:
+                continue
+        transport = getattr(proto, "transport", None)
+        if transport is not None:
+            transport.abort()
+        if peer.pid != mpc.pid:
+            peer.protocol = _Sink()
+
+
+MPC_FAILURES: list[BaseException] = []  # exceptions of MPyC coroutines, for the watchdog
+
+
+def install_mpc_guard() -> None:
+    """MPyC stops the event loop when one of its coroutines raises (asyncoro._reconcile),
+    which would end the daemon; record the exception for the session instead."""
+    from mpyc import asyncoro
+
+    if getattr(asyncoro, "_mpc_credit_guard", False):
+        return
+    original = asyncoro._reconcile
+
+    def guarded(decl: Any, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            asyncoro.runtime._pc_level -= 1
+            if not task.cancelled():
+                MPC_FAILURES.append(task.exception())  # type: ignore[arg-type]
+            return
+        original(decl, task)
+
+    asyncoro._reconcile = guarded
+    asyncoro._mpc_credit_guard = True
+
+
+# ---------------------------------------------------------------- sessions
+
+
+@dataclass
+class Session:
+    """One session as this daemon tracks it."""
+
+    req: Request
+    port: int
+    parties: tuple[str, ...]
+    ports: dict[str, int] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
+    all_acked: asyncio.Event = field(default_factory=asyncio.Event)
+    all_done: asyncio.Event = field(default_factory=asyncio.Event)
+    aborted: asyncio.Event = field(default_factory=asyncio.Event)
+    abort_reason: str = ""
+    abort_kind: str = FAILED_KIND
+    phase: str = "queued"  # queued, connecting, computing, finishing, ended
+    t0: float = field(default_factory=time.perf_counter)
+    ids: list[str] | None = None  # known at the requester (batch) or from the request
+
+    remote: bool = False  # the abort was learnt from another party's report
+
+    def abort(self, reason: str, kind: str = FAILED_KIND, *, remote: bool = False) -> None:
+        if not self.aborted.is_set() and self.phase != "ended":
+            self.abort_reason, self.abort_kind, self.remote = reason, kind, remote
+            self.aborted.set()
+
+    @property
+    def sid(self) -> str:
+        return self.req.session
+
+    def remaining(self) -> float:
+        return self.req.deadline - time.time()
+
+
+class LocalClient:
+    """A `score` CLI connected to the control socket, waiting for one session."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.finished = asyncio.get_running_loop().create_future()
+        self.ids: list[str] | None = None  # a batch's ids, sent to the others over MPC
+
+    def send(self, event: str, **fields: Any) -> None:
+        if self.writer.is_closing():
+            return
+        line = json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n"
+        self.writer.write(line.encode())
+
+    def finish(self, event: str, **fields: Any) -> None:
+        self.send(event, **fields)
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+
+async def _until(event: asyncio.Event, *others: asyncio.Event, timeout: float) -> None:
+    """Wait for any of the events, at most `timeout` seconds (no exception on timeout)."""
+    waits = [asyncio.ensure_future(e.wait()) for e in (event, *others)]
+    try:
+        await asyncio.wait(waits, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+class PartyDaemon:
+    """One party's daemon; `await PartyDaemon(config).run()` until SIGTERM or `stop()`."""
+
+    def __init__(self, cfg: PartyConfig) -> None:
+        self.cfg = cfg
+        self.cons: Consortium = load_consortium(cfg.consortium_file)
+        if cfg.party not in self.cons.names:
+            raise UsageError(f"{cfg.source}: party {cfg.party!r} is not in {cfg.consortium_file}")
+        self.me = self.cons.party(cfg.party)
+        if (self.me.host, self.me.mpc_port, self.me.mpc_ports) != (
+            cfg.mpc_host,
+            cfg.mpc_port,
+            cfg.mpc_ports,
+        ):
+            raise UsageError(
+                f"{cfg.source}: [mpc] host/port/ports differ from {cfg.party}'s entry in "
+                f"{cfg.consortium_file}"
+            )
+        self.key = load_signing_key(cfg.signing_key)
+        self.topics = Topics(self.cons.topic_prefix)
+        self.tls = TlsContexts.load(cfg.folder, self.me.pid) if cfg.mpc_tls else None
+        self.models: dict[tuple[str, str], Scorecard] = {}
+        self._tables: dict[tuple[str, str], tuple[float, OwnerTable]] = {}
+        self._load_models()
+        self.nonces = NonceCache(self.cons.policy.timestamp_window)
+        self._load_nonces()
+        self.sessions: dict[str, Session] = {}
+        self._early: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        self.queue: asyncio.Queue[Session] = asyncio.Queue()
+        self.presence: dict[str, str] = {}
+        self.locals: dict[str, LocalClient] = {}
+        self.client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+        self.stopping = False
+        self.current: Session | None = None
+        self._port_turn = 0
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.sessions_run = 0
+
+    # ------------------------------------------------------------ local state
+
+    def _load_models(self) -> None:
+        for mid, modes in self.cfg.models.items():
+            for mode, path in modes.items():
+                model = load_model(path)
+                if model.part is not None and model.part.mode != mode:
+                    raise UsageError(f"{path}: is a {model.part.mode}-mode part, listed as {mode}")
+                self.models[(mid, mode)] = model
+                if self.cfg.data is not None and self.cfg.party in model.owners:
+                    self._table(mid, mode)  # validate the CSV now: fail at start, not per session
+        if not self.models:
+            raise UsageError(f"{self.cfg.source}: no [models.*] configured")
+
+    def _table(self, mid: str, mode: str) -> OwnerTable | None:
+        """This party's rows, re-read when the CSV changed since the last read."""
+        model = self.models[(mid, mode)]
+        if self.cfg.data is None or self.cfg.party not in model.owners:
+            return None
+        mtime = self.cfg.data.stat().st_mtime
+        cached = self._tables.get((mid, mode))
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, load_owner_csv(self.cfg.data, model, self.cfg.party))
+            self._tables[(mid, mode)] = cached
+        return cached[1]
+
+    def _load_nonces(self) -> None:
+        """Nonces of recent sessions from the audit file, so a restart cannot be replayed."""
+        horizon = time.time() - 2 * self.cons.policy.timestamp_window - 60
+        with contextlib.suppress(FileNotFoundError):
+            for line in self.cfg.audit.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    rec = json.loads(line)
+                    if rec.get("nonce") and float(rec["request_ts"]) >= horizon:
+                        self.nonces.add(rec["nonce"], float(rec["request_ts"]))
+
+    def audit(self, req: Request, outcome: str, reason: str = "", **fields: Any) -> None:
+        """Append this party's record of a session (ids only when the request listed them)."""
+        rec = {
+            "ts": time.time(),
+            "party": self.cfg.party,
+            "session": req.session,
+            "outcome": outcome,
+            "reason": reason,
+            "requester": req.requester,
+            "receiver": req.receiver,
+            "model_id": req.model_id,
+            "model_digest": req.model_digest,
+            "mode": req.mode,
+            "reveal": req.reveal,
+            "count": req.count,
+            "batch_digest": req.batch_digest,
+            "ids": list(req.ids) if req.ids is not None else None,
+            "nonce": req.nonce,
+            "request_ts": req.ts,
+            "deadline": req.deadline,
+            **fields,
+        }
+        self.cfg.audit.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.cfg.audit, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+    # ------------------------------------------------------------ broker side
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """Publish with QoS 1; False when not connected."""
+        client = self.client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, payload, qos=1, retain=retain)
+            return True
+        except aiomqtt.MqttError as exc:
+            log.warning("publish to %s failed: %s", topic, exc)
+            return False
+
+    async def report(self, s: Session | str, phase: str, **fields: Any) -> None:
+        sid = s.sid if isinstance(s, Session) else s
+        payload = status(self.key, sid, self.cfg.party, phase, **fields)
+        await self.publish(self.topics.session(sid, self.cfg.party), payload)
+
+    def _client(self, will: aiomqtt.Will) -> aiomqtt.Client:
+        b = self.cfg.broker
+        tls = None
+        if b.tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=str(b.ca) if b.ca else None,
+                certfile=str(b.cert) if b.cert else None,
+                keyfile=str(b.key) if b.key else None,
+            )
+        return aiomqtt.Client(
+            b.host,
+            b.port,
+            identifier=f"mpc-credit-{self.cons.name}-{self.cfg.party}",
+            username=b.username,
+            password=b.password(),
+            will=will,
+            clean_session=True,
+            keepalive=b.keepalive,
+            tls_params=tls,
+            socket_options=NODELAY,
+            timeout=5,
+        )
+
+    async def mqtt_loop(self) -> None:
+        """Stay connected to the broker; reconnect with backoff when it goes away."""
+        will = aiomqtt.Will(
+            self.topics.presence(self.cfg.party),
+            presence(self.cfg.party, "offline", reason="connection lost"),
+            qos=1,
+            retain=True,
+        )
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                async with self._client(will) as client:
+                    await client.subscribe(
+                        [
+                            (self.topics.request, 1),
+                            (self.topics.session_all, 1),
+                            (self.topics.presence_all, 1),
+                        ]
+                    )
+                    self.client = client
+                    await self.announce()
+                    self.connected.set()
+                    backoff = 0.1
+                    log.info(
+                        "connected to broker %s:%s", self.cfg.broker.host, self.cfg.broker.port
+                    )
+                    async for msg in client.messages:
+                        self.on_message(str(msg.topic), bytes(msg.payload))  # type: ignore[arg-type]
+            except aiomqtt.MqttError as exc:
+                log.warning("broker connection: %s; retrying in %.1f s", exc, backoff)
+            finally:
+                was = self.connected.is_set()
+                self.client = None
+                self.connected.clear()
+                if was:
+                    for s in list(self.sessions.values()):
+                        s.abort(f"party {self.cfg.party} lost its broker connection")
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff)
+            backoff = min(2 * backoff, 3.0)
+
+    async def announce(self) -> None:
+        state = "draining" if self.stopping else "online"
+        await self.publish(
+            self.topics.presence(self.cfg.party),
+            presence(self.cfg.party, state, pid=self.me.pid, host=self.me.host),
+            retain=True,
+        )
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        kind = self.topics.parse(topic)
+        if not kind:
+            return
+        if kind[0] == "request":
+            req = parse_request(payload)
+            if req is not None:
+                self.on_request(req)
+        elif kind[0] == "presence":
+            self.on_presence(kind[1], payload)
+        elif kind[0] == "session" and kind[2] in self.cons.names:
+            msg = parse_status(payload, self.cons, kind[1], kind[2])
+            if msg is not None:
+                self.on_status(kind[1], kind[2], msg)
+
+    def on_presence(self, party: str, payload: bytes) -> None:
+        try:
+            state = str(json.loads(payload).get("state", "offline")) if payload else "offline"
+        except (ValueError, AttributeError):
+            state = "offline"
+        self.presence[party] = state
+        if state == "offline" and party != self.cfg.party:
+            for s in list(self.sessions.values()):
+                if party in s.parties:
+                    s.abort(f"party {party} went offline during the session")
+
+    def _next_port(self) -> int:
+        port = self.me.mpc_port + self._port_turn % self.me.mpc_ports
+        self._port_turn += 1
+        return port
+
+    def refusal(self, req: Request) -> str | None:
+        """Why this party refuses `req`, or None."""
+        if self.stopping:
+            return f"party {self.cfg.party} is shutting down"
+        reason = check_request(req, self.cons, self.models, self.nonces)
+        if reason is not None:
+            return reason
+        if self.queue.qsize() >= self.cfg.max_queue:
+            return f"{self.queue.qsize()} sessions already queued"
+        if req.ids is None and req.receiver == self.cfg.party and req.session not in self.locals:
+            return "batch ids were not submitted through the receiver's daemon"
+        return None
+
+    def on_request(self, req: Request) -> None:
+        if req.session in self.sessions:
+            return
+        reason = self.refusal(req)
+        local = self.locals.get(req.session)
+        if reason is not None:
+            log.info("refused session %s: %s", req.session, reason)
+            self.audit(req, "refused", reason)
+            self._spawn(self.report(req.session, REFUSE, reason=reason))
+            if local is not None:
+                self.locals.pop(req.session, None)
+                local.finish(
+                    "error", kind=REFUSED, message=f"party {self.cfg.party} refused: {reason}"
+                )
+            return
+        self.nonces.add(req.nonce, req.ts)
+        s = Session(req, self._next_port(), self.cons.names)
+        s.ids = list(req.ids) if req.ids is not None else (local.ids if local else None)
+        self.sessions[req.session] = s
+        s.ports[self.cfg.party] = s.port
+        self._spawn(self.report(s, ACK, port=s.port))
+        self.queue.put_nowait(s)
+        for party, msg in self._early.pop(req.session, []):
+            self.on_status(req.session, party, msg)
+        self._check_acked(s)
+
+    def on_status(self, sid: str, party: str, msg: dict[str, Any]) -> None:
+        s = self.sessions.get(sid)
+        if s is None:
+            early = self._early.setdefault(sid, [])
+            if len(early) < 4 * len(self.cons.names):
+                early.append((party, msg))
+            if len(self._early) > 256:
+                self._early.pop(next(iter(self._early)))
+            return
+        phase = msg["phase"]
+        local = self.locals.get(sid)
+        if party == self.cfg.party:
+            return
+        if phase == ACK:
+            port = msg.get("port")
+            if not isinstance(port, int) or not self.cons.party(party).port_ok(port):
+                s.abort(f"party {party} acknowledged with an MPC port outside its range")
+                return
+            s.ports[party] = port
+            if local is not None:
+                local.send("progress", message=f"{party} accepted", party=party)
+            self._check_acked(s)
+        elif phase == REFUSE:
+            s.abort(f"party {party} refused: {msg.get('reason', '')}", REFUSED, remote=True)
+        elif phase == FAILED:
+            kind = msg.get("kind")
+            s.abort(
+                f"party {party} failed: {msg.get('reason', '')}",
+                kind if kind in (TIMEOUT, REFUSED) else FAILED_KIND,
+                remote=True,
+            )
+        elif phase == DONE:
+            s.done.add(party)
+            self._check_done(s)
+        elif phase == PROGRESS and local is not None:
+            local.send("progress", message=f"{party}: {msg.get('message', '')}", party=party)
+
+    def _check_acked(self, s: Session) -> None:
+        if all(p in s.ports for p in s.parties):
+            s.all_acked.set()
+
+    def _check_done(self, s: Session) -> None:
+        if all(p in s.done for p in s.parties):
+            s.all_done.set()
+
+    # ------------------------------------------------------------ running sessions
+
+    async def worker(self) -> None:
+        """Run queued sessions one at a time, in request order."""
+        while True:
+            s = await self.queue.get()
+            self.current = s
+            try:
+                await self.run_session(s)
+            except Exception as exc:
+                log.exception("session %s: internal error", s.sid)
+                with contextlib.suppress(Exception):
+                    self.finish(
+                        s, None, SessionAbort(f"party {self.cfg.party}: internal error: {exc}")
+                    )
+            finally:
+                self.current = None
+                self.sessions.pop(s.sid, None)
+                self.queue.task_done()
+
+    async def run_session(self, s: Session) -> None:
+        local = self.locals.get(s.sid)
+        await _until(s.all_acked, s.aborted, timeout=s.remaining())
+        if not s.aborted.is_set() and not s.all_acked.is_set():
+            missing = [p for p in s.parties if p not in s.ports]
+            s.abort(f"party {', '.join(missing)} did not accept before the deadline", TIMEOUT)
+        if s.aborted.is_set():
+            if not s.remote:
+                await self.report(s, FAILED, reason=s.abort_reason, kind=s.abort_kind)
+            self.finish(s, None, SessionAbort(s.abort_reason, s.abort_kind))
+            return
+        if local is not None:
+            local.send("progress", message="all parties accepted; connecting")
+        s.phase = "connecting"
+        from mpc_credit.secure.runtime import make_runtime
+
+        addresses = [(self.cons.party(p).host, s.ports[p]) for p in s.parties]
+        mpc = make_runtime(self.me.pid, addresses, ssl=self.tls is not None)
+        install_mpc_guard()
+        MPC_FAILURES.clear()
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_quiet_exception_handler)
+        task = asyncio.ensure_future(self._compute(s, mpc, local))
+        watchdog = asyncio.ensure_future(self._watch(s, mpc))
+        result = None
+        error: SessionAbort | None = None
+        try:
+            await _until_task(task, s.aborted, timeout=s.remaining())
+            if task.done() and not task.cancelled() and task.exception() is None:
+                result = task.result()
+            elif task.done() and not task.cancelled():
+                exc = task.exception()
+                error = (
+                    exc
+                    if isinstance(exc, SessionAbort)
+                    else SessionAbort(f"party {self.cfg.party}: {type(exc).__name__}: {exc}")
+                )
+            elif s.aborted.is_set():
+                error = SessionAbort(s.abort_reason, s.abort_kind)
+            else:
+                error = SessionAbort(self._deadline_reason(s, mpc), TIMEOUT)
+        finally:
+            watchdog.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if error is not None:
+            teardown_runtime(mpc)
+            s.abort(str(error), error.kind)
+            if not s.remote:
+                await self.report(s, FAILED, reason=str(error), kind=error.kind)
+            self.finish(s, None, error)
+            return
+        # Finished here: report done; the result is released only when all are done.
+        s.phase = "finishing"
+        s.done.add(self.cfg.party)
+        await self.report(s, DONE)
+        self._check_done(s)
+        if local is not None and result is not None:
+            local.send("progress", message="result received; waiting for every party to finish")
+        await _until(s.all_done, s.aborted, timeout=s.remaining())
+        if s.all_done.is_set():
+            self.finish(s, result, None)
+            return
+        if not s.aborted.is_set():
+            late = [p for p in s.parties if p not in s.done]
+            s.abort(f"party {', '.join(late)} did not finish before the deadline", TIMEOUT)
+        self.finish(s, None, SessionAbort(s.abort_reason, s.abort_kind))
+
+    def _deadline_reason(self, s: Session, mpc: Any) -> str:
+        if s.phase == "connecting":
+            names = [s.parties[p] for p in unconnected_peers(mpc)]
+            if names:
+                return f"party {', '.join(names)} did not connect before the deadline"
+        return f"deadline passed while {s.phase} (at party {self.cfg.party})"
+
+    async def _watch(self, s: Session, mpc: Any) -> None:
+        """Abort the session when an MPC link drops or an MPyC coroutine fails."""
+        while True:
+            await asyncio.sleep(0.05)
+            if MPC_FAILURES:
+                exc = MPC_FAILURES[0]
+                s.abort(f"party {self.cfg.party}: MPC error: {type(exc).__name__}: {exc}")
+                return
+            if s.phase == "computing":
+                gone = lost_peers(mpc)
+                if gone:
+                    # the peer's own report (deadline, failure, last will) explains it best
+                    await _until(s.aborted, timeout=0.3)
+                    names = ", ".join(s.parties[p] for p in gone)
+                    if s.remaining() <= 0.5:
+                        s.abort(f"deadline passed; party {names} closed its MPC link", TIMEOUT)
+                    s.abort(f"lost the MPC connection to party {names}")
+                    return
+
+    async def _compute(self, s: Session, mpc: Any, local: LocalClient | None) -> Any:
+        """Connect, check the session, share the batch ids if needed, run the protocol."""
+        from mpc_credit.session import execute
+
+        t0 = time.perf_counter()
+        await connect_runtime(mpc, self.cfg.mpc_listen, self.tls)
+        s.phase = "computing"
+        t1 = time.perf_counter()
+        if local is not None:
+            local.send("progress", message=f"connected to all parties in {1000 * (t1 - t0):.0f} ms")
+        sids = await mpc.transfer(s.sid)
+        if any(x != s.sid for x in sids):
+            bad = [s.parties[i] for i, x in enumerate(sids) if x != s.sid]
+            raise SessionAbort(f"party {', '.join(bad)} joined the MPC link for another session")
+        req = s.req
+        receiver_pid = s.parties.index(req.receiver)
+        if req.ids is None:
+            ids = await mpc.transfer(
+                s.ids if self.me.pid == receiver_pid else None, senders=receiver_pid
+            )
+            if not isinstance(ids, list) or ids_digest(ids) != req.batch_digest:
+                raise SessionAbort(
+                    f"the ids sent by {req.receiver} do not match the request's digest"
+                )
+            s.ids = ids
+        assert s.ids is not None
+        prep = self._prepare(s, s.ids)
+        result = await execute(prep, mpc)
+        s.phase = "finishing"
+        await asyncio.wait_for(mpc.shutdown(), SHUTDOWN_GRACE)
+        if local is not None:
+            local.send(
+                "progress", message=f"secure computation done in {time.perf_counter() - t1:.3f} s"
+            )
+        return result
+
+    def _prepare(self, s: Session, ids: Sequence[str]) -> Any:
+        """`session.prepare` from the cached model and table (no file I/O per session)."""
+        from mpc_credit.secure.inputs import model_inputs
+        from mpc_credit.secure.plan import make_plan
+        from mpc_credit.session import PartySpec, Prepared
+
+        req = s.req
+        model = self.models[(req.model_id, req.mode)]
+        info = self.cons.model(req.model_id)
+        assert info is not None
+        spec = PartySpec(
+            session_id=req.session,
+            party=self.cfg.party,
+            parties=s.parties,
+            addresses=tuple((self.cons.party(p).host, s.ports[p]) for p in s.parties),
+            mode=req.mode,  # type: ignore[arg-type]
+            reveal=req.reveal,  # type: ignore[arg-type]
+            receiver=req.receiver,
+            model_owner=info.owner,
+            model=str(self.cfg.model_file(req.model_id, req.mode)),
+            ids="<request>",
+            data=str(self.cfg.data) if self.cfg.data else None,
+        )
+        plan = make_plan(
+            model,
+            s.parties,
+            mode=spec.mode,
+            reveal=spec.reveal,
+            receiver=spec.receiver,
+            model_owner=spec.model_owner,
+        )
+        mine = None
+        if spec.mode == "secret" and spec.party == spec.model_owner:
+            mine = model_inputs(model, plan)
+        columns = None
+        if spec.party in plan.owners:
+            table = self._table(req.model_id, req.mode)
+            if table is None:
+                raise SessionAbort(f"party {self.cfg.party} owns features but has no data file")
+            columns = table.select(list(ids))
+        return Prepared(spec, model, plan, list(ids), columns, mine)
+
+    def finish(self, s: Session, result: Any, error: SessionAbort | None) -> None:
+        """End a session: audit, hand the result (receiver) or the reason to the local CLI."""
+        s.phase = "ended"
+        seconds = round(time.perf_counter() - s.t0, 4)
+        local = self.locals.pop(s.sid, None)
+        self.sessions_run += 1
+        if error is not None:
+            log.info("session %s aborted: %s", s.sid, error)
+            self.audit(s.req, "aborted", str(error), kind=error.kind, seconds=seconds, port=s.port)
+            if local is not None:
+                local.finish("error", kind=error.kind, message=str(error))
+            return
+        received = result is not None
+        self.audit(s.req, "done", seconds=seconds, port=s.port, received=received)
+        if local is not None:
+            if result is None:
+                local.finish("error", kind=FAILED_KIND, message="this party received no result")
+            else:
+                local.finish(
+                    "result",
+                    session=s.sid,
+                    reveal=result.reveal,
+                    columns=["applicant_id", *reveal_columns(result.reveal)],
+                    rows=result.rows(),
+                    seconds=seconds,
+                )
+
+    # ------------------------------------------------------------ the local control socket
+
+    async def control_server(self) -> asyncio.AbstractServer:
+        path = self.cfg.control_socket
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        old = os.umask(0o177)
+        try:
+            server = await asyncio.start_unix_server(self._on_local, path=str(path), limit=2**26)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        return server
+
+    async def _on_local(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            msg = json.loads(line) if line else {}
+            op = msg.get("op")
+            if op == "status":
+                writer.write((json.dumps({"event": "status", **self.state()}) + "\n").encode())
+            elif op == "score":
+                await self._local_score(msg, writer)
+            else:
+                writer.write(b'{"event":"error","kind":"input","message":"unknown operation"}\n')
+            await writer.drain()
+        except (ConnectionError, ValueError) as exc:
+            log.debug("control client: %s", exc)
+        finally:
+            writer.close()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "party": self.cfg.party,
+            "connected": self.connected.is_set(),
+            "stopping": self.stopping,
+            "presence": dict(self.presence),
+            "busy": self.current is not None,
+            "queued": self.queue.qsize(),
+            "sessions_run": self.sessions_run,
+        }
+
+    async def _local_score(self, msg: Mapping[str, Any], writer: asyncio.StreamWriter) -> None:
+        local = LocalClient(writer)
+        try:
+            req = Request.from_dict(msg["request"])
+        except (KeyError, TypeError, ValueError):
+            local.finish("error", kind=INPUT, message="malformed request")
+            return
+        ids = msg.get("ids")
+        for _ in range(20):  # just connected: give retained presence messages a moment
+            if all(p in self.presence for p in self.cons.names):
+                break
+            await asyncio.sleep(0.05)
+        problem = self._precheck(req, ids)
+        if problem is not None:
+            local.finish("error", kind=problem.kind, message=str(problem))
+            return
+        local.ids = list(ids) if ids is not None else None
+        self.locals[req.session] = local
+        if not await self.publish(self.topics.request, req.to_json()):
+            self.locals.pop(req.session, None)
+            local.finish("error", kind=FAILED_KIND, message="the broker is not reachable")
+            return
+        local.send(
+            "progress", message=f"request {req.session[:8]} sent to {len(self.cons.names)} parties"
+        )
+        timeout = req.deadline - time.time() + 5
+        try:
+            await asyncio.wait_for(asyncio.shield(local.finished), timeout)
+        except asyncio.TimeoutError:
+            local.finish("error", kind=TIMEOUT, message="no outcome before the deadline")
+        await writer.drain()
+
+    def _precheck(self, req: Request, ids: Any) -> SessionAbort | None:
+        """Checks of a locally submitted request before it goes to the broker."""
+        if req.requester != self.cfg.party:
+            return SessionAbort(
+                f"this daemon is {self.cfg.party}'s, the request is {req.requester}'s", INPUT
+            )
+        if not self.connected.is_set():
+            return SessionAbort(f"party {self.cfg.party} is not connected to the broker")
+        reason = self.refusal_local(req)
+        if reason is not None:
+            return SessionAbort(f"party {self.cfg.party} refused: {reason}", REFUSED)
+        if req.ids is None and (not isinstance(ids, list) or ids_digest(ids) != req.batch_digest):
+            return SessionAbort("the batch ids do not match the request's digest", INPUT)
+        absent = [p for p in self.cons.names if self.presence.get(p) != "online"]
+        if absent:
+            states = ", ".join(f"{p} ({self.presence.get(p, 'never seen')})" for p in absent)
+            return SessionAbort(f"party {states} is not available; session not started")
+        table = (
+            self._table(req.model_id, req.mode) if (req.model_id, req.mode) in self.models else None
+        )
+        if table is not None:
+            known = set(table.ids)
+            wanted = req.ids if req.ids is not None else ids
+            unknown = [a for a in wanted if a not in known]
+            if unknown:
+                more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+                where = f"{self.cfg.party}'s file {self.cfg.data}"
+                return SessionAbort(f"applicant {unknown[0]!r}{more} is not in {where}", INPUT)
+        return None
+
+    def refusal_local(self, req: Request) -> str | None:
+        if self.stopping:
+            return f"party {self.cfg.party} is shutting down"
+        return check_request(req, self.cons, self.models, self.nonces)
+
+    # ------------------------------------------------------------ life cycle
+
+    def stop(self) -> None:
+        """Drain: refuse new requests, finish queued and running sessions, then exit."""
+        if self.stopping:
+            return
+        log.info("stopping: draining %d session(s)", len(self.sessions))
+        self.stopping = True
+        self._spawn(self.announce())
+        self._spawn(self._drain())
+
+    async def _drain(self) -> None:
+        while self.sessions or self.locals:
+            await asyncio.sleep(0.05)
+        self._stop.set()
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Serve until stopped (SIGTERM/SIGINT drain, then a clean exit)."""
+        import mpc_credit.secure.runtime
+        import mpc_credit.session
+
+        mpc_credit.secure.runtime._mpyc()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        server = await self.control_server()
+        worker = asyncio.ensure_future(self.worker())
+        mqtt = asyncio.ensure_future(self.mqtt_loop())
+        if ready is not None:
+            await _until(self.connected, self._stop, timeout=30)
+            ready()
+        try:
+            await self._stop.wait()
+        finally:
+            worker.cancel()
+            client = self.client
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.publish(
+                        self.topics.presence(self.cfg.party),
+                        presence(self.cfg.party, "offline", reason="stopped"),
+                        qos=1,
+                        retain=True,
+                    )
+            mqtt.cancel()
+            with contextlib.suppress(BaseException):
+                await mqtt
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.cfg.control_socket.unlink()
+
+
+async def _until_task(task: asyncio.Future[Any], event: asyncio.Event, timeout: float) -> None:
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait(
+            [task, waiter], timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        waiter.cancel()
+
+
+def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Aborted MPyC sessions leave pending futures and lost-connection errors behind."""
+    exc = context.get("exception")
+    msg = str(context.get("message", ""))
+    if (
+        isinstance(exc, (ConnectionError, ssl.SSLError, asyncio.CancelledError))
+        or "destroyed" in msg
+    ):
+        log.debug("after an MPC link closed: %s %s", msg, exc)
+        return
+    loop.default_exception_handler(context)
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def run_daemon(config: str | Path, *, verbose: bool = False) -> int:
+    """Run one party's daemon in the foreground; returns the exit code."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    logging.getLogger("mpc_credit.daemon").setLevel(logging.INFO)
+    cfg = load_party_config(config)
+    os.chdir(cfg.folder)  # MPyC's TLS convention: .config/ relative to the working directory
+    daemon = PartyDaemon(cfg)
+
+    def ready() -> None:
+        print(json.dumps({"event": "ready", "party": cfg.party, "pid": os.getpid()}), flush=True)
+
+    asyncio.run(daemon.run(ready))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mpc_credit.daemon --config parties/bank/party.toml`."""
+    ap = argparse.ArgumentParser(prog="mpc_credit.daemon")
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return run_daemon(args.config, verbose=args.verbose)
+    except MpcCreditError as exc:
+        print(f"mpc-credit party: {exc}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------- the local demo
+
+
+@dataclass
+class DemoOutcome:
+    """What `run_local_consortium_demo` did."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    seconds: float  # the scoring request, end to end, with warm daemons
+    startup_seconds: float  # broker and daemons up
+
+
+async def run_local_consortium_demo(
+    model: str | Path,
+    data: Mapping[str, str | Path],
+    *,
+    applicants: Sequence[str] | None = None,
+    reveal: str = "reasons",
+    mode: str = "shared",
+    echo: Callable[[str], None] = print,
+    workdir: str | Path | None = None,
+) -> DemoOutcome:
+    """The whole consortium path on localhost: a fresh consortium (keys, certificates,
+    configurations) in a temporary folder, the embedded broker, one daemon process per
+    party, and one signed request from the first party's CLI side for `applicants`
+    (default: the first 3 ids of that party's file). Everything is stopped afterwards.
+    """
+    import shutil
+    import tempfile
+
+    from mpc_credit.broker import start_embedded_broker
+    from mpc_credit.consortium import PartyPlan, init_consortium
+    from mpc_credit.requester import score_request
+
+    t0 = time.perf_counter()
+    own = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="mpc-credit-consortium-")) if own else Path(workdir)  # type: ignore[arg-type]
+    port = _free_port()
+    plans = [PartyPlan(p, data=Path(d).resolve()) for p, d in data.items()]
+    bases = _free_port_block(len(plans), 4)
+    plans = [PartyPlan(p.name, "127.0.0.1", b, p.data) for p, b in zip(plans, bases)]
+    procs: list[asyncio.subprocess.Process] = []
+    broker = None
+    try:
+        init_consortium(
+            work, model, parties=plans, name="demo", broker_port=port, mpc_ports=4, force=True
+        )
+        broker = await start_embedded_broker("127.0.0.1", port)
+        echo(f"consortium: broker on 127.0.0.1:{port}, {len(plans)} party daemons")
+        procs = await start_daemons([work / p.name / "party.toml" for p in plans])
+        await wait_all_online(work / plans[0].name / "party.toml")
+        startup = time.perf_counter() - t0
+        first = plans[0]
+        ids = list(applicants or [])
+        if not ids:
+            from mpc_credit.data import load_owner_csv as _load
+
+            ids = list(_load(first.data, load_model(model), first.name).ids[:3])  # type: ignore[arg-type]
+        t1 = time.perf_counter()
+        out = await score_request(
+            work / first.name / "party.toml",
+            ids,
+            reveal=reveal,
+            mode=mode,
+            progress=lambda m: echo(f"  {m}"),
+        )
+        seconds = time.perf_counter() - t1
+        return DemoOutcome(out.columns, out.rows, seconds, startup)
+    finally:
+        await stop_daemons(procs)
+        if broker is not None:
+            await broker.shutdown()
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+async def wait_all_online(config: str | Path, timeout: float = 15.0) -> None:
+    """Until the party's daemon is connected and sees every consortium party online."""
+    from mpc_credit.requester import daemon_status
+
+    names = load_consortium(load_party_config(config).consortium_file).names
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(MpcCreditError, OSError, ValueError):
+            st = await daemon_status(config)
+            if st["connected"] and all(st["presence"].get(n) == "online" for n in names):
+                return
+        if time.monotonic() > deadline:
+            raise UsageError(f"the consortium of {config} did not come online in {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _free_port_block(n: int, width: int) -> list[int]:
+    """n bases of `width` consecutive free ports each (best effort)."""
+    import random
+
+    for _ in range(50):
+        start = random.randrange(20000, 60000 - n * width * 2)
+        ports = list(range(start, start + n * width))
+        ok = True
+        for p in ports:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return [start + i * width for i in range(n)]
+    raise RuntimeError("no block of free ports")
+
+
+async def start_daemons(
+    configs: Sequence[Path], timeout: float = 30.0
+) -> list[asyncio.subprocess.Process]:
+    """Start one daemon process per config and wait until each is connected."""
+    procs = []
+    for cfg in configs:
+        procs.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "mpc_credit.daemon",
+                "--config",
+                str(cfg),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        )
+    for cfg, p in zip(configs, procs):
+        assert p.stdout is not None and p.stderr is not None
+        line = await asyncio.wait_for(p.stdout.readline(), timeout)
+        if not line:
+            err = (await p.stderr.read()).decode(errors="replace").strip().splitlines()
+            await stop_daemons(procs)
+            raise UsageError(f"daemon {cfg} did not start: {err[-1] if err else 'no output'}")
+    return procs
+
+
+async def stop_daemons(procs: Sequence[asyncio.subprocess.Process], timeout: float = 10.0) -> None:
+    """SIGTERM (drain), then SIGKILL after `timeout`."""
+    for p in procs:
+        if p.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            await asyncio.wait_for(p.wait(), timeout)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+            await p.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
