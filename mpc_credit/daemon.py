@@ -38,7 +38,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -52,6 +51,16 @@ from mpc_credit.consortium import Consortium, PartyConfig, load_consortium, load
 from mpc_credit.data import OwnerTable, load_owner_csv
 from mpc_credit.errors import MpcCreditError, UsageError
 from mpc_credit.model import Scorecard, load_model
+from mpc_credit.mpc_link import (
+    MPC_FAILURES,
+    TlsContexts,
+    connect_runtime,
+    install_mpc_guard,
+    lost_peers,
+    quiet_exception_handler,
+    teardown_runtime,
+    unconnected_peers,
+)
 from mpc_credit.protocol_messages import (
     ACK,
     DONE,
@@ -86,158 +95,6 @@ class SessionAbort(Exception):
     def __init__(self, reason: str, kind: str = FAILED_KIND) -> None:
         super().__init__(reason)
         self.kind = kind
-
-
-# ---------------------------------------------------------------- MPyC plumbing
-
-
-@dataclass
-class TlsContexts:
-    """The party's TLS contexts for MPyC links, built once at daemon start."""
-
-    server: ssl.SSLContext
-    client: ssl.SSLContext
-
-    @classmethod
-    def load(cls, folder: Path, pid: int) -> TlsContexts:
-        conf = folder / ".config"
-        crt, key, ca = conf / f"party_{pid}.crt", conf / f"party_{pid}.key", conf / "mpyc_ca.crt"
-        for f in (crt, key, ca):
-            if not f.exists():
-                raise UsageError(f"{f}: TLS file missing (run `mpc-credit pki init`)")
-        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
-        server.load_cert_chain(str(crt), str(key))
-        server.verify_mode = ssl.CERT_REQUIRED
-        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
-        client.load_cert_chain(str(crt), str(key))
-        return cls(server, client)
-
-
-async def connect_runtime(mpc: Any, listen: str, tls: TlsContexts | None) -> None:
-    """MPyC's `Runtime.start`, with pre-built TLS contexts, a bound listen address and a
-    5 ms retry (MPyC's own waits 100 ms whenever a peer is not listening yet)."""
-    from mpyc import asyncoro
-
-    loop = asyncio.get_running_loop()
-    mpc._loop = loop
-    for peer in mpc.parties:
-        peer.protocol = loop.create_future() if peer.pid == mpc.pid else None
-    server = None
-    if mpc.pid:
-        server = await loop.create_server(
-            lambda: asyncoro.MessageExchanger(mpc),
-            host=listen,
-            port=mpc.parties[mpc.pid].port,
-            ssl=tls.server if tls else None,
-            reuse_address=True,
-        )
-    mpc._mpc_credit_server = server
-    try:
-        for peer in mpc.parties[mpc.pid + 1 :]:
-            while True:
-                try:
-                    await loop.create_connection(
-                        lambda p=peer.pid: asyncoro.MessageExchanger(mpc, p),
-                        peer.host,
-                        peer.port,
-                        ssl=tls.client if tls else None,
-                        server_hostname=f"MPyC party {peer.pid}" if tls else None,
-                    )
-                    break
-                except (OSError, ssl.SSLError):
-                    await asyncio.sleep(CONNECT_RETRY)
-        await mpc.parties[mpc.pid].protocol
-    finally:
-        if server is not None:
-            server.close()
-    mpc.start_time = time.time()
-
-
-def lost_peers(mpc: Any) -> list[int]:
-    """Pids of peers whose MPC connection is gone."""
-    out = []
-    for peer in mpc.parties:
-        if peer.pid == mpc.pid:
-            continue
-        proto = peer.protocol
-        transport = getattr(proto, "transport", None)
-        if proto is None or transport is None or transport.is_closing():
-            out.append(peer.pid)
-    return out
-
-
-def unconnected_peers(mpc: Any) -> list[int]:
-    """Pids of peers not connected yet (during the connection phase)."""
-    return [
-        p.pid
-        for p in mpc.parties
-        if p.pid != mpc.pid and (p.protocol is None or isinstance(p.protocol, asyncio.Future))
-    ]
-
-
-class _Sink:
-    """Stands in for a closed MPC link: sends vanish, receives never complete."""
-
-    transport = None
-    nbytes_sent = 0
-
-    def send(self, pc: int, payload: bytes) -> None:
-        pass
-
-    def receive(self, pc: int) -> asyncio.Future[Any]:
-        return asyncio.get_event_loop().create_future()
-
-    def close_connection(self) -> None:
-        pass
-
-
-def teardown_runtime(mpc: Any) -> None:
-    """Close every link and the listening socket of an aborted runtime.
-
-    The runtime's leftover coroutines must neither crash nor touch the next session, so
-    each link is replaced by a sink and the runtime stops tracking (dis)connections.
-    """
-    server = getattr(mpc, "_mpc_credit_server", None)
-    if server is not None:
-        server.close()
-    mpc.set_protocol = lambda pid, protocol: None
-    mpc.unset_protocol = lambda pid: None
-    for peer in mpc.parties:
-        proto = peer.protocol
-        if isinstance(proto, asyncio.Future):
-            if not proto.done():
-                proto.cancel()
-            if peer.pid == mpc.pid:
-                continue
-        transport = getattr(proto, "transport", None)
-        if transport is not None:
-            transport.abort()
-        if peer.pid != mpc.pid:
-            peer.protocol = _Sink()
-
-
-MPC_FAILURES: list[BaseException] = []  # exceptions of MPyC coroutines, for the watchdog
-
-
-def install_mpc_guard() -> None:
-    """MPyC stops the event loop when one of its coroutines raises (asyncoro._reconcile),
-    which would end the daemon; record the exception for the session instead."""
-    from mpyc import asyncoro
-
-    if getattr(asyncoro, "_mpc_credit_guard", False):
-        return
-    original = asyncoro._reconcile
-
-    def guarded(decl: Any, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            asyncoro.runtime._pc_level -= 1
-            if not task.cancelled():
-                MPC_FAILURES.append(task.exception())  # type: ignore[arg-type]
-            return
-        original(decl, task)
-
-    asyncoro._reconcile = guarded
-    asyncoro._mpc_credit_guard = True
 
 
 # ---------------------------------------------------------------- sessions
@@ -663,7 +520,7 @@ class PartyDaemon:
         install_mpc_guard()
         MPC_FAILURES.clear()
         loop = asyncio.get_running_loop()
-        loop.set_exception_handler(_quiet_exception_handler)
+        loop.set_exception_handler(quiet_exception_handler)
         task = asyncio.ensure_future(self._compute(s, mpc, local))
         watchdog = asyncio.ensure_future(self._watch(s, mpc))
         result = None
@@ -776,12 +633,9 @@ class PartyDaemon:
 
     def _prepare(self, s: Session, ids: Sequence[str]) -> Any:
         """`session.prepare` from the cached model and table (no file I/O per session)."""
-        from mpc_credit.secure.inputs import model_inputs
-        from mpc_credit.secure.plan import make_plan
-        from mpc_credit.session import PartySpec, Prepared
+        from mpc_credit.session import PartySpec, assemble
 
         req = s.req
-        model = self.models[(req.model_id, req.mode)]
         info = self.cons.model(req.model_id)
         assert info is not None
         spec = PartySpec(
@@ -797,24 +651,11 @@ class PartyDaemon:
             ids="<request>",
             data=str(self.cfg.data) if self.cfg.data else None,
         )
-        plan = make_plan(
-            model,
-            s.parties,
-            mode=spec.mode,
-            reveal=spec.reveal,
-            receiver=spec.receiver,
-            model_owner=spec.model_owner,
-        )
-        mine = None
-        if spec.mode == "secret" and spec.party == spec.model_owner:
-            mine = model_inputs(model, plan)
-        columns = None
-        if spec.party in plan.owners:
-            table = self._table(req.model_id, req.mode)
-            if table is None:
-                raise SessionAbort(f"party {self.cfg.party} owns features but has no data file")
-            columns = table.select(list(ids))
-        return Prepared(spec, model, plan, list(ids), columns, mine)
+        model = self.models[(req.model_id, req.mode)]
+        try:
+            return assemble(spec, model, list(ids), self._table(req.model_id, req.mode))
+        except MpcCreditError as exc:
+            raise SessionAbort(f"party {self.cfg.party}: {exc}") from None
 
     def finish(self, s: Session, result: Any, error: SessionAbort | None) -> None:
         """End a session: audit, hand the result (receiver) or the reason to the local CLI."""
@@ -1015,19 +856,6 @@ async def _until_task(task: asyncio.Future[Any], event: asyncio.Event, timeout: 
         waiter.cancel()
 
 
-def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Aborted MPyC sessions leave pending futures and lost-connection errors behind."""
-    exc = context.get("exception")
-    msg = str(context.get("message", ""))
-    if (
-        isinstance(exc, (ConnectionError, ssl.SSLError, asyncio.CancelledError))
-        or "destroyed" in msg
-    ):
-        log.debug("after an MPC link closed: %s %s", msg, exc)
-        return
-    loop.default_exception_handler(context)
-
-
 # ---------------------------------------------------------------- entry points
 
 
@@ -1060,167 +888,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MpcCreditError as exc:
         print(f"mpc-credit party: {exc}", file=sys.stderr)
         return 2
-
-
-# ---------------------------------------------------------------- the local demo
-
-
-@dataclass
-class DemoOutcome:
-    """What `run_local_consortium_demo` did."""
-
-    columns: list[str]
-    rows: list[list[str]]
-    seconds: float  # the scoring request, end to end, with warm daemons
-    startup_seconds: float  # broker and daemons up
-
-
-async def run_local_consortium_demo(
-    model: str | Path,
-    data: Mapping[str, str | Path],
-    *,
-    applicants: Sequence[str] | None = None,
-    reveal: str = "reasons",
-    mode: str = "shared",
-    echo: Callable[[str], None] = print,
-    workdir: str | Path | None = None,
-) -> DemoOutcome:
-    """The whole consortium path on localhost: a fresh consortium (keys, certificates,
-    configurations) in a temporary folder, the embedded broker, one daemon process per
-    party, and one signed request from the first party's CLI side for `applicants`
-    (default: the first 3 ids of that party's file). Everything is stopped afterwards.
-    """
-    import shutil
-    import tempfile
-
-    from mpc_credit.broker import start_embedded_broker
-    from mpc_credit.consortium import PartyPlan, init_consortium
-    from mpc_credit.requester import score_request
-
-    t0 = time.perf_counter()
-    own = workdir is None
-    work = Path(tempfile.mkdtemp(prefix="mpc-credit-consortium-")) if own else Path(workdir)  # type: ignore[arg-type]
-    port = _free_port()
-    plans = [PartyPlan(p, data=Path(d).resolve()) for p, d in data.items()]
-    bases = _free_port_block(len(plans), 4)
-    plans = [PartyPlan(p.name, "127.0.0.1", b, p.data) for p, b in zip(plans, bases)]
-    procs: list[asyncio.subprocess.Process] = []
-    broker = None
-    try:
-        init_consortium(
-            work, model, parties=plans, name="demo", broker_port=port, mpc_ports=4, force=True
-        )
-        broker = await start_embedded_broker("127.0.0.1", port)
-        echo(f"consortium: broker on 127.0.0.1:{port}, {len(plans)} party daemons")
-        procs = await start_daemons([work / p.name / "party.toml" for p in plans])
-        await wait_all_online(work / plans[0].name / "party.toml")
-        startup = time.perf_counter() - t0
-        first = plans[0]
-        ids = list(applicants or [])
-        if not ids:
-            from mpc_credit.data import load_owner_csv as _load
-
-            ids = list(_load(first.data, load_model(model), first.name).ids[:3])  # type: ignore[arg-type]
-        t1 = time.perf_counter()
-        out = await score_request(
-            work / first.name / "party.toml",
-            ids,
-            reveal=reveal,
-            mode=mode,
-            progress=lambda m: echo(f"  {m}"),
-        )
-        seconds = time.perf_counter() - t1
-        return DemoOutcome(out.columns, out.rows, seconds, startup)
-    finally:
-        await stop_daemons(procs)
-        if broker is not None:
-            await broker.shutdown()
-        if own:
-            shutil.rmtree(work, ignore_errors=True)
-
-
-async def wait_all_online(config: str | Path, timeout: float = 15.0) -> None:
-    """Until the party's daemon is connected and sees every consortium party online."""
-    from mpc_credit.requester import daemon_status
-
-    names = load_consortium(load_party_config(config).consortium_file).names
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(MpcCreditError, OSError, ValueError):
-            st = await daemon_status(config)
-            if st["connected"] and all(st["presence"].get(n) == "online" for n in names):
-                return
-        if time.monotonic() > deadline:
-            raise UsageError(f"the consortium of {config} did not come online in {timeout:.0f} s")
-        await asyncio.sleep(0.05)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _free_port_block(n: int, width: int) -> list[int]:
-    """n bases of `width` consecutive free ports each (best effort)."""
-    import random
-
-    for _ in range(50):
-        start = random.randrange(20000, 60000 - n * width * 2)
-        ports = list(range(start, start + n * width))
-        ok = True
-        for p in ports:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return [start + i * width for i in range(n)]
-    raise RuntimeError("no block of free ports")
-
-
-async def start_daemons(
-    configs: Sequence[Path], timeout: float = 30.0
-) -> list[asyncio.subprocess.Process]:
-    """Start one daemon process per config and wait until each is connected."""
-    procs = []
-    for cfg in configs:
-        procs.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "mpc_credit.daemon",
-                "--config",
-                str(cfg),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        )
-    for cfg, p in zip(configs, procs):
-        assert p.stdout is not None and p.stderr is not None
-        line = await asyncio.wait_for(p.stdout.readline(), timeout)
-        if not line:
-            err = (await p.stderr.read()).decode(errors="replace").strip().splitlines()
-            await stop_daemons(procs)
-            raise UsageError(f"daemon {cfg} did not start: {err[-1] if err else 'no output'}")
-    return procs
-
-
-async def stop_daemons(procs: Sequence[asyncio.subprocess.Process], timeout: float = 10.0) -> None:
-    """SIGTERM (drain), then SIGKILL after `timeout`."""
-    for p in procs:
-        if p.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            await asyncio.wait_for(p.wait(), timeout)
-        except asyncio.TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                p.kill()
-            await p.wait()
 
 
 if __name__ == "__main__":

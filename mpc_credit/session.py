@@ -78,6 +78,17 @@ def prepare(spec: PartySpec) -> Prepared:
         raise ModelError(
             f"{spec.model}: is a {model.part.mode}-mode part, the session is {spec.mode}"
         )
+    ids = load_ids(spec.ids)
+    table = None
+    if spec.data is not None and spec.party in model.owners:
+        table = load_owner_csv(spec.data, model, spec.party)
+    return assemble(spec, model, ids, table)
+
+
+def assemble(
+    spec: PartySpec, model: Scorecard, ids: list[str], table: OwnerTable | None
+) -> Prepared:
+    """A party's session state from its already loaded model and table."""
     plan = make_plan(
         model,
         spec.parties,
@@ -91,12 +102,10 @@ def prepare(spec: PartySpec) -> Prepared:
         if not model.has_points:
             raise ModelError(f"{spec.model}: the model owner needs the full model in secret mode")
         mine = model_inputs(model, plan)
-    ids = load_ids(spec.ids)
     columns = None
     if spec.party in plan.owners:
-        if spec.data is None:
+        if table is None:
             raise UsageError(f"party {spec.party} owns features but was given no data file")
-        table: OwnerTable = load_owner_csv(spec.data, model, spec.party)
         columns = table.select(ids)
     return Prepared(spec, model, plan, ids, columns, mine)
 

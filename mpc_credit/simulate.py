@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ from mpc_credit.data import check_known, load_ids, load_owner_csv
 from mpc_credit.errors import DataError, ModelError, SessionError, UsageError
 from mpc_credit.model import Mode, Scorecard, dump_model, load_model
 from mpc_credit.pki import ephemeral_consortium
+from mpc_credit.ports import free_ports
 from mpc_credit.reveal import Reveal
 from mpc_credit.secure.plan import make_plan
 from mpc_credit.session import DEFAULT_BATCH, PartySpec
@@ -74,18 +74,6 @@ def parse_data_args(values: Sequence[str]) -> dict[str, Path]:
     return out
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _check(sim: Simulation, model: Scorecard) -> list[str]:
     """Validate the request against the model; returns the parties in pid order."""
     if model.part is not None:
@@ -129,7 +117,7 @@ def _write_specs(
     """Each party's spec file, model part and TLS folder under `work`."""
     (work / "ids.txt").write_text("\n".join(ids) + "\n")
     tls = ephemeral_consortium(work / "tls", len(parties)) if sim.tls else [None] * len(parties)
-    ports = _free_ports(len(parties))
+    ports = free_ports(len(parties))
     model_owner = sim.model_owner or sim.receiver
     session = uuid.uuid4().hex
     specs = []

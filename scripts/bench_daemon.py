@@ -40,14 +40,13 @@ sys.path.insert(0, str(ROOT))
 
 from mpc_credit import synthetic  # noqa: E402
 from mpc_credit.consortium import PartyPlan, init_consortium  # noqa: E402
-from mpc_credit.daemon import (  # noqa: E402
-    _free_port,
-    _free_port_block,
+from mpc_credit.local_consortium import (  # noqa: E402
     start_daemons,
     stop_daemons,
     wait_all_online,
 )
 from mpc_credit.model import dump_model  # noqa: E402
+from mpc_credit.ports import free_port_blocks, free_ports  # noqa: E402
 from mpc_credit.reference import reference  # noqa: E402
 from mpc_credit.requester import score_request  # noqa: E402
 from mpc_credit.simulate import Simulation, run_simulation  # noqa: E402
@@ -65,8 +64,8 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, object]:
     for o, t in tables.items():
         data[o] = work / f"{o}.csv"
         synthetic.write_owner_csv(t, data[o])
-    broker_port = _free_port()
-    bases = _free_port_block(3, 8)
+    (broker_port,) = free_ports(1)
+    bases = free_port_blocks(3, 8)
     plans = [PartyPlan(o, "127.0.0.1", b, data[o]) for o, b in zip(OWNERS, bases)]
     cons_dir = work / "consortium"
     init_consortium(cons_dir, model_file, parties=plans, broker_port=broker_port, force=True)

@@ -57,20 +57,28 @@ def _counting_send(self, pc, payload):
 asyncoro.MessageExchanger.send = _counting_send
 
 parser = argparse.ArgumentParser()
-parser.add_argument('--N', type=int, default=1000, help='number of applicants')
-parser.add_argument('--dim', type=int, default=20, help='number of features d')
-parser.add_argument('--mode', choices=['decision', 'score'], default='decision')
-parser.add_argument('--cut', type=float, default=0.2, help='decision: p < cut (e.g. PD < 20%%)')
-parser.add_argument('--R', type=float, default=8.0, help='score: clamp |z| at R')
-parser.add_argument('--deg', type=int, default=7, help='score: polynomial degree')
-parser.add_argument('--fxp', type=str, default='32:16', help='SecFxp l:f (bit length:fraction)')
-parser.add_argument('--cmp-bits', type=int, default=None,
-                    help='bits for secure comparisons (default: SecFxp bit length l); '
-                         'smaller is faster but requires |value*2^f| < 2^(bits-1)')
-parser.add_argument('--reveal-to', type=str, default='all',
-                    help="'all' or the index of the one party that learns the result")
-parser.add_argument('--seed', type=int, default=1)
-parser.add_argument('--plain', action='store_true', help='plain numpy only, no MPC')
+parser.add_argument("--N", type=int, default=1000, help="number of applicants")
+parser.add_argument("--dim", type=int, default=20, help="number of features d")
+parser.add_argument("--mode", choices=["decision", "score"], default="decision")
+parser.add_argument("--cut", type=float, default=0.2, help="decision: p < cut (e.g. PD < 20%%)")
+parser.add_argument("--R", type=float, default=8.0, help="score: clamp |z| at R")
+parser.add_argument("--deg", type=int, default=7, help="score: polynomial degree")
+parser.add_argument("--fxp", type=str, default="32:16", help="SecFxp l:f (bit length:fraction)")
+parser.add_argument(
+    "--cmp-bits",
+    type=int,
+    default=None,
+    help="bits for secure comparisons (default: SecFxp bit length l); "
+    "smaller is faster but requires |value*2^f| < 2^(bits-1)",
+)
+parser.add_argument(
+    "--reveal-to",
+    type=str,
+    default="all",
+    help="'all' or the index of the one party that learns the result",
+)
+parser.add_argument("--seed", type=int, default=1)
+parser.add_argument("--plain", action="store_true", help="plain numpy only, no MPC")
 args = parser.parse_args()
 
 N, d = args.N, args.dim
@@ -86,8 +94,8 @@ def logit(p):
 
 def gen_data(N, d, seed):
     rng = np.random.default_rng(seed)
-    X = np.clip(rng.standard_normal((N, d)), -4, 4)      # standardized features
-    w = rng.normal(0, 0.35, d)                           # model weights
+    X = np.clip(rng.standard_normal((N, d)), -4, 4)  # standardized features
+    w = rng.normal(0, 0.35, d)  # model weights
     b = -1.0
     return X, w, b
 
@@ -117,18 +125,28 @@ if args.plain:
     p = sigmoid(z)
     dec = p < args.cut
     t1 = time.perf_counter()
-    print(json.dumps({'impl': 'plain-numpy', 'N': N, 'd': d, 'secs': t1 - t0,
-                      'approx_err_vs_true_sigmoid(score mode)':
-                      float(np.max(np.abs(sigmoid_approx_plain(z, args.R, args.deg) - p)))}))
+    print(
+        json.dumps(
+            {
+                "impl": "plain-numpy",
+                "N": N,
+                "d": d,
+                "secs": t1 - t0,
+                "approx_err_vs_true_sigmoid(score mode)": float(
+                    np.max(np.abs(sigmoid_approx_plain(z, args.R, args.deg) - p))
+                ),
+            }
+        )
+    )
     sys.exit()
 
-nbits, f = map(int, args.fxp.split(':'))
+nbits, f = map(int, args.fxp.split(":"))
 secfxp = mpc.SecFxp(nbits, f)
 m = len(mpc.parties)
-blocks = np.array_split(np.arange(d), m)               # column block of each party
+blocks = np.array_split(np.arange(d), m)  # column block of each party
 L = args.cmp_bits or nbits
-receivers = None if args.reveal_to == 'all' else int(args.reveal_to)
-scale = 2 / args.R if args.mode == 'score' else 1.0     # model owner pre-scales w,b (free)
+receivers = None if args.reveal_to == "all" else int(args.reveal_to)
+scale = 2 / args.R if args.mode == "score" else 1.0  # model owner pre-scales w,b (free)
 coef = sigmoid_poly(args.R, args.deg)
 logit_cut = logit(args.cut)
 
@@ -147,33 +165,33 @@ async def run_vec():
         if mpc.pid == i:
             x = secfxp.array(X[:, cols], integral=False)
         else:
-            x = secfxp.array(None, shape=(N, len(cols)), integral=False)   # placeholder only
+            x = secfxp.array(None, shape=(N, len(cols)), integral=False)  # placeholder only
         Xs.append(mpc.input(x, senders=i))
     if mpc.pid == 0:
         wb = secfxp.array(np.append(w, b) * scale, integral=False)
     else:
         wb = secfxp.array(None, shape=(d + 1,), integral=False)
     wb = mpc.input(wb, senders=0)
-    Xsec = np.hstack(Xs) if len(Xs) > 1 else Xs[0]      # local (no communication)
+    Xsec = np.hstack(Xs) if len(Xs) > 1 else Xs[0]  # local (no communication)
     await mpc.gather(Xsec, wb)
     t_in = time.perf_counter()
 
-    y = Xsec @ wb[:d] + wb[d]                            # y = scale * z, shape (N,)
-    if args.mode == 'decision':
-        res = lt0(y - logit_cut)                         # 1 iff sigmoid(z) < cut
+    y = Xsec @ wb[:d] + wb[d]  # y = scale * z, shape (N,)
+    if args.mode == "decision":
+        res = lt0(y - logit_cut)  # 1 iff sigmoid(z) < cut
     else:
-        s = lt0(y)                                       # 1 iff z < 0
-        v = (1 - 2 * s) * y - 1                          # v = 2|z|/R - 1  (>= -1)
-        v = v + lt0(1 - v) * (1 - v)                     # clamp v <= 1, i.e. |z| <= R
-        pw = [v, v * v]                                  # powers v^1..v^deg, log depth
+        s = lt0(y)  # 1 iff z < 0
+        v = (1 - 2 * s) * y - 1  # v = 2|z|/R - 1  (>= -1)
+        v = v + lt0(1 - v) * (1 - v)  # clamp v <= 1, i.e. |z| <= R
+        pw = [v, v * v]  # powers v^1..v^deg, log depth
         while len(pw) < args.deg:
-            k = len(pw)                                  # have v^1..v^k, multiply by v^k
+            k = len(pw)  # have v^1..v^k, multiply by v^k
             hi = min(k, args.deg - k)
-            prod = np.stack(pw[:hi]) * pw[k - 1]         # one vectorized multiplication
+            prod = np.stack(pw[:hi]) * pw[k - 1]  # one vectorized multiplication
             pw.extend(prod[j] for j in range(hi))
-        V = np.stack(pw[:args.deg], axis=1)              # (N, deg)
-        q = V @ coef[1:] + coef[0]                       # public coefficients: 1 truncation
-        res = q + s * (1 - 2 * q)                        # sigmoid(-a) = 1 - sigmoid(a)
+        V = np.stack(pw[: args.deg], axis=1)  # (N, deg)
+        q = V @ coef[1:] + coef[0]  # public coefficients: 1 truncation
+        res = q + s * (1 - 2 * q)  # sigmoid(-a) = 1 - sigmoid(a)
     out = await mpc.output(res, receivers)
     return t_in, out, y
 
@@ -185,27 +203,40 @@ async def main():
     t1 = time.perf_counter()
     nbytes = sum(p.protocol.nbytes_sent for p in mpc.parties if p.pid != mpc.pid) if m > 1 else 0
     nmsgs = _nmsgs[0]
-    rec = {'impl': 'vec', 'mode': args.mode, 'm': m, 'pid': mpc.pid,
-           'ssl': bool(mpc.options.ssl), 'N': N, 'd': d, 'fxp': args.fxp, 'cmp_bits': L,
-           'reveal_to': args.reveal_to,
-           'secs_total': round(t1 - t0, 4), 'secs_input': round(t_in - t0, 4),
-           'secs_compute_output': round(t1 - t_in, 4),
-           'ms_per_applicant': round(1000 * (t1 - t0) / N, 4),
-           'bytes_sent_this_party': nbytes, 'msgs_sent_this_party': nmsgs,
-           'msgs_per_peer': nmsgs // max(m - 1, 1)}
+    rec = {
+        "impl": "vec",
+        "mode": args.mode,
+        "m": m,
+        "pid": mpc.pid,
+        "ssl": bool(mpc.options.ssl),
+        "N": N,
+        "d": d,
+        "fxp": args.fxp,
+        "cmp_bits": L,
+        "reveal_to": args.reveal_to,
+        "secs_total": round(t1 - t0, 4),
+        "secs_input": round(t_in - t0, 4),
+        "secs_compute_output": round(t1 - t_in, 4),
+        "ms_per_applicant": round(1000 * (t1 - t0) / N, 4),
+        "bytes_sent_this_party": nbytes,
+        "msgs_sent_this_party": nmsgs,
+        "msgs_per_peer": nmsgs // max(m - 1, 1),
+    }
     z_true = X @ w + b
     if out is not None and not np.isnan(np.asarray(out, dtype=float)).any():
         out = np.asarray(out, dtype=float)
-        if args.mode == 'decision':
+        if args.mode == "decision":
             truth = sigmoid(z_true) < args.cut
-            rec['decision_mismatches'] = int(np.sum(out.astype(bool) != truth))
-            rec['approved'] = int(out.sum())
+            rec["decision_mismatches"] = int(np.sum(out.astype(bool) != truth))
+            rec["approved"] = int(out.sum())
         else:
-            rec['score_maxabs_err_vs_true_sigmoid'] = float(np.max(np.abs(out - sigmoid(z_true))))
-            rec['score_maxabs_err_vs_plain_same_approx'] = float(
-                np.max(np.abs(out - sigmoid_approx_plain(z_true, args.R, args.deg))))
-    rec['peak_mb'] = round(peak_mb(), 1)
+            rec["score_maxabs_err_vs_true_sigmoid"] = float(np.max(np.abs(out - sigmoid(z_true))))
+            rec["score_maxabs_err_vs_plain_same_approx"] = float(
+                np.max(np.abs(out - sigmoid_approx_plain(z_true, args.R, args.deg)))
+            )
+    rec["peak_mb"] = round(peak_mb(), 1)
     print(json.dumps(rec), flush=True)
     await mpc.shutdown()
+
 
 mpc.run(main())

@@ -366,7 +366,7 @@ def test_private_files_mode(cluster: Cluster) -> None:
 
 async def test_local_consortium_demo() -> None:
     """What `mpc-credit demo` runs after the simulation: broker, three daemons, one request."""
-    from mpc_credit.daemon import run_local_consortium_demo
+    from mpc_credit.local_consortium import run_local_consortium_demo
     from tests.test_daemon_support import PARTIES
 
     lines: list[str] = []

@@ -20,36 +20,12 @@ from typing import Any
 import aiomqtt
 
 from mpc_credit.consortium import PartyPlan, init_consortium, load_consortium
+from mpc_credit.ports import free_port_blocks, free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTIES = ROOT / "parties"
 MODEL = PARTIES / "bank" / "german-credit-demo.json"
 NAMES = ("bank", "bureau", "telco")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_block(n: int, width: int, lo: int = 30000) -> list[int]:
-    """Bases of n free blocks of `width` ports, above `lo` (above any credit amount)."""
-    import random
-
-    for _ in range(100):
-        start = random.randrange(lo, 60000 - n * width)
-        ok = True
-        for p in range(start, start + n * width):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return [start + i * width for i in range(n)]
-    raise RuntimeError("no free port block")
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
@@ -69,8 +45,8 @@ class Cluster:
         self, root: Path, *, broker_tls: bool = False, reveals: Sequence[str] = ()
     ) -> None:
         self.root = root
-        self.broker_port = free_port()
-        bases = port_block(len(NAMES), 4)
+        (self.broker_port,) = free_ports(1)
+        bases = free_port_blocks(len(NAMES), 4, lo=30000)  # above any credit amount
         plans = [
             PartyPlan(n, "127.0.0.1", b, PARTIES / n / "applicants.csv")
             for n, b in zip(NAMES, bases)

@@ -138,7 +138,7 @@ def test_validation_errors_name_the_field(data, message):
 
 
 def test_missing_and_truncated_files(tmp_path: Path):
-    with pytest.raises(ModelError, match="nope.json: model file not found"):
+    with pytest.raises(ModelError, match=r"nope\.json: model file not found"):
         load_model(tmp_path / "nope.json")
     (tmp_path / "t.json").write_text(json.dumps(EXAMPLE)[:80])
     with pytest.raises(
