@@ -1,13 +1,13 @@
 """The `mpc-credit` command line: thin wrappers over the library.
 
 Every failure ends in one line on stderr and a non-zero exit code: 2 for bad input or
-usage, 3 for a failed session, 1 for an internal error (MPC_CREDIT_DEBUG=1 shows its
-traceback), 130 when interrupted.
+usage, 3 for a failed session, 4 for a refused request, 5 for a session past its
+deadline, 1 for an internal error (MPC_CREDIT_DEBUG=1 shows its traceback), 130 when
+interrupted.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Annotated
@@ -15,9 +15,9 @@ from typing import Annotated
 import typer
 
 from mpc_credit import __version__
+from mpc_credit.cli_consortium import register as register_consortium
 from mpc_credit.cli_model import model_app
-from mpc_credit.errors import MpcCreditError, SessionError
-from mpc_credit.simulate import Simulation, parse_data_args, simulate
+from mpc_credit.errors import MpcCreditError
 
 app = typer.Typer(
     name="mpc-credit",
@@ -30,8 +30,7 @@ app = typer.Typer(
 app.add_typer(model_app, name="model")
 
 EXIT_INTERNAL = 1
-EXIT_INPUT = 2
-EXIT_SESSION = 3
+EXIT_INPUT = 2  # also MpcCreditError.exit_code; SessionError and its kinds: 3, 4, 5
 EXIT_INTERRUPTED = 130
 
 
@@ -85,6 +84,8 @@ def simulate_command(
       --data bank=parties/bank/applicants.csv --data bureau=parties/bureau/applicants.csv
       --data telco=parties/telco/applicants.csv --receiver bank --reveal reasons --out scores.csv
     """
+    from mpc_credit.simulate import Simulation, parse_data_args, simulate
+
     sim = Simulation(
         model=model,
         data=parse_data_args(data),
@@ -136,22 +137,13 @@ def demo(
     run_demo(_choice(mode, ("shared", "secret"), "--mode"), rows)  # type: ignore[arg-type]
 
 
-def _register_optional() -> None:
-    """Commands of the consortium (daemons, broker, keys), when that module is present."""
-    if importlib.util.find_spec("mpc_credit.cli_consortium") is None:
-        return
-    from mpc_credit.cli_consortium import register
-
-    register(app)
-
-
-_register_optional()
+register_consortium(app)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning every known failure into one line."""
     try:
-        app(args=argv, prog_name="mpc-credit", standalone_mode=False)
+        rc = app(args=argv, prog_name="mpc-credit", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
@@ -160,12 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:
         typer.echo(f"mpc-credit: {exc.format_message()} (see mpc-credit --help)", err=True)
         return EXIT_INPUT
-    except SessionError as exc:
-        typer.echo(f"mpc-credit: {exc}", err=True)
-        return EXIT_SESSION
     except MpcCreditError as exc:
         typer.echo(f"mpc-credit: {exc}", err=True)
-        return EXIT_INPUT
+        return exc.exit_code
     except Exception as exc:
         if os.environ.get("MPC_CREDIT_DEBUG") == "1":
             raise
@@ -175,4 +164,4 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return EXIT_INTERNAL
-    return 0
+    return rc if isinstance(rc, int) else 0

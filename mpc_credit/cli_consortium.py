@@ -188,7 +188,7 @@ def party_run(
 
     code = run_daemon(config, verbose=verbose)
     if code:
-        raise SystemExit(code)
+        raise typer.Exit(code)
 
 
 @party_app.command("status")
@@ -223,7 +223,7 @@ def score(
 
     Example: mpc-credit score --config parties/bank/party.toml --applicant A0191 --reveal reasons
     """
-    from mpc_credit.requester import FailedError, RefusedError, TimedOutError, score_request
+    from mpc_credit.requester import score_request
 
     if reveal not in ("score", "decision", "reasons", "pd"):
         raise UsageError(f"--reveal {reveal!r} is not one of {REVEAL_HELP}")
@@ -241,23 +241,17 @@ def score(
         if not quiet:
             typer.echo(f"  {message}", err=True)
 
-    try:
-        result = asyncio.run(
-            score_request(
-                config,
-                ids,
-                reveal=reveal,
-                mode=mode,
-                model_id=model_id,
-                timeout=timeout,
-                progress=progress,
-            )
+    result = asyncio.run(
+        score_request(
+            config,
+            ids,
+            reveal=reveal,
+            mode=mode,
+            model_id=model_id,
+            timeout=timeout,
+            progress=progress,
         )
-    except (RefusedError, TimedOutError, FailedError) as exc:
-        typer.echo(f"mpc-credit: {exc}", err=True)
-        # SystemExit, not typer.Exit: cli.main runs click with standalone_mode=False and
-        # drops the code click returns for typer.Exit.
-        raise SystemExit(exc.exit_code) from None
+    )
     if out is not None:
         from mpc_credit.reveal import write_table
 

@@ -5,21 +5,16 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from mpc_credit.errors import ModelError, UsageError, read_text
-from mpc_credit.model import (
-    CategoricalFeature,
-    HiddenFeature,
-    NumericFeature,
-    dump_model,
-    from_dict,
-    load_model,
-)
+
+if TYPE_CHECKING:
+    from mpc_credit.model import Feature
+
+# Commands import the model module (and numpy) when they run, to keep start-up quick.
 
 model_app = typer.Typer(
     help="Validate, show, import and split scorecard model files.", no_args_is_help=True
@@ -32,6 +27,8 @@ def validate(model: Annotated[Path, typer.Argument(help="Model JSON file.")]) ->
 
     Example: mpc-credit model validate parties/bank/german-credit-demo.json
     """
+    from mpc_credit.model import load_model
+
     m = load_model(model)
     lo, hi = m.score_range()
     kind = f"part of {m.part.owner} ({m.part.mode} mode)" if m.part else "full model"
@@ -47,6 +44,11 @@ def show(model: Annotated[Path, typer.Argument(help="Model JSON file.")]) -> Non
 
     Example: mpc-credit model show parties/bank/german-credit-demo.json
     """
+    from rich.console import Console
+    from rich.table import Table
+
+    from mpc_credit.model import load_model
+
     m = load_model(model)
     table = Table(title=f"{m.name} (cutoff {m.cutoff}, intercept {m.intercept})")
     for col in ("feature", "owner", "bin", "points"):
@@ -57,7 +59,9 @@ def show(model: Annotated[Path, typer.Argument(help="Model JSON file.")]) -> Non
     Console().print(table)
 
 
-def _bins(f: NumericFeature | CategoricalFeature | HiddenFeature) -> list[tuple[str, str]]:
+def _bins(f: Feature) -> list[tuple[str, str]]:
+    from mpc_credit.model import HiddenFeature, NumericFeature
+
     def pts(v: int | None) -> str:
         return "hidden" if v is None else str(v)
 
@@ -95,6 +99,8 @@ def split(
 
     Example: mpc-credit model split parties/bank/german-credit-demo.json --out-dir parts
     """
+    from mpc_credit.model import dump_model, load_model
+
     if mode not in ("shared", "secret"):
         raise UsageError(f"--mode {mode!r}: expected shared or secret")
     m = load_model(model)
@@ -124,6 +130,7 @@ def import_optbinning(
     Example: mpc-credit model import scorecard.pkl --owners owners.json --name demo
     --cutoff 500 --out model.json
     """
+    from mpc_credit.model import dump_model, from_dict
     from mpc_credit.model_import import scorecard_to_model
 
     sc = _load_pickle(scorecard)

@@ -4,7 +4,13 @@ from pathlib import Path
 
 
 class MpcCreditError(Exception):
-    """Base class: the message is shown to the user as one line, without a traceback."""
+    """Base class: the message is shown to the user as one line, without a traceback.
+
+    `exit_code` is what the command line exits with: 2 bad input or usage, 3 a failed
+    session, 4 a refused request, 5 a session whose deadline passed.
+    """
+
+    exit_code = 2
 
 
 class ModelError(MpcCreditError):
@@ -20,7 +26,21 @@ class UsageError(MpcCreditError):
 
 
 class SessionError(MpcCreditError):
-    """A secure session failed: a party died, timed out or refused."""
+    """A secure session failed: a party died, a link dropped, a party reported failure."""
+
+    exit_code = 3
+
+
+class RefusedError(SessionError):
+    """A party (or the consortium policy) refused the request."""
+
+    exit_code = 4
+
+
+class TimedOutError(SessionError):
+    """The session's deadline passed."""
+
+    exit_code = 5
 
 
 def read_text(path: Path, what: str, error: type[MpcCreditError]) -> str:

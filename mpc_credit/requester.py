@@ -23,31 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from mpc_credit.consortium import load_consortium, load_party_config
-from mpc_credit.errors import SessionError, UsageError
+from mpc_credit.errors import RefusedError, SessionError, TimedOutError, UsageError
 from mpc_credit.protocol_messages import new_request
 from mpc_credit.signing import load_signing_key
-
-EXIT_FAILED = 3
-EXIT_REFUSED = 4
-EXIT_TIMEOUT = 5
-
-
-class RefusedError(SessionError):
-    """A party (or the consortium policy) refused the request."""
-
-    exit_code = EXIT_REFUSED
-
-
-class TimedOutError(SessionError):
-    """The session's deadline passed."""
-
-    exit_code = EXIT_TIMEOUT
-
-
-class FailedError(SessionError):
-    """The session started but failed (a party died, a link dropped, ...)."""
-
-    exit_code = EXIT_FAILED
 
 
 @dataclass
@@ -70,7 +48,7 @@ def _raise(kind: str, message: str) -> None:
         raise TimedOutError(message)
     if kind == "input":
         raise UsageError(message)
-    raise FailedError(message)
+    raise SessionError(message)
 
 
 async def score_request(
@@ -86,7 +64,7 @@ async def score_request(
 ) -> ScoreOutcome:
     """Sign and submit a request for `ids` through this party's daemon; return the result.
 
-    Raises RefusedError, TimedOutError or FailedError (one line naming the party), or
+    Raises RefusedError, TimedOutError or SessionError (one line naming the party), or
     UsageError for bad input. `tamper` (tests only) may rewrite the signed request.
     """
     t0 = time.perf_counter()
@@ -121,7 +99,7 @@ async def score_request(
     try:
         reader, writer = await asyncio.open_unix_connection(str(cfg.control_socket), limit=2**28)
     except (FileNotFoundError, ConnectionRefusedError):
-        raise FailedError(
+        raise SessionError(
             f"party {cfg.party}'s daemon is not running (no control socket {cfg.control_socket}); "
             f"start it with: mpc-credit party run --config {config}"
         ) from None
@@ -135,7 +113,7 @@ async def score_request(
             except asyncio.TimeoutError:
                 raise TimedOutError(f"no answer from party {cfg.party}'s daemon") from None
             if not line:
-                raise FailedError(f"party {cfg.party}'s daemon closed the connection")
+                raise SessionError(f"party {cfg.party}'s daemon closed the connection")
             ev = json.loads(line)
             if ev.get("event") == "progress":
                 if progress is not None:
@@ -159,7 +137,7 @@ async def daemon_status(config: str | Path) -> dict[str, Any]:
     try:
         reader, writer = await asyncio.open_unix_connection(str(cfg.control_socket))
     except (FileNotFoundError, ConnectionRefusedError):
-        raise FailedError(f"party {cfg.party}'s daemon is not running") from None
+        raise SessionError(f"party {cfg.party}'s daemon is not running") from None
     try:
         writer.write(b'{"op":"status"}\n')
         await writer.drain()

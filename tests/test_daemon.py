@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
+from mpc_credit.errors import RefusedError, SessionError, TimedOutError
 from mpc_credit.protocol_messages import Topics, new_request
-from mpc_credit.requester import FailedError, RefusedError, TimedOutError, score_request
+from mpc_credit.requester import score_request
 from mpc_credit.signing import load_signing_key, sign
 from tests.test_daemon_support import NAMES, ROOT, Cluster, csv_rows, expected_scores
 
@@ -270,7 +271,7 @@ async def test_party_down_at_start(cluster: Cluster) -> None:
     assert cluster.wait("telco") == 0
     await asyncio.sleep(0.2)
     t = time.perf_counter()
-    with pytest.raises(FailedError, match="party telco"):
+    with pytest.raises(SessionError, match="party telco"):
         await score(cluster, IDS[:1])
     assert time.perf_counter() - t < 2
     cluster.start("telco")
@@ -289,7 +290,7 @@ async def test_party_killed_mid_session(cluster: Cluster) -> None:
             victim.kill()
 
     t = time.perf_counter()
-    with pytest.raises(FailedError, match="telco") as err:
+    with pytest.raises(SessionError, match="telco") as err:
         await score(cluster, ids, reveal="reasons", progress=progress)
     assert time.perf_counter() - t < 10
     assert len(str(err.value).splitlines()) == 1
@@ -324,7 +325,7 @@ async def test_broker_restart_while_idle(cluster: Cluster) -> None:
     await cluster.wait_idle()
     cluster.stop_broker()
     await asyncio.sleep(0.5)
-    with pytest.raises(FailedError, match="broker"):
+    with pytest.raises(SessionError, match="broker"):
         await score(cluster, IDS[:1])
     cluster.start_broker()
     await cluster.wait_idle(timeout=20)
