@@ -21,6 +21,17 @@ from mpc_credit.secure.runtime import make_runtime
 from mpc_credit.session import PartySpec, execute, prepare
 
 
+def peak_memory_mb() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would include the launcher's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def emit(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
@@ -42,7 +53,7 @@ async def run(spec: PartySpec) -> int:
     await mpc.shutdown()
     if result is not None and spec.out is not None:
         result.write_csv(spec.out)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_memory_mb()
     emit(
         "done",
         party=spec.party,
