@@ -44,10 +44,34 @@ def _bytes_to_ints(raw: bytes, n: int, width: int) -> np.ndarray:
     return _words_to_ints(buf.view("<u8"))
 
 
+_SMALL_MODULUS = 1 << 47  # r * 2^16 + limb stays below 2^64 for r < 2^47
+
+
+def _bytes_mod(raw: bytes, n: int, width: int, bound: int) -> np.ndarray:
+    """from_bytes(chunk, 'little') % bound for n chunks of `width` bytes, as Python ints.
+
+    For bound < 2^47 this is Horner's rule over 16-bit limbs, most significant first,
+    in uint64: r <- (r * 2^16 + limb) mod bound never overflows.
+    """
+    if bound >= _SMALL_MODULUS:
+        return _bytes_to_ints(raw, n, width) % bound
+    b = np.frombuffer(raw, dtype=np.uint8, count=n * width).reshape(n, width).astype(np.uint64)
+    m = np.uint64(bound)
+    r = np.zeros(n, dtype=np.uint64)
+    top = width - 1
+    if width % 2:  # an odd top byte is a limb of its own
+        r = b[:, top] % m
+        top -= 1
+    for j in range(top, 0, -2):  # limb = bytes j-1 (low) and j (high)
+        limb = b[:, j - 1] | (b[:, j] << np.uint64(8))
+        r = ((r << np.uint64(16)) | limb) % m
+    return r.astype(object)
+
+
 def uniform_below(bound: int, n: int) -> np.ndarray:
     """n integers in range(bound), within 2^-128 of uniform, from one urandom call."""
     width = (bound.bit_length() + 128 + 7) // 8
-    return _bytes_to_ints(os.urandom(n * width), n, width) % bound
+    return _bytes_mod(os.urandom(n * width), n, width, bound)
 
 
 def np_random_split(field: Any, s: Any, t: int, m: int) -> np.ndarray:
@@ -71,7 +95,7 @@ def prf_call(self: Any, s: bytes, n: Any = None) -> Any:
     if count is None or count < _MIN_BATCH or not width:
         return _installed["prf_call"](self, s, n)
     digest = shake_128(self.key + s).digest(count * width)
-    x = _bytes_to_ints(digest, count, width) % self.max
+    x = _bytes_mod(digest, count, width, self.max)
     return x.reshape(shape) if shape is not None else list(x)
 
 

@@ -36,12 +36,19 @@ class OwnerInputs:
 
 @dataclass(frozen=True)
 class ModelInputs:
-    """The model owner's secret inputs in `secret` mode, per one-hot column."""
+    """The model owner's secret inputs in `secret` mode.
 
-    points: np.ndarray  # (B,)
-    keys: np.ndarray  # (B,)
-    labels: np.ndarray  # (B,)
-    intercept: int
+    The one-hot vectors leave out each feature's last bin (it is 1 minus the others),
+    so per one-hot column the model owner gives the difference to the last bin, and per
+    feature the last bin's value: v[bin] = base + onehot . delta.
+    """
+
+    points: np.ndarray  # (B',) point deltas
+    keys: np.ndarray  # (B',) reason key deltas
+    labels: np.ndarray  # (B',) label deltas
+    key_base: np.ndarray  # (F,) per feature in one-hot order
+    label_base: np.ndarray  # (F,)
+    intercept: int  # the model's intercept plus every feature's last-bin points
 
 
 def _own(
@@ -69,12 +76,13 @@ def owner_inputs(
     bins = [f.bins(columns[f.name]) for _, f in feats]
     n = len(bins[0])
     if plan.mode == "secret":
-        onehot = np.zeros((n, plan.onehot_width(owner)), dtype=np.int64)
+        onehot = np.zeros((n, plan.onehot_width(owner) + 1), dtype=np.int64)
         offset = 0
         for b, (_, f) in zip(bins, feats):
-            onehot[np.arange(n), offset + b] = 1
-            offset += f.n_bins
-        return OwnerInputs(onehot=onehot)
+            last = f.n_bins - 1  # the left-out bin: its row stays all zero
+            onehot[np.arange(n), np.where(b == last, -1, offset + b)] = 1
+            offset += last
+        return OwnerInputs(onehot=onehot[:, :-1])
     pts = np.stack([f.bin_points[b] for b, (_, f) in zip(bins, feats)], axis=1)
     partial = pts.sum(axis=1)
     if plan.reveal != "reasons":
@@ -93,7 +101,7 @@ def owner_inputs(
 
 
 def model_inputs(model: Scorecard, plan: Plan) -> ModelInputs:
-    """The model owner's per-bin vectors, in one-hot column order."""
+    """The model owner's vectors, in one-hot column order (see ModelInputs)."""
     pts, keys, labels = [], [], []
     for g in plan.onehot_order():
         f = model.features[g]
@@ -104,5 +112,17 @@ def model_inputs(model: Scorecard, plan: Plan) -> ModelInputs:
         labels.append(lab)
     flat = np.concatenate(keys)
     ranks = np.searchsorted(np.unique(flat), flat)  # same order, keys < number of bins
+    keys = np.split(ranks, np.cumsum([len(k) for k in keys])[:-1])
+
+    def deltas(per_feature: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([v[:-1] - v[-1] for v in per_feature])
+
     assert model.intercept is not None
-    return ModelInputs(np.concatenate(pts), ranks, np.concatenate(labels), model.intercept)
+    return ModelInputs(
+        points=deltas(pts),
+        keys=deltas(keys),
+        labels=deltas(labels),
+        key_base=np.array([k[-1] for k in keys]),
+        label_base=np.array([lab[-1] for lab in labels]),
+        intercept=model.intercept + int(sum(p[-1] for p in pts)),
+    )

@@ -57,7 +57,12 @@ class Plan:
         return [f for feats in self.owner_features for f in feats]
 
     def onehot_width(self, owner: int) -> int:
-        return sum(self.n_bins[f] for f in self.owner_features[owner])
+        """One-hot columns an owner shares: every bin but each feature's last (missing)."""
+        return sum(self.n_bins[f] - 1 for f in self.owner_features[owner])
+
+    @property
+    def onehot_total(self) -> int:
+        return sum(self.onehot_width(o) for o in range(len(self.owners)))
 
     def run_length(self, owner: int) -> int:
         """How many locally ranked reason candidates an owner shares in shared mode."""

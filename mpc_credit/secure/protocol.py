@@ -4,8 +4,9 @@ Free of I/O: it takes an MPyC runtime, the public plan and this process's inputs
 returns the revealed values at the receiver (None everywhere else).
 
 shared:  score = intercept + sum over owners of each owner's secret partial score.
-secret:  score = X @ p + intercept, X the owners' secret one-hot bins, p the model
-         owner's secret points.
+secret:  score = X @ p + intercept, X the owners' secret one-hot bins (each feature's
+         last bin left out: it is 1 minus the others), p the model owner's secret point
+         differences to that bin, folded with the last bins' points into the intercept.
 decision = [score - cutoff >= 0], one comparison of `plan.cmp_bits` bits.
 reasons  = the top-4 reason labels by a secure comparator network, zeroed by the decision.
 """
@@ -40,12 +41,13 @@ def _share_by_owner(
 
 
 def _share_model(mpc: Any, secint: Any, plan: Plan, model: ModelInputs | None) -> Any:
-    """The model owner shares points, keys, labels (per bin) and the intercept."""
-    width = sum(plan.n_bins)
+    """The model owner shares [point, key, label deltas | key, label bases | intercept]."""
+    width, f = plan.onehot_total, plan.n_features
     if model is None:
-        vec = np.zeros(3 * width + 1, dtype=np.int64)
+        vec = np.zeros(3 * width + 2 * f + 1, dtype=np.int64)
     else:
-        vec = np.concatenate([model.points, model.keys, model.labels, [model.intercept]])
+        parts = (model.points, model.keys, model.labels, model.key_base, model.label_base)
+        vec = np.concatenate([*parts, [model.intercept]])
     return mpc.input(secint.array(vec.astype(np.int64)), senders=plan.pid(plan.model_owner))
 
 
@@ -114,19 +116,22 @@ def _secret(
     )
     x = np.hstack(onehots) if len(onehots) > 1 else onehots[0]
     vec = _share_model(mpc, secint, plan, model)
-    width = sum(plan.n_bins)
-    score = x @ vec[:width] + vec[3 * width]
+    width, nf = plan.onehot_total, plan.n_features
+    score = x @ vec[:width] + vec[-1]
     if not reasons:
         return score, None, None
-    # Per feature: its one-hot block times that block's (key, label) per bin.
+    # Per feature: its one-hot block times that block's (key, label) deltas, plus its base.
     kl = np.stack([vec[width : 2 * width], vec[2 * width : 3 * width]], axis=1)
+    base = np.stack(
+        [vec[3 * width : 3 * width + nf], vec[3 * width + nf : 3 * width + 2 * nf]], axis=1
+    )
     cols = []
     start = 0
     for g in plan.onehot_order():
-        stop = start + plan.n_bins[g]
+        stop = start + plan.n_bins[g] - 1
         cols.append(x[:, start:stop] @ kl[start:stop])
         start = stop
-    both = np.stack(cols, axis=1)  # (n, F, 2)
+    both = np.stack(cols, axis=1) + base  # (n, F, 2)
     return score, both[:, :, 0], both[:, :, 1]
 
 

@@ -49,7 +49,6 @@ def make_runtime(
     options.ssl = ssl and m > 1
     options.no_log = True
     options.no_async = m == 1
-    options.no_prss = os.environ.get("MPC_CREDIT_NO_PRSS") == "1"
     options.threshold = (m - 1) // 2 if threshold is None else threshold
     if 2 * options.threshold >= m:
         raise ValueError(f"threshold {options.threshold} too large for {m} parties")

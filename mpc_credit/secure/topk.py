@@ -140,23 +140,25 @@ def apply_secure(mpc: Any, net: Network, keys: Any, labels: Any, bits: int) -> l
     """Run the network on secure (N, width) arrays; returns the top-k label columns.
 
     Each layer costs one secure comparison of `bits` bits and one secure
-    multiplication per comparator, vectorized over all rows. An output with nothing
-    behind it (fewer real keys than k) is None.
+    multiplication per comparator, vectorized over all rows. Keys and labels travel
+    as one (N, 2 * width) array so that a layer is a handful of array operations. An
+    output with nothing behind it (fewer real keys than k) is None.
     """
     width = net.width
+    kl = np.hstack((keys, labels))
     for layer in net.layers:
+        n = len(layer)
         a = [p[0] for p in layer]
         b = [p[1] for p in layer]
-        ka, kb, la, lb = keys[:, a], keys[:, b], labels[:, a], labels[:, b]
-        dk = ka - kb
-        ge = 1 - mpc.np_sgn(dk, l=bits, LT=True)  # [ka >= kb]
-        moved = np.hstack((ge, ge)) * np.hstack((dk, la - lb))
-        n = len(layer)
-        kmax, lmax = kb + moved[:, :n], lb + moved[:, n:]
-        kmin, lmin = ka - moved[:, :n], la - moved[:, n:]
-        perm = list(range(width))
+        hi, lo = kl[:, a + [width + i for i in a]], kl[:, b + [width + i for i in b]]
+        diff = hi - lo
+        ge = 1 - mpc.np_sgn(diff[:, :n], l=bits, LT=True)  # [key_a >= key_b]
+        moved = np.hstack((ge, ge)) * diff
+        new_hi, new_lo = lo + moved, hi - moved  # (max, its label), (min, its label)
+        perm = list(range(2 * width))
         for i, (sa, sb) in enumerate(layer):
-            perm[sa], perm[sb] = width + i, width + n + i
-        keys = np.hstack((keys, kmax, kmin))[:, perm]
-        labels = np.hstack((labels, lmax, lmin))[:, perm]
-    return [labels[:, s] if s is not None else None for s in net.outputs]
+            base = 2 * width
+            perm[sa], perm[width + sa] = base + i, base + n + i
+            perm[sb], perm[width + sb] = base + 2 * n + i, base + 3 * n + i
+        kl = np.hstack((kl, new_hi, new_lo))[:, perm]
+    return [kl[:, width + s] if s is not None else None for s in net.outputs]
