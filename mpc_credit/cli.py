@@ -73,8 +73,11 @@ def simulate_command(
         list[str] | None, typer.Option(help="A party holding no data (to reach 3 parties).")
     ] = None,
     batch: Annotated[
-        int, typer.Option(help="Applicants per secure batch (bounds memory).")
-    ] = 10_000,
+        int,
+        typer.Option(
+            help="Applicants per secure batch, bounds memory (0: 10000; 5000 for reasons)."
+        ),
+    ] = 0,
     timeout: Annotated[float, typer.Option(help="Seconds before the session is aborted.")] = 3600.0,
 ) -> None:
     """Score applicants with one local process per institution, over mutual TLS.
@@ -96,7 +99,7 @@ def simulate_command(
         mode=_choice(mode, ("shared", "secret"), "--mode"),  # type: ignore[arg-type]
         model_owner=model_owner,
         helpers=tuple(helper or ()),
-        batch=_positive(batch, "--batch"),
+        batch=_positive(batch, "--batch") if batch else 0,
         timeout=timeout,
     )
     outcome = simulate(sim)

@@ -22,6 +22,12 @@ from mpc_credit.secure.plan import Plan, make_plan
 from mpc_credit.secure.protocol import score_batch
 
 DEFAULT_BATCH = 10_000
+REASONS_BATCH = 5_000  # the top-k network keeps ~60 secure values per applicant alive
+
+
+def default_batch(reveal: Reveal) -> int:
+    """Applicants per secure batch: bounds each party's memory (~0.6 GB at the defaults)."""
+    return REASONS_BATCH if reveal == "reasons" else DEFAULT_BATCH
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class PartySpec:
     data: str | None = None
     out: str | None = None
     tls: str | None = None
-    batch: int = DEFAULT_BATCH
+    batch: int = 0  # 0: default_batch(reveal)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -120,8 +126,9 @@ async def execute(prep: Prepared, mpc: Any) -> Result | None:
     n = len(prep.ids)
     me = plan.owners.index(spec.party) if spec.party in plan.owners else None
     parts = []
-    for lo in range(0, n, spec.batch):
-        hi = min(n, lo + spec.batch)
+    size = spec.batch or default_batch(spec.reveal)
+    for lo in range(0, n, size):
+        hi = min(n, lo + size)
         held = {}
         if me is not None and prep.columns is not None:
             held[me] = owner_inputs(prep.model, plan, me, _slice(prep.columns, lo, hi))

@@ -29,7 +29,7 @@ from mpc_credit.pki import ephemeral_consortium
 from mpc_credit.ports import free_ports
 from mpc_credit.reveal import Reveal
 from mpc_credit.secure.plan import make_plan
-from mpc_credit.session import DEFAULT_BATCH, PartySpec
+from mpc_credit.session import PartySpec
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Simulation:
     mode: Mode = "shared"
     model_owner: str | None = None
     helpers: Sequence[str] = ()
-    batch: int = DEFAULT_BATCH
+    batch: int = 0  # 0: session.default_batch(reveal)
     timeout: float = 3600.0
     tls: bool = True
 
