@@ -56,3 +56,16 @@ def test_random_split_shares_recombine_to_the_secret(originals):
     assert list(rec) == list(range(50))
     again = thresha.np_random_split(field, secret, 1, 3)
     assert (again != shares).any()  # fresh randomness each time
+
+
+@pytest.mark.parametrize(("t", "m"), [(0, 1), (1, 3), (2, 5), (3, 7)])
+def test_small_field_split_recombines_from_any_t_plus_1_shares(originals, t, m):
+    from mpyc import finfields, thresha
+
+    field = finfields.GF(70368744177643)  # a 46-bit prime, below the uint64 bound 2^47
+    secret = field.array(np.array([0, 1, 5, 70368744177642] * 10, dtype=object))
+    shares = thresha.np_random_split(field, secret, t, m)
+    assert shares.shape == (m, 40) and shares.dtype == object
+    for first in range(m - t):
+        pts = [(i + 1, shares[i]) for i in range(first, first + t + 1)]
+        assert list(thresha.np_recombine(field, pts)) == list(secret.value)

@@ -48,13 +48,15 @@ _SMALL_MODULUS = 1 << 47  # r * 2^16 + limb stays below 2^64 for r < 2^47
 
 
 def _bytes_mod(raw: bytes, n: int, width: int, bound: int) -> np.ndarray:
-    """from_bytes(chunk, 'little') % bound for n chunks of `width` bytes, as Python ints.
-
-    For bound < 2^47 this is Horner's rule over 16-bit limbs, most significant first,
-    in uint64: r <- (r * 2^16 + limb) mod bound never overflows.
-    """
+    """from_bytes(chunk, 'little') % bound for n chunks of `width` bytes, as Python ints."""
     if bound >= _SMALL_MODULUS:
         return _bytes_to_ints(raw, n, width) % bound
+    return _bytes_mod_u64(raw, n, width, bound).astype(object)
+
+
+def _bytes_mod_u64(raw: bytes, n: int, width: int, bound: int) -> np.ndarray:
+    """The same for bound < 2^47, as uint64: Horner's rule over 16-bit limbs, most
+    significant first, where r <- (r * 2^16 + limb) mod bound never overflows."""
     b = np.frombuffer(raw, dtype=np.uint8, count=n * width).reshape(n, width).astype(np.uint64)
     m = np.uint64(bound)
     r = np.zeros(n, dtype=np.uint64)
@@ -65,7 +67,7 @@ def _bytes_mod(raw: bytes, n: int, width: int, bound: int) -> np.ndarray:
     for j in range(top, 0, -2):  # limb = bytes j-1 (low) and j (high)
         limb = b[:, j - 1] | (b[:, j] << np.uint64(8))
         r = ((r << np.uint64(16)) | limb) % m
-    return r.astype(object)
+    return r
 
 
 def uniform_below(bound: int, n: int) -> np.ndarray:
@@ -82,9 +84,32 @@ def np_random_split(field: Any, s: Any, t: int, m: int) -> np.ndarray:
     if isinstance(s, field.array):
         s = s.value
     n = len(s)
+    if p < _SMALL_MODULUS and m < 1 << 16:
+        return _split_u64(s, t, m, p)
     coeffs = uniform_below(field.order, t * n).reshape(t, n)
     vander = np.vander(np.arange(1, m + 1, dtype=object), N=t + 1, increasing=True)
     return (vander @ np.concatenate((s.reshape(1, n), coeffs))) % p
+
+
+def _split_u64(s: np.ndarray, t: int, m: int, p: int) -> np.ndarray:
+    """Shamir shares f(1..m) of f(x) = s + c_1 x + ... + c_t x^t in uint64 (p < 2^47).
+
+    Horner's rule y <- (y * i + c) mod p stays below 2^64 for party numbers i < 2^16;
+    coefficients c_k are drawn like `uniform_below` (128 extra random bits, reduced).
+    """
+    n = len(s)
+    width = (p.bit_length() + 128 + 7) // 8
+    coeffs = _bytes_mod_u64(os.urandom(t * n * width), t * n, width, p).reshape(t, n)
+    secret = np.asarray(s, dtype=object).astype(np.uint64)  # field values: 0 <= s < p
+    mod = np.uint64(p)
+    shares = np.empty((m, n), dtype=np.uint64)
+    for i in range(1, m + 1):
+        x = np.uint64(i)
+        y = np.zeros(n, dtype=np.uint64)
+        for k in range(t - 1, -1, -1):
+            y = (y * x + coeffs[k]) % mod
+        shares[i - 1] = (y * x + secret) % mod
+    return shares.astype(object)
 
 
 def prf_call(self: Any, s: bytes, n: Any = None) -> Any:
