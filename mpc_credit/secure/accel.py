@@ -7,7 +7,8 @@ numpy code that reads the same randomness in bulk:
 
 - `np_random_split`: coefficients c = (128 + bit_length(p))-bit random integer mod p,
   drawn from one os.urandom call (statistical distance to uniform below 2^-128, the
-  bound MPyC's own PRF uses);
+  bound MPyC's own PRF uses); for p < 2^47 (the fields of every SecInt a scorecard
+  needs) the shares f(1..m) are evaluated in uint64 by Horner's rule;
 - `PRF.__call__`: the very same values as MPyC's (little-endian chunks of the shake-128
   output mod the bound), computed by viewing the output as 64-bit words.
 
