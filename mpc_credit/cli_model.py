@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mpc_credit.errors import ModelError, UsageError, read_text
+from mpc_credit.errors import ModelError, UsageError
+from mpc_credit.files import read_json
 
 if TYPE_CHECKING:
     from mpc_credit.model import Feature
@@ -166,13 +166,7 @@ def _load_pickle(path: Path) -> object:
 
 
 def _load_owners(path: Path) -> dict[str, str]:
-    text = read_text(path, "owners file", UsageError)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}"
-        ) from None
+    data = read_json(path, "owners file", UsageError)
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise UsageError(f"{path}: expected a JSON object mapping feature name to owner")
     return data

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import tomllib
 
 from mpc_credit.errors import UsageError
+from mpc_credit.files import read_json, read_text
 from mpc_credit.signing import public_from_b64
 
 if TYPE_CHECKING:  # imported where used: the `score` CLI's start-up path stays short
@@ -157,12 +158,7 @@ class Consortium:
 def load_consortium(path: str | Path) -> Consortium:
     """Read and check a consortium file; errors name the file and the field."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: consortium file not found") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read consortium file: {exc}") from None
+    data = read_json(path, "consortium file", UsageError)
     try:
         if data.get("format") != FORMAT:
             raise ValueError(f"format must be {FORMAT!r}")
@@ -255,11 +251,9 @@ def load_party_config(path: str | Path) -> PartyConfig:
     """Read `party.toml`; relative paths are taken relative to its folder."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: party configuration not found") from None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read party configuration: {exc}") from None
+        raw = tomllib.loads(read_text(path, "party configuration", UsageError))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
     base = path.resolve().parent
 
     def rel(value: Any, key: str) -> Path:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mpc_credit.errors import DataError, read_text
+from mpc_credit.errors import DataError
+from mpc_credit.files import read_text
 from mpc_credit.model import ID_COLUMN, CategoricalFeature, HiddenFeature, NumericFeature, Scorecard
 
 Column = np.ndarray  # float64 with NaN for numeric, object (str | None) for categorical

@@ -1,7 +1,5 @@
 """Error types: every user-facing failure is one of these, with a one-line message."""
 
-from pathlib import Path
-
 
 class MpcCreditError(Exception):
     """Base class: the message is shown to the user as one line, without a traceback.
@@ -41,13 +39,3 @@ class TimedOutError(SessionError):
     """The session's deadline passed."""
 
     exit_code = 5
-
-
-def read_text(path: Path, what: str, error: type[MpcCreditError]) -> str:
-    """A UTF-8 text file's content; a missing or unreadable file raises `error` naming it."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: cannot read {what}: {exc}") from None

@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mpc_credit.errors import ModelError, read_text
+from mpc_credit.errors import ModelError
+from mpc_credit.files import read_json
 
 FORMAT = "mpc-credit/scorecard@1"
 ID_COLUMN = "applicant_id"
@@ -226,14 +227,7 @@ def canonical_digest(data: Mapping[str, Any]) -> str:
 def load_model(path: str | Path) -> Scorecard:
     """Read and validate a model (or model part) JSON file."""
     path = Path(path)
-    text = read_text(path, "model file", ModelError)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelError(
-            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    return from_dict(data, source=str(path))
+    return from_dict(read_json(path, "model file", ModelError), source=str(path))
 
 
 def from_dict(data: Any, source: str = "<model>") -> Scorecard:

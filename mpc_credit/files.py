@@ -1,0 +1,30 @@
+"""Reading the user's files: a missing or malformed file is one error line naming it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mpc_credit.errors import MpcCreditError
+
+
+def read_text(path: Path, what: str, error: type[MpcCreditError]) -> str:
+    """A UTF-8 text file's content; a missing or unreadable file raises `error` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {what}: {exc}") from None
+
+
+def read_json(path: Path, what: str, error: type[MpcCreditError]) -> Any:
+    """A JSON file's content; errors name the file, and the line and column of bad JSON."""
+    text = read_text(path, what, error)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
