@@ -68,6 +68,10 @@ def pki_init(
     broker_tls: Annotated[
         bool, typer.Option(help="Daemons use TLS client certificates for the broker.")
     ] = False,
+    daily_budget: Annotated[
+        int | None,
+        typer.Option(help="Applicants each requester may have scored per 24 hours (no limit)."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing consortium.")] = False,
 ) -> None:
     """Create a consortium: CAs, each party's TLS certificate and key, Ed25519 signing keys,
@@ -95,6 +99,7 @@ def pki_init(
         broker_host=broker_host,
         broker_port=broker_port,
         broker_tls=broker_tls,
+        daily_budget=daily_budget,
         force=force,
     )
     typer.echo(f"consortium {cons.name!r}: {out / 'consortium.json'}")

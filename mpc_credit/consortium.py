@@ -89,6 +89,7 @@ class RequesterPolicy:
 
     reveal: tuple[str, ...]
     max_batch: int = 100_000
+    daily_budget: int | None = None  # applicants per rolling 24 hours; None: no limit
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,11 @@ class Consortium:
             "models": [{"id": m.id, "digest": m.digest, "owner": m.owner} for m in self.models],
             "policy": {
                 "requesters": {
-                    k: {"reveal": list(v.reveal), "max_batch": v.max_batch}
+                    k: {
+                        "reveal": list(v.reveal),
+                        "max_batch": v.max_batch,
+                        "daily_budget": v.daily_budget,
+                    }
                     for k, v in self.policy.requesters.items()
                 },
                 "timestamp_window": self.policy.timestamp_window,
@@ -184,7 +189,11 @@ def load_consortium(path: str | Path) -> Consortium:
         )
         pol = data["policy"]
         requesters = {
-            str(k): RequesterPolicy(tuple(v["reveal"]), int(v.get("max_batch", 100_000)))
+            str(k): RequesterPolicy(
+                tuple(v["reveal"]),
+                int(v.get("max_batch", 100_000)),
+                None if v.get("daily_budget") is None else int(v["daily_budget"]),
+            )
             for k, v in pol["requesters"].items()
         }
         policy = Policy(
@@ -466,6 +475,7 @@ def init_consortium(
     broker_port: int | None = None,
     broker_tls: bool = False,
     mpc_ports: int = DEFAULT_MPC_PORTS,
+    daily_budget: int | None = None,
     force: bool = False,
 ) -> Consortium:
     """Create a consortium under `out` (see the module docstring); returns its file's content.
@@ -570,7 +580,8 @@ def init_consortium(
                 "mpc_ports": mpc_ports,
             }
         )
-    policy = Policy({r: RequesterPolicy(tuple(reveals)) for r in asked})
+    rule = RequesterPolicy(tuple(reveals), daily_budget=daily_budget)
+    policy = Policy({r: rule for r in asked})
     cons = Consortium(
         name, f"mpc-credit/{name}", tuple(infos), (ModelInfo(model.name, digest, owner),), policy
     )

@@ -63,11 +63,13 @@ from mpc_credit.mpc_link import (
 )
 from mpc_credit.protocol_messages import (
     ACK,
+    DAY,
     DONE,
     FAILED,
     PROGRESS,
     REFUSE,
     NonceCache,
+    QueryLedger,
     Request,
     Topics,
     check_request,
@@ -188,7 +190,8 @@ class PartyDaemon:
         self._tables: dict[tuple[str, str], tuple[float, OwnerTable]] = {}
         self._load_models()
         self.nonces = NonceCache(self.cons.policy.timestamp_window)
-        self._load_nonces()
+        self.ledger = QueryLedger()
+        self._load_history()
         self.sessions: dict[str, Session] = {}
         self._early: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self.queue: asyncio.Queue[Session] = asyncio.Queue()
@@ -229,15 +232,20 @@ class PartyDaemon:
             self._tables[(mid, mode)] = cached
         return cached[1]
 
-    def _load_nonces(self) -> None:
-        """Nonces of recent sessions from the audit file, so a restart cannot be replayed."""
-        horizon = time.time() - 2 * self.cons.policy.timestamp_window - 60
+    def _load_history(self) -> None:
+        """Recent nonces and accepted sessions from the audit file, so that a restart
+        opens no replay window and resets no requester's daily budget."""
+        now = time.time()
+        horizon = now - 2 * self.cons.policy.timestamp_window - 60
         with contextlib.suppress(FileNotFoundError):
             for line in self.cfg.audit.read_text(encoding="utf-8").splitlines():
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     rec = json.loads(line)
-                    if rec.get("nonce") and float(rec["request_ts"]) >= horizon:
-                        self.nonces.add(rec["nonce"], float(rec["request_ts"]))
+                    ts = float(rec["request_ts"])
+                    if rec.get("nonce") and ts >= horizon:
+                        self.nonces.add(rec["nonce"], ts)
+                    if rec.get("outcome") in ("done", "aborted") and ts > now - DAY:
+                        self.ledger.add(rec["requester"], ts, int(rec["count"]))
 
     def audit(self, req: Request, outcome: str, reason: str = "", **fields: Any) -> None:
         """Append this party's record of a session (ids only when the request listed them)."""
@@ -399,7 +407,7 @@ class PartyDaemon:
         """Why this party refuses `req`, or None."""
         if self.stopping:
             return f"party {self.cfg.party} is shutting down"
-        reason = check_request(req, self.cons, self.models, self.nonces)
+        reason = check_request(req, self.cons, self.models, self.nonces, ledger=self.ledger)
         if reason is not None:
             return reason
         if self.queue.qsize() >= self.cfg.max_queue:
@@ -424,6 +432,7 @@ class PartyDaemon:
                 )
             return
         self.nonces.add(req.nonce, req.ts)
+        self.ledger.add(req.requester, req.ts, req.count)
         s = Session(req, self._next_port(), self.cons.names)
         s.ids = list(req.ids) if req.ids is not None else (local.ids if local else None)
         self.sessions[req.session] = s
@@ -791,7 +800,7 @@ class PartyDaemon:
     def refusal_local(self, req: Request) -> str | None:
         if self.stopping:
             return f"party {self.cfg.party} is shutting down"
-        return check_request(req, self.cons, self.models, self.nonces)
+        return check_request(req, self.cons, self.models, self.nonces, ledger=self.ledger)
 
     # ------------------------------------------------------------ life cycle
 

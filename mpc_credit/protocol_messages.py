@@ -195,17 +195,37 @@ class NonceCache:
             self._seen.pop(first)
 
 
+DAY = 86_400.0
+
+
+class QueryLedger:
+    """Applicants each requester had scored (sessions accepted) in the last 24 hours."""
+
+    def __init__(self) -> None:
+        self._log: dict[str, list[tuple[float, int]]] = {}
+
+    def add(self, requester: str, ts: float, count: int) -> None:
+        self._log.setdefault(requester, []).append((ts, count))
+
+    def used(self, requester: str, now: float) -> int:
+        recent = [(t, c) for t, c in self._log.get(requester, []) if t > now - DAY]
+        self._log[requester] = recent
+        return sum(c for _, c in recent)
+
+
 def check_request(
     req: Request,
     cons: Consortium,
     models: Mapping[tuple[str, str], Scorecard],
     nonces: NonceCache,
     *,
+    ledger: QueryLedger | None = None,
     now: float | None = None,
 ) -> str | None:
     """Why this party refuses `req` (one line), or None if it accepts it.
 
-    Checked in order: known requester, signature, consortium policy, freshness (nonce,
+    Checked in order: known requester, signature, consortium policy (reveal policy,
+    batch size, the requester's daily budget in `ledger`), freshness (nonce,
     timestamp window, deadline), shape, and that this party holds the model digest.
     """
     now = time.time() if now is None else now
@@ -225,6 +245,13 @@ def check_request(
         return "the receiver must be the requester itself"
     if req.count > rule.max_batch:
         return f"batch of {req.count} exceeds the policy's maximum of {rule.max_batch}"
+    if rule.daily_budget is not None and ledger is not None:
+        used = ledger.used(req.requester, now)
+        if used + req.count > rule.daily_budget:
+            return (
+                f"{req.requester!r} has had {used} applicants scored in the last 24 hours; "
+                f"{req.count} more exceed the daily budget of {rule.daily_budget}"
+            )
     if nonces.seen(req.nonce):
         return "replayed request (nonce seen before)"
     window = cons.policy.timestamp_window

@@ -204,3 +204,29 @@ def test_party_config_errors(tmp_path: Path) -> None:
     bad.write_text('party = "bank"\n')
     with pytest.raises(UsageError, match="missing setting 'consortium'"):
         load_party_config(bad)
+
+
+def test_daily_budget_counts_applicants_per_requester(cons_dir: Path) -> None:
+    from dataclasses import replace
+
+    from mpc_credit.protocol_messages import DAY, QueryLedger
+
+    cons = load_consortium(cons_dir / "consortium.json")
+    assert cons.policy.requesters["bank"].daily_budget is None  # pki init's default
+    rule = replace(cons.policy.requesters["bank"], daily_budget=5)
+    cons = replace(cons, policy=replace(cons.policy, requesters={"bank": rule}))
+    models = {("german-credit-demo", "shared"): load_model(MODEL)}
+    now = time.time()
+    ledger = QueryLedger()
+    ledger.add("bank", now - DAY - 10, 100)  # more than a day ago: no longer counts
+    ledger.add("bank", now - 60, 4)
+
+    def check(n: int) -> str | None:
+        req = _req(cons_dir, ids=[f"A{i + 1:04d}" for i in range(n)])
+        return check_request(req, cons, models, NonceCache(120), ledger=ledger)
+
+    assert check(1) is None
+    assert check(2) == (
+        "'bank' has had 4 applicants scored in the last 24 hours; "
+        "2 more exceed the daily budget of 5"
+    )
