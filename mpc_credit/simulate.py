@@ -105,6 +105,8 @@ def _request_ids(sim: Simulation, model: Scorecard) -> list[str]:
         return load_ids(sim.ids)
     table = load_owner_csv(own, model, sim.receiver)
     if sim.ids is None:
+        if not table.ids:
+            raise DataError(f"{own}: no applicants to score (the file has a header only)")
         return list(table.ids)
     ids = load_ids(sim.ids)
     check_known(ids, table, str(sim.ids))

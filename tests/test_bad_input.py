@@ -165,3 +165,9 @@ def test_failed_session_leaves_an_existing_output_untouched(files):
     proc = simulate(files)
     assert proc.returncode != 0 and "bank.csv" in proc.stderr
     assert (files / "out.csv").read_text() == "previous\n"
+
+
+def test_receiver_file_without_applicants(files):
+    header = (files / "bank.csv").read_text().splitlines()[0]
+    (files / "bank.csv").write_text(header + "\n")
+    refused(simulate(files), files, "bank.csv", "no applicants to score")
