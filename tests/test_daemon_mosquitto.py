@@ -8,6 +8,7 @@ import os
 import shutil
 import ssl
 import subprocess
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-async def test_sessions_through_mosquitto_with_tls_and_acls(tmp_path) -> None:
+def mosquitto_cluster(tmp_path: Path) -> tuple[Cluster, Path]:
+    """A consortium with broker TLS, and mosquitto running the generated configuration."""
     c = Cluster(tmp_path / "consortium", broker_tls=True)
     conf, _ = write_mosquitto_files(
         c.cons,
@@ -35,6 +37,11 @@ async def test_sessions_through_mosquitto_with_tls_and_acls(tmp_path) -> None:
         user="root" if os.geteuid() == 0 else None,
     )
     c.start_broker([MOSQUITTO, "-c", str(conf)])  # type: ignore[list-item]
+    return c, conf
+
+
+async def test_sessions_through_mosquitto_with_tls_and_acls(tmp_path) -> None:
+    c, _ = mosquitto_cluster(tmp_path)
     try:
         c.start()
         await c.wait_idle()
@@ -92,16 +99,7 @@ def _bank_ctx(c: Cluster) -> ssl.SSLContext:
 
 def test_mosquitto_accepts_the_generated_config(tmp_path) -> None:
     """`mosquitto -c conf` starts (syntax and files check) and stops on SIGTERM."""
-    c = Cluster(tmp_path / "consortium", broker_tls=True)
-    conf, _ = write_mosquitto_files(
-        c.cons,
-        tmp_path / "m",
-        tmp_path / "consortium" / "broker",
-        port=c.broker_port,
-        bind="127.0.0.1",
-        user="root" if os.geteuid() == 0 else None,
-    )
-    c.start_broker([MOSQUITTO, "-c", str(conf)])  # type: ignore[list-item]
+    c, conf = mosquitto_cluster(tmp_path)
     assert c.broker is not None and c.broker.poll() is None
     c.stop_broker()
     text = conf.read_text()
