@@ -37,8 +37,11 @@ class ScoreOutcome:
     rows: list[list[str]]
     seconds: float  # end to end, as the CLI saw it
 
-    def as_dicts(self) -> list[dict[str, str]]:
-        return [dict(zip(self.columns, r)) for r in self.rows]
+    def as_dicts(self) -> list[dict[str, object]]:
+        """The rows as JSON records (`score` an integer, `pd` a number)."""
+        from mpc_credit.reveal import json_record
+
+        return [json_record(self.columns, r) for r in self.rows]
 
 
 def _raise(kind: str, message: str) -> None:

@@ -80,6 +80,19 @@ class Result:
         write_table(path, [ID_COLUMN, *columns(self.reveal)], self.rows())
 
 
+def json_record(header: Sequence[str], row: Sequence[str]) -> dict[str, object]:
+    """A result row for JSON: `score` as an integer, `pd` as a number, the rest as text."""
+    out: dict[str, object] = {}
+    for col, cell in zip(header, row):
+        if col == "score":
+            out[col] = int(cell)
+        elif col == "pd":
+            out[col] = float(cell) if cell else None
+        else:
+            out[col] = cell
+    return out
+
+
 def _decision(approve: int) -> str:
     return "approve" if int(approve) else "decline"
 

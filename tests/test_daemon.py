@@ -252,7 +252,8 @@ def test_cli_exit_codes(cluster: Cluster) -> None:
     ]
     ok = subprocess.run([*cmd, "--applicant", "A0191", "--json"], capture_output=True, env=env)
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["results"][0]["score"] == expected_scores(["A0191"])[0][1]
+    record = json.loads(ok.stdout)["results"][0]
+    assert record == {"applicant_id": "A0191", "score": int(expected_scores(["A0191"])[0][1])}
     refused = subprocess.run(
         [*cmd, "--applicant", "A0191", "--reveal", "pd"], capture_output=True, env=env
     )
