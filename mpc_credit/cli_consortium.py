@@ -79,7 +79,7 @@ def pki_init(
 
     Example: mpc-credit pki init --out parties --model parties/bank/german-credit-demo.json
     """
-    from mpc_credit.consortium import init_consortium, parse_party_arg
+    from mpc_credit.consortium_init import init_consortium, parse_party_arg
     from mpc_credit.reveal import REVEALS
 
     if model is None:

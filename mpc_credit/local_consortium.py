@@ -50,7 +50,7 @@ async def run_local_consortium_demo(
     """
 
     from mpc_credit.broker import start_embedded_broker
-    from mpc_credit.consortium import PartyPlan, init_consortium
+    from mpc_credit.consortium_init import PartyPlan, init_consortium
     from mpc_credit.requester import score_request
 
     t0 = time.perf_counter()

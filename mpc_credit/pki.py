@@ -8,13 +8,16 @@ A consortium CA signs one certificate per party with common name `MPyC party {pi
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from cryptography.x509.oid import NameOID
 
 VALIDITY = dt.timedelta(days=825)
@@ -68,22 +71,53 @@ def party_name(pid: int) -> str:
     return f"MPyC party {pid}"
 
 
-def issue(ca: Authority, pid: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """Key and certificate of party `pid`, valid for TLS client and server use."""
+def _alt_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def issue_cert(
+    ca: Authority,
+    common_name: str,
+    *,
+    server: bool = False,
+    client: bool = False,
+    names: Sequence[str] = (),
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new key and its certificate from `ca`, for TLS server and/or client use.
+
+    The subject alternative names are `names` (IP addresses or DNS names), or the
+    common name itself.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
+    usages = [u for u, on in ((EKU.SERVER_AUTH, server), (EKU.CLIENT_AUTH, client)) if on]
     cert = (
-        _builder(_name(party_name(pid)), ca.cert.subject, key.public_key())
+        _builder(_name(common_name), ca.cert.subject, key.public_key())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
-            x509.ExtendedKeyUsage(
-                [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
+            x509.SubjectAlternativeName([_alt_name(n) for n in names or [common_name]]),
             critical=False,
         )
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(party_name(pid))]), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
     return key, cert
+
+
+def issue(ca: Authority, pid: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """Key and certificate of MPC party `pid`, valid for TLS client and server use."""
+    return issue_cert(ca, party_name(pid), server=True, client=True)
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A private key as unencrypted PKCS#8 PEM (write it with `write_private`)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
 def pem(cert: x509.Certificate) -> bytes:
@@ -111,13 +145,14 @@ def write_party_tls(
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "mpyc_ca.crt").write_bytes(pem(ca))
     (conf / f"party_{pid}.crt").write_bytes(pem(cert))
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    write_private(conf / f"party_{pid}.key", key_pem)
+    write_private(conf / f"party_{pid}.key", key_pem(key))
     return Path(folder)
+
+
+def write_authority(folder: Path, stem: str, ca: Authority) -> None:
+    """A CA's certificate and (0600) key as `folder/stem.crt` and `folder/stem.key`."""
+    (folder / f"{stem}.crt").write_bytes(pem(ca.cert))
+    write_private(folder / f"{stem}.key", key_pem(ca.key))
 
 
 def ephemeral_consortium(root: str | Path, n: int) -> list[Path]:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mpc_credit import synthetic  # noqa: E402
-from mpc_credit.consortium import PartyPlan, init_consortium  # noqa: E402
+from mpc_credit.consortium_init import PartyPlan, init_consortium  # noqa: E402
 from mpc_credit.local_consortium import (  # noqa: E402
     start_daemons,
     stop_daemons,

@@ -10,13 +10,8 @@ import pytest
 from cryptography import x509
 
 from mpc_credit.broker import mosquitto_acl, mosquitto_conf
-from mpc_credit.consortium import (
-    PartyPlan,
-    init_consortium,
-    load_consortium,
-    load_party_config,
-    parse_party_arg,
-)
+from mpc_credit.consortium import load_consortium, load_party_config
+from mpc_credit.consortium_init import PartyPlan, init_consortium, parse_party_arg
 from mpc_credit.errors import UsageError
 from mpc_credit.model import load_model
 from mpc_credit.protocol_messages import NonceCache, check_request, ids_digest, new_request

@@ -19,7 +19,8 @@ from typing import Any
 
 import aiomqtt
 
-from mpc_credit.consortium import PartyPlan, init_consortium, load_consortium
+from mpc_credit.consortium import load_consortium
+from mpc_credit.consortium_init import PartyPlan, init_consortium
 from mpc_credit.ports import free_port_blocks, free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
