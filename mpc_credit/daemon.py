@@ -41,13 +41,23 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
 from mpc_credit.consortium import Consortium, PartyConfig, load_consortium, load_party_config
+from mpc_credit.daemon_session import (
+    FAILED_KIND,
+    INPUT,
+    REFUSED,
+    TIMEOUT,
+    LocalClient,
+    Session,
+    SessionAbort,
+    until,
+    until_task,
+)
 from mpc_credit.data import OwnerTable, load_owner_csv
 from mpc_credit.errors import MpcCreditError, UsageError
 from mpc_credit.model import Scorecard, load_model
@@ -84,85 +94,7 @@ from mpc_credit.signing import load_signing_key
 
 log = logging.getLogger("mpc_credit.daemon")
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-CONNECT_RETRY = 0.005  # seconds between attempts to reach a peer's MPC port
 SHUTDOWN_GRACE = 5.0  # seconds for MPyC's closing barrier
-
-# error kinds, as the CLI maps them to exit codes
-REFUSED, TIMEOUT, FAILED_KIND, INPUT = "refused", "timeout", "failed", "input"
-
-
-class SessionAbort(Exception):
-    """A session ends without a result; `kind` is one of refused/timeout/failed/input."""
-
-    def __init__(self, reason: str, kind: str = FAILED_KIND) -> None:
-        super().__init__(reason)
-        self.kind = kind
-
-
-# ---------------------------------------------------------------- sessions
-
-
-@dataclass
-class Session:
-    """One session as this daemon tracks it."""
-
-    req: Request
-    port: int
-    parties: tuple[str, ...]
-    ports: dict[str, int] = field(default_factory=dict)
-    done: set[str] = field(default_factory=set)
-    all_acked: asyncio.Event = field(default_factory=asyncio.Event)
-    all_done: asyncio.Event = field(default_factory=asyncio.Event)
-    aborted: asyncio.Event = field(default_factory=asyncio.Event)
-    abort_reason: str = ""
-    abort_kind: str = FAILED_KIND
-    phase: str = "queued"  # queued, connecting, computing, finishing, ended
-    t0: float = field(default_factory=time.perf_counter)
-    ids: list[str] | None = None  # known at the requester (batch) or from the request
-
-    remote: bool = False  # the abort was learnt from another party's report
-
-    def abort(self, reason: str, kind: str = FAILED_KIND, *, remote: bool = False) -> None:
-        if not self.aborted.is_set() and self.phase != "ended":
-            self.abort_reason, self.abort_kind, self.remote = reason, kind, remote
-            self.aborted.set()
-
-    @property
-    def sid(self) -> str:
-        return self.req.session
-
-    def remaining(self) -> float:
-        return self.req.deadline - time.time()
-
-
-class LocalClient:
-    """A `score` CLI connected to the control socket, waiting for one session."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-        self.finished = asyncio.get_running_loop().create_future()
-        self.ids: list[str] | None = None  # a batch's ids, sent to the others over MPC
-
-    def send(self, event: str, **fields: Any) -> None:
-        if self.writer.is_closing():
-            return
-        line = json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n"
-        self.writer.write(line.encode())
-
-    def finish(self, event: str, **fields: Any) -> None:
-        self.send(event, **fields)
-        if not self.finished.done():
-            self.finished.set_result(None)
-
-
-async def _until(event: asyncio.Event, *others: asyncio.Event, timeout: float) -> None:
-    """Wait for any of the events, at most `timeout` seconds (no exception on timeout)."""
-    waits = [asyncio.ensure_future(e.wait()) for e in (event, *others)]
-    try:
-        await asyncio.wait(waits, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
 
 
 class PartyDaemon:
@@ -510,7 +442,7 @@ class PartyDaemon:
 
     async def run_session(self, s: Session) -> None:
         local = self.locals.get(s.sid)
-        await _until(s.all_acked, s.aborted, timeout=s.remaining())
+        await until(s.all_acked, s.aborted, timeout=s.remaining())
         if not s.aborted.is_set() and not s.all_acked.is_set():
             missing = [p for p in s.parties if p not in s.ports]
             s.abort(f"party {', '.join(missing)} did not accept before the deadline", TIMEOUT)
@@ -535,7 +467,7 @@ class PartyDaemon:
         result = None
         error: SessionAbort | None = None
         try:
-            await _until_task(task, s.aborted, timeout=s.remaining())
+            await until_task(task, s.aborted, timeout=s.remaining())
             if task.done() and not task.cancelled() and task.exception() is None:
                 result = task.result()
             elif task.done() and not task.cancelled():
@@ -569,7 +501,7 @@ class PartyDaemon:
         self._check_done(s)
         if local is not None and result is not None:
             local.send("progress", message="result received; waiting for every party to finish")
-        await _until(s.all_done, s.aborted, timeout=s.remaining())
+        await until(s.all_done, s.aborted, timeout=s.remaining())
         if s.all_done.is_set():
             self.finish(s, result, None)
             return
@@ -597,7 +529,7 @@ class PartyDaemon:
                 gone = lost_peers(mpc)
                 if gone:
                     # the peer's own report (deadline, failure, last will) explains it best
-                    await _until(s.aborted, timeout=0.3)
+                    await until(s.aborted, timeout=0.3)
                     names = ", ".join(s.parties[p] for p in gone)
                     if s.remaining() <= 0.5:
                         s.abort(f"deadline passed; party {names} closed its MPC link", TIMEOUT)
@@ -832,7 +764,7 @@ class PartyDaemon:
         worker = asyncio.ensure_future(self.worker())
         mqtt = asyncio.ensure_future(self.mqtt_loop())
         if ready is not None:
-            await _until(self.connected, self._stop, timeout=30)
+            await until(self.connected, self._stop, timeout=30)
             ready()
         try:
             await self._stop.wait()
@@ -853,16 +785,6 @@ class PartyDaemon:
             server.close()
             with contextlib.suppress(FileNotFoundError):
                 self.cfg.control_socket.unlink()
-
-
-async def _until_task(task: asyncio.Future[Any], event: asyncio.Event, timeout: float) -> None:
-    waiter = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait(
-            [task, waiter], timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        waiter.cancel()
 
 
 # ---------------------------------------------------------------- entry points
