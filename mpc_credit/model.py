@@ -16,7 +16,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -448,23 +448,3 @@ def _feature_dict(f: Feature) -> dict[str, Any]:
 def dump_model(model: Scorecard, path: str | Path) -> None:
     """Write a model or part as pretty JSON."""
     Path(path).write_text(json.dumps(to_dict(model), indent=2) + "\n", encoding="utf-8")
-
-
-def check_owners(model: Scorecard, owners: Iterable[str], source: str) -> None:
-    """Every model owner must be among `owners`; every owner named must own a feature."""
-    owners = list(owners)
-    for o in owners:
-        if o not in model.owners:
-            raise ModelError(f"{source}: owner {o!r} owns no feature in {model.source}")
-    missing = [o for o in model.owners if o not in owners]
-    if missing:
-        raise ModelError(f"{model.source}: no data given for owner(s) {', '.join(missing)}")
-
-
-def feature_index(model: Scorecard) -> Mapping[str, int]:
-    return {f.name: i for i, f in enumerate(model.features)}
-
-
-def owner_features(model: Scorecard, owner: str) -> Sequence[int]:
-    """Global indices of `owner`'s features, in model order."""
-    return [i for i, f in enumerate(model.features) if f.owner == owner]

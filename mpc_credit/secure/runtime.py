@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from mpc_credit.secure import accel
@@ -39,7 +37,8 @@ def make_runtime(
     """A runtime for party `pid` of len(addresses) parties; t = (m - 1) // 2 by default.
 
     With `ssl`, MPyC reads `.config/mpyc_ca.crt` and `.config/party_{pid}.{crt,key}`
-    relative to the working directory when the runtime starts (see `tls_dir`).
+    relative to the working directory when the runtime starts: run it from the party's
+    folder (the worker and the daemon change into it).
     """
     mpyc, rt = _mpyc()
     if os.environ.get("MPC_CREDIT_NO_ACCEL") != "1":
@@ -66,14 +65,3 @@ def make_runtime(
     ):
         module.runtime = runtime
     return runtime
-
-
-@contextmanager
-def tls_dir(folder: str | Path) -> Iterator[None]:
-    """Run with `folder` (which holds `.config/`) as working directory, as MPyC's TLS needs."""
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(here)
