@@ -8,7 +8,7 @@ connection is made, so that bad input fails every party before the MPC starts;
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,6 @@ class PartySpec:
     out: str | None = None
     tls: str | None = None
     batch: int = 0  # 0: default_batch(reveal)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:
