@@ -218,7 +218,8 @@ def init_consortium(
                 "party": plan.name,
                 "consortium_name": name,
                 "consortium": _relpath(cfile, folder),
-                "data": _relpath(data, folder) if Path(data).exists() else None,
+                # a feature owner's CSV, which may be put in place after pki init
+                "data": _relpath(data, folder) if plan.name in model.owners else None,
                 "models": {model.name: models},
                 "broker": {"host": broker_host, "port": bport, "tls": broker_tls},
                 "mpc_host": plan.host,

@@ -59,7 +59,7 @@ from mpc_credit.daemon_session import (
     until_task,
 )
 from mpc_credit.data import OwnerTable, load_owner_csv
-from mpc_credit.errors import MpcCreditError, UsageError
+from mpc_credit.errors import DataError, MpcCreditError, UsageError
 from mpc_credit.model import Scorecard, load_model
 from mpc_credit.mpc_link import (
     MPC_FAILURES,
@@ -157,7 +157,10 @@ class PartyDaemon:
         model = self.models[(mid, mode)]
         if self.cfg.data is None or self.cfg.party not in model.owners:
             return None
-        mtime = self.cfg.data.stat().st_mtime
+        try:
+            mtime = self.cfg.data.stat().st_mtime
+        except OSError:
+            raise DataError(f"{self.cfg.data}: file not found") from None
         cached = self._tables.get((mid, mode))
         if cached is None or cached[0] != mtime:
             cached = (mtime, load_owner_csv(self.cfg.data, model, self.cfg.party))

@@ -225,3 +225,29 @@ def test_daily_budget_counts_applicants_per_requester(cons_dir: Path) -> None:
         "'bank' has had 4 applicants scored in the last 24 hours; "
         "2 more exceed the daily budget of 5"
     )
+
+
+def test_party_run_names_a_missing_data_file(tmp_path: Path) -> None:
+    """pki init names each owner's CSV even before it is in place; the daemon says so."""
+    import subprocess
+    import sys
+
+    init_consortium(tmp_path, MODEL)
+    config = load_party_config(tmp_path / "telco" / "party.toml")
+    assert config.data == (tmp_path / "telco" / "applicants.csv").resolve()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mpc_credit",
+            "party",
+            "run",
+            "--config",
+            str(tmp_path / "telco" / "party.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"mpc-credit: {config.data}: file not found"
