@@ -26,7 +26,8 @@ from mpc_credit.errors import UsageError
 
 pki_app = typer.Typer(help="Consortium keys and certificates.", no_args_is_help=True)
 broker_app = typer.Typer(
-    help="The control-plane MQTT broker: run the embedded one, or configure mosquitto.",
+    help="The control-plane MQTT broker: run the embedded one (amqtt, local use), or write "
+    "a mosquitto configuration for deployment.\n\nExample: mpc-credit broker --port 1883",
     invoke_without_command=True,
 )
 party_app = typer.Typer(help="A party's long-lived daemon.", no_args_is_help=True)
@@ -198,7 +199,10 @@ def party_run(
 
 @party_app.command("status")
 def party_status(config: Annotated[Path, typer.Option(help="This party's party.toml.")]) -> None:
-    """Show whether this party's daemon runs, its broker link and the others' presence."""
+    """Show whether this party's daemon runs, its broker link and the others' presence.
+
+    Example: mpc-credit party status --config parties/bank/party.toml
+    """
     from mpc_credit.requester import daemon_status
 
     typer.echo(json.dumps(asyncio.run(daemon_status(config)), indent=2))
