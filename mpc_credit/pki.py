@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from cryptography.x509.oid import NameOID
 
@@ -111,7 +112,7 @@ def issue(ca: Authority, pid: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Cer
     return issue_cert(ca, party_name(pid), server=True, client=True)
 
 
-def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey) -> bytes:
     """A private key as unencrypted PKCS#8 PEM (write it with `write_private`)."""
     return key.private_bytes(
         serialization.Encoding.PEM,

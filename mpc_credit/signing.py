@@ -31,12 +31,9 @@ def new_signing_key() -> Ed25519PrivateKey:
 
 def write_signing_key(path: str | Path, key: Ed25519PrivateKey) -> None:
     """Write `key` as unencrypted PKCS#8 PEM, mode 0600 from creation on."""
-    from mpc_credit.pki import write_private
+    from mpc_credit.pki import key_pem, write_private
 
-    data = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    write_private(Path(path), data)
+    write_private(Path(path), key_pem(key))
 
 
 def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
