@@ -21,11 +21,12 @@ from mpc_credit.secure.runtime import make_runtime
 from mpc_credit.session import PartySpec, execute, prepare
 
 
-def peak_memory_mb() -> float:
-    """This process's peak resident memory (VmHWM; ru_maxrss would include the launcher's)."""
+def memory_mb(field: str = "VmHWM", pid: int | str = "self") -> float:
+    """A process's memory figure from /proc, in MB: VmHWM its peak resident set (of its own
+    image: ru_maxrss would include the launcher's), VmRSS its current one."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -53,7 +54,7 @@ async def run(spec: PartySpec) -> int:
     await mpc.shutdown()
     if result is not None and spec.out is not None:
         result.write_csv(spec.out)
-    peak_mb = peak_memory_mb()
+    peak_mb = memory_mb()
     emit(
         "done",
         party=spec.party,

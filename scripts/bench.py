@@ -24,13 +24,10 @@ import argparse
 import json
 import os
 import platform
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +38,7 @@ import numpy as np
 from mpc_credit.data import load_owner_csv
 from mpc_credit.model import dump_model
 from mpc_credit.pki import ephemeral_consortium
+from mpc_credit.ports import free_port_blocks
 from mpc_credit.reference import reference
 from mpc_credit.reveal import REVEALS, Result
 from mpc_credit.simulate import Simulation, simulate
@@ -171,12 +169,8 @@ def run_engine(
         out=out,
         mode=mode,
     )  # type: ignore[arg-type]
-    poller = HwmPoller()
     t0 = time.perf_counter()
-    try:
-        outcome = simulate(sim, on_started=poller.start)
-    finally:
-        poller.stop()
+    outcome = simulate(sim)
     wall = time.perf_counter() - t0
     if outcome.rows != n:
         raise SystemExit(
@@ -184,10 +178,7 @@ def run_engine(
         )
     check_output(out, expected, f"{mode}/{reveal} N={n}")
     out.unlink()
-    polled = poller.peak_mb()
-    # The workers' own getrusage figure is an upper bound only (Linux keeps the forking
-    # launcher's peak across exec); VmHWM polled from /proc is each party's own peak.
-    peak = max(polled.values()) if polled else max(outcome.peak_mb.values())
+    peak = max(outcome.peak_mb.values())  # each party's own VmHWM, as it reports it
     return Row(
         n,
         "mpc-credit",
@@ -196,73 +187,12 @@ def run_engine(
         outcome.mpc_seconds,
         peak,
         wall,
-        polled or dict(outcome.peak_mb),
-        {"worker_reported_peak_mb": dict(outcome.peak_mb), "session_seconds": outcome.seconds},
+        dict(outcome.peak_mb),
+        {"session_seconds": outcome.seconds},
     )
 
 
-class HwmPoller:
-    """Reads each party's VmHWM (peak resident set of its own image) while it runs."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.hwm_kb: dict[str, int] = {}
-        self._pids: dict[str, int] = {}
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, pids: dict[str, int]) -> None:
-        self._pids = dict(pids)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        for name, pid in self._pids.items():
-            try:
-                with open(f"/proc/{pid}/status") as fh:
-                    for line in fh:
-                        if line.startswith("VmHWM:"):
-                            kb = int(line.split()[1])
-                            self.hwm_kb[name] = max(self.hwm_kb.get(name, 0), kb)
-                            break
-            except (OSError, ValueError):
-                pass  # finished (or not a Linux /proc)
-
-    def _run(self) -> None:
-        while not self._done.is_set():
-            self._read()
-            self._done.wait(self.interval)
-
-    def stop(self) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def peak_mb(self) -> dict[str, float]:
-        return {k: round(v / 1024, 1) for k, v in self.hwm_kb.items()}
-
-
 # ---------------------------------------------------------------- baselines
-
-
-def free_base_port(k: int = 3) -> int:
-    """A port b with b..b+k-1 all free on localhost (MPyC -M uses consecutive ports)."""
-    rnd = random.Random()
-    for _ in range(200):
-        base = rnd.randrange(20_000, 60_000)
-        socks = []
-        try:
-            for i in range(k):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise SystemExit("no free port range for the MPyC LR baseline")
 
 
 def logistic_tls_folder(work: Path) -> Path:
@@ -282,7 +212,7 @@ def run_logistic(n: int, mode: str, tls_dir: Path | None) -> Row:
         str(LOGISTIC),
         "-M3",
         "-B",
-        str(free_base_port()),
+        str(free_port_blocks(1, 3)[0]),  # MPyC -M3 uses 3 consecutive ports
         "--N",
         str(n),
         "--dim",
@@ -435,8 +365,8 @@ def table(rows: list[Row], args: argparse.Namespace, lr_ssl: bool) -> str:
         "secure computation and the reveal. Connection set-up (~0.1-0.2 s a session, paid once "
         "by warm daemons), process start-up and CSV loading are excluded; the JSON output keeps "
         "the whole session time too. Every output was checked byte for byte "
-        "against the plaintext reference. Peak MB: the largest peak RSS (VmHWM, polled every "
-        "50 ms from /proc) over the 3 parties.",
+        "against the plaintext reference. Peak MB: the largest peak RSS (VmHWM, as each party "
+        "reports it at the end) over the 3 parties.",
         "- *MPyC LR*: `scripts/bench_logistic.py -M3 --reveal-to 0` (vectorized SecFxp 32:16, "
         f"{'with' if lr_ssl else 'without'} TLS), party 0's `secs_total` from after "
         "`mpc.start()` (connections already up) to the output; peak MB is party 0's.",

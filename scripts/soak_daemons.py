@@ -24,16 +24,10 @@ from mpc_credit.consortium_init import PartyPlan, init_consortium  # noqa: E402
 from mpc_credit.local_consortium import start_daemons, stop_daemons, wait_all_online  # noqa: E402
 from mpc_credit.ports import free_port_blocks, free_ports  # noqa: E402
 from mpc_credit.requester import score_request  # noqa: E402
+from mpc_credit.worker import memory_mb  # noqa: E402
 
 PARTIES = ROOT / "parties"
 OWNERS = ("bank", "bureau", "telco")
-
-
-def rss_mb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    return 0
 
 
 async def soak(sessions: int, reveal: str, work: Path) -> None:
@@ -56,7 +50,7 @@ async def soak(sessions: int, reveal: str, work: Path) -> None:
         for i in range(1, sessions + 1):
             await score_request(config, ["A0191", "A0867"], reveal=reveal)
             if i in marks:
-                mem = " | ".join(str(rss_mb(p.pid)) for p in procs)
+                mem = " | ".join(f"{memory_mb('VmRSS', p.pid):.0f}" for p in procs)
                 print(f"| {i} | {time.perf_counter() - t0:.1f} | {mem} |", flush=True)
     finally:
         await stop_daemons(procs)
