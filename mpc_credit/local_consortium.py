@@ -114,25 +114,31 @@ async def wait_all_online(config: str | Path, timeout: float = 15.0) -> None:
 async def start_daemons(
     configs: Sequence[Path], timeout: float = 30.0
 ) -> list[asyncio.subprocess.Process]:
-    """Start one daemon process per config and wait until each is connected."""
+    """Start one daemon process per config and wait until each is connected.
+
+    Each daemon's log (stderr) goes to `daemon.log` beside its config, so that no pipe
+    can fill up and stall a daemon that keeps running.
+    """
     procs = []
     for cfg in configs:
-        procs.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "mpc_credit.daemon",
-                "--config",
-                str(cfg),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+        with open(Path(cfg).parent / "daemon.log", "ab") as log:
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "mpc_credit.daemon",
+                    "--config",
+                    str(cfg),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=log,
+                )
             )
-        )
     for cfg, p in zip(configs, procs):
-        assert p.stdout is not None and p.stderr is not None
+        assert p.stdout is not None
         line = await asyncio.wait_for(p.stdout.readline(), timeout)
         if not line:
-            err = (await p.stderr.read()).decode(errors="replace").strip().splitlines()
+            await p.wait()
+            err = (Path(cfg).parent / "daemon.log").read_text(errors="replace").strip().splitlines()
             await stop_daemons(procs)
             raise UsageError(f"daemon {cfg} did not start: {err[-1] if err else 'no output'}")
     return procs
