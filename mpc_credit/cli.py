@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from mpc_credit import __version__
+from mpc_credit import cli_options as options
 from mpc_credit.cli_consortium import register as register_consortium
 from mpc_credit.cli_model import model_app
 from mpc_credit.errors import MpcCreditError
@@ -54,7 +55,7 @@ def simulate_command(
     out: Annotated[
         Path, typer.Option(help="Where the receiver writes applicant_id,<reveal columns>.")
     ],
-    reveal: Annotated[str, typer.Option(help="score | decision | reasons | pd")] = "score",
+    reveal: Annotated[str, typer.Option(help=options.REVEAL_HELP)] = "score",
     ids: Annotated[
         Path | None,
         typer.Option(help="Applicant ids to score, one per line (default: all of the receiver's)."),
@@ -93,13 +94,13 @@ def simulate_command(
         model=model,
         data=parse_data_args(data),
         receiver=receiver,
-        reveal=_choice(reveal, ("score", "decision", "reasons", "pd"), "--reveal"),  # type: ignore[arg-type]
+        reveal=options.reveal(reveal),
         out=out,
         ids=ids,
-        mode=_choice(mode, ("shared", "secret"), "--mode"),  # type: ignore[arg-type]
+        mode=options.mode(mode),
         model_owner=model_owner,
         helpers=tuple(helper or ()),
-        batch=_positive(batch, "--batch") if batch else 0,
+        batch=options.positive(batch, "--batch") if batch else 0,
         timeout=timeout,
     )
     outcome = simulate(sim)
@@ -111,21 +112,9 @@ def simulate_command(
     )
 
 
-def _choice(value: str, options: tuple[str, ...], flag: str) -> str:
-    if value not in options:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(options)}", param_hint=flag)
-    return value
-
-
-def _positive(value: int, flag: str) -> int:
-    if value < 1:
-        raise typer.BadParameter("must be at least 1", param_hint=flag)
-    return value
-
-
 @app.command()
 def demo(
-    mode: Annotated[str, typer.Option(help="shared | secret")] = "shared",
+    mode: Annotated[str, typer.Option(help=options.MODE_HELP)] = "shared",
     rows: Annotated[int, typer.Option(help="Applicants shown in the table.")] = 15,
 ) -> None:
     """Run a three-institution consortium on the bundled German credit data.
@@ -137,7 +126,7 @@ def demo(
     """
     from mpc_credit.demo import run_demo
 
-    run_demo(_choice(mode, ("shared", "secret"), "--mode"), rows)  # type: ignore[arg-type]
+    run_demo(options.mode(mode), rows)
 
 
 register_consortium(app)

@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 
+from mpc_credit import cli_options as options
 from mpc_credit.errors import UsageError
 
 pki_app = typer.Typer(help="Consortium keys and certificates.", no_args_is_help=True)
@@ -32,7 +33,7 @@ broker_app = typer.Typer(
 )
 party_app = typer.Typer(help="A party's long-lived daemon.", no_args_is_help=True)
 
-REVEAL_HELP = "score | decision | reasons | pd"
+REVEAL_HELP = options.REVEAL_HELP
 
 
 @pki_app.command("init")
@@ -81,7 +82,7 @@ def pki_init(
     Example: mpc-credit pki init --out parties --model parties/bank/german-credit-demo.json
     """
     from mpc_credit.consortium_init import init_consortium, parse_party_arg
-    from mpc_credit.reveal import REVEALS
+    from mpc_credit.vocabulary import REVEALS
 
     if model is None:
         found = sorted(out.glob("*/german-credit-demo.json"))
@@ -217,7 +218,7 @@ def score(
         Path | None, typer.Option(help="A file of applicant ids, one per line.")
     ] = None,
     reveal: Annotated[str, typer.Option(help=REVEAL_HELP)] = "score",
-    mode: Annotated[str, typer.Option(help="shared | secret")] = "shared",
+    mode: Annotated[str, typer.Option(help=options.MODE_HELP)] = "shared",
     model_id: Annotated[
         str | None, typer.Option(help="Model id (default: the consortium's only model).")
     ] = None,
@@ -234,10 +235,8 @@ def score(
     """
     from mpc_credit.requester import score_request
 
-    if reveal not in ("score", "decision", "reasons", "pd"):
-        raise UsageError(f"--reveal {reveal!r} is not one of {REVEAL_HELP}")
-    if mode not in ("shared", "secret"):
-        raise UsageError(f"--mode {mode!r} is not shared or secret")
+    options.reveal(reveal)
+    options.mode(mode)
     ids = list(applicant or [])
     if batch is not None:
         from mpc_credit.data import load_ids

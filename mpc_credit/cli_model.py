@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mpc_credit import cli_options as options
 from mpc_credit.errors import ModelError, UsageError
 from mpc_credit.files import read_json
 
@@ -101,14 +102,13 @@ def split(
     """
     from mpc_credit.model import dump_model, load_model
 
-    if mode not in ("shared", "secret"):
-        raise UsageError(f"--mode {mode!r}: expected shared or secret")
+    checked = options.mode(mode)
     m = load_model(model)
     owners = owner or list(m.owners)
     out_dir.mkdir(parents=True, exist_ok=True)
     for o in owners:
         path = out_dir / f"{o}.{mode}.json"
-        dump_model(m.split(o, mode), path)  # type: ignore[arg-type]
+        dump_model(m.split(o, checked), path)
         typer.echo(f"{path}: {len(m.features_of(o))} features of {o}")
 
 

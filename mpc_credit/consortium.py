@@ -24,12 +24,9 @@ import tomllib
 from mpc_credit.errors import UsageError
 from mpc_credit.files import read_json, read_text
 from mpc_credit.signing import public_from_b64
+from mpc_credit.vocabulary import MODES
 
 FORMAT = "mpc-credit/consortium@1"
-# as in mpc_credit.model and mpc_credit.reveal, repeated so that the `score` CLI's
-# import path stays free of numpy
-MODES = ("shared", "secret")
-REVEALS = ("score", "decision", "reasons", "pd")
 DEFAULT_MPC_BASE = 12100
 DEFAULT_MPC_PORTS = 8
 DEFAULT_BROKER_PORT = 1883

@@ -22,8 +22,6 @@ from mpc_credit.consortium import (
     DEFAULT_BROKER_TLS_PORT,
     DEFAULT_MPC_BASE,
     DEFAULT_MPC_PORTS,
-    MODES,
-    REVEALS,
     Consortium,
     ModelInfo,
     PartyInfo,
@@ -33,6 +31,7 @@ from mpc_credit.consortium import (
 from mpc_credit.errors import UsageError
 from mpc_credit.model import dump_model, load_model
 from mpc_credit.signing import new_signing_key, public_b64, write_signing_key
+from mpc_credit.vocabulary import MODES, REVEALS
 
 
 def _toml_str(v: str) -> str:

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mpc_credit.errors import UsageError
-from mpc_credit.model import Mode
 from mpc_credit.simulate import Outcome, Simulation, simulate
+from mpc_credit.vocabulary import Mode
 
 OWNERS = ("bank", "bureau", "telco")
 MODEL = "bank/german-credit-demo.json"

@@ -25,12 +25,10 @@ import numpy as np
 
 from mpc_credit.errors import ModelError
 from mpc_credit.files import read_json
+from mpc_credit.vocabulary import MODES, Mode
 
 FORMAT = "mpc-credit/scorecard@1"
 ID_COLUMN = "applicant_id"
-
-Mode = Literal["shared", "secret"]
-MODES: tuple[Mode, ...] = ("shared", "secret")
 
 
 @dataclass(frozen=True)

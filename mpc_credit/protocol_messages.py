@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mpc_credit.consortium import MODES, REVEALS, Consortium
+from mpc_credit.consortium import Consortium
 from mpc_credit.signing import sign, verify
+from mpc_credit.vocabulary import MODES, REVEALS
 
 if TYPE_CHECKING:
     from mpc_credit.model import Scorecard

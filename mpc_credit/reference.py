@@ -12,7 +12,8 @@ import numpy as np
 
 from mpc_credit.data import OwnerTable
 from mpc_credit.model import HiddenFeature, Scorecard
-from mpc_credit.reveal import N_REASONS, Result, Reveal
+from mpc_credit.reveal import N_REASONS, Result
+from mpc_credit.vocabulary import Reveal
 
 
 def points_matrix(

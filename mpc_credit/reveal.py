@@ -16,14 +16,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from mpc_credit.model import ID_COLUMN, Scaling
+from mpc_credit.vocabulary import Reveal
 
-Reveal = Literal["score", "decision", "reasons", "pd"]
-REVEALS: tuple[Reveal, ...] = ("score", "decision", "reasons", "pd")
 N_REASONS = 4
 
 

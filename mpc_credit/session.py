@@ -15,11 +15,12 @@ import numpy as np
 
 from mpc_credit.data import Column, OwnerTable, load_ids, load_owner_csv
 from mpc_credit.errors import ModelError, UsageError
-from mpc_credit.model import Mode, Scorecard, load_model
-from mpc_credit.reveal import Result, Reveal
+from mpc_credit.model import Scorecard, load_model
+from mpc_credit.reveal import Result
 from mpc_credit.secure.inputs import ModelInputs, model_inputs, owner_inputs
 from mpc_credit.secure.plan import Plan, make_plan
 from mpc_credit.secure.protocol import score_batch
+from mpc_credit.vocabulary import Mode, Reveal
 
 DEFAULT_BATCH = 10_000
 REASONS_BATCH = 5_000  # the top-k network keeps ~60 secure values per applicant alive

@@ -24,12 +24,12 @@ from pathlib import Path
 
 from mpc_credit.data import check_known, load_ids, load_owner_csv
 from mpc_credit.errors import DataError, ModelError, SessionError, UsageError
-from mpc_credit.model import Mode, Scorecard, dump_model, load_model
+from mpc_credit.model import Scorecard, dump_model, load_model
 from mpc_credit.pki import ephemeral_consortium
 from mpc_credit.ports import free_ports
-from mpc_credit.reveal import Reveal
 from mpc_credit.secure.plan import make_plan
 from mpc_credit.session import PartySpec
+from mpc_credit.vocabulary import Mode, Reveal
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,10 @@ from mpc_credit.model import dump_model
 from mpc_credit.pki import ephemeral_consortium
 from mpc_credit.ports import free_port_blocks
 from mpc_credit.reference import reference
-from mpc_credit.reveal import REVEALS, Result
+from mpc_credit.reveal import Result
 from mpc_credit.simulate import Simulation, simulate
 from mpc_credit.synthetic import scorecard, tables, write_owner_csv
+from mpc_credit.vocabulary import REVEALS
 
 SEED = 20240601
 OWNERS = ("bank", "bureau", "telco")

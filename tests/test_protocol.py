@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from mpc_credit import synthetic
 from mpc_credit.reference import reference
-from mpc_credit.reveal import REVEALS
 from mpc_credit.secure.inputs import model_inputs, owner_inputs
 from mpc_credit.secure.plan import make_plan
 from mpc_credit.secure.protocol import score_batch
 from mpc_credit.secure.topk import apply_plain, compile_topk
+from mpc_credit.vocabulary import REVEALS
 
 OWNERS = ("bank", "bureau", "telco")
 

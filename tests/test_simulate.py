@@ -19,8 +19,9 @@ from mpc_credit.data import load_owner_csv
 from mpc_credit.errors import SessionError
 from mpc_credit.model import load_model
 from mpc_credit.reference import reference
-from mpc_credit.reveal import REVEALS, columns
+from mpc_credit.reveal import columns
 from mpc_credit.simulate import Simulation, run_simulation, simulate
+from mpc_credit.vocabulary import REVEALS
 
 from .conftest import MODEL, OWNERS
 

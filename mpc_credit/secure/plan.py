@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mpc_credit.errors import UsageError
-from mpc_credit.model import Mode, Scorecard
-from mpc_credit.reveal import N_REASONS, Reveal
+from mpc_credit.model import Scorecard
+from mpc_credit.reveal import N_REASONS
+from mpc_credit.vocabulary import Mode, Reveal
 
 MIN_PARTIES = 3
 
