@@ -2,6 +2,6 @@
 
 import sys
 
-from mpc_credit.cli import main
+from mpc_credit.cli.app import main
 
 sys.exit(main())

@@ -9,7 +9,7 @@ Run from the repository root::
 With a fixed seed it generates a random 20-feature scorecard over the owners bank, bureau
 and telco and, for each batch size N, random data for N applicants (CSV files and model
 JSON in a temporary folder). For each N, mode and reveal policy it runs a whole local
-consortium (`mpc_credit.simulate`: 3 party processes, mutual TLS, receiver bank) and checks
+consortium (`mpc_credit.local.simulate`: 3 party processes, mutual TLS, receiver bank) and checks
 that the receiver's output CSV is byte for byte the plaintext reference's; any difference
 aborts the benchmark. Next to it, it runs the plain vectorized MPyC logistic-regression
 baseline (`scripts/bench_logistic.py -M3`, 20 features, decision and sigmoid score,
@@ -35,14 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mpc_credit.data import load_owner_csv
-from mpc_credit.model import dump_model
-from mpc_credit.pki import ephemeral_consortium
-from mpc_credit.ports import free_port_blocks
-from mpc_credit.reference import reference
-from mpc_credit.reveal import Result
-from mpc_credit.simulate import Simulation, simulate
-from mpc_credit.synthetic import scorecard, tables, write_owner_csv
+from mpc_credit.consortium.pki import ephemeral_consortium
+from mpc_credit.local.ports import free_port_blocks
+from mpc_credit.local.simulate import Simulation, simulate
+from mpc_credit.local.synthetic import scorecard, tables, write_owner_csv
+from mpc_credit.scorecard.data import load_owner_csv
+from mpc_credit.scorecard.model import dump_model
+from mpc_credit.scorecard.reference import reference
+from mpc_credit.scorecard.reveal import Result
 from mpc_credit.vocabulary import REVEALS
 
 SEED = 20240601
@@ -274,7 +274,7 @@ def reference_row(
     model_path: Path, data: dict[str, Path], reveal: str, n: int, expected: Path
 ) -> Row:
     """Time the plaintext reference scorer (join by id + points + reveal); write its CSV."""
-    from mpc_credit.model import load_model
+    from mpc_credit.scorecard.model import load_model
 
     model = load_model(model_path)
     tabs = {o: load_owner_csv(p, model, o) for o, p in data.items()}
@@ -374,8 +374,8 @@ def table(rows: list[Row], args: argparse.Namespace, lr_ssl: bool) -> str:
         "- Speed-up = MPyC LR ms/applicant ÷ this row's; `decision` and `reasons` rows compare "
         "with "
         "the LR decision, `score` and `pd` rows with the LR sigmoid score.",
-        "- *plaintext reference*: `mpc_credit.reference` (join by id, binning, points, reveal), "
-        "best of 3; *numpy LR*: `X @ w + b` and sigmoid, best of 5.",
+        "- *plaintext reference*: `mpc_credit.scorecard.reference` (join by id, binning, points, "
+        "reveal), best of 3; *numpy LR*: `X @ w + b` and sigmoid, best of 5.",
     ]
     if "reasons" in args.reveals and any(n > args.reasons_max for n in args.sizes):
         notes.append(

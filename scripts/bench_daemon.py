@@ -39,17 +39,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mpc_credit import synthetic  # noqa: E402
-from mpc_credit.consortium_init import PartyPlan, init_consortium  # noqa: E402
-from mpc_credit.local_consortium import (  # noqa: E402
+from mpc_credit.consortium.create import PartyPlan, init_consortium  # noqa: E402
+from mpc_credit.consortium.requester import score_request  # noqa: E402
+from mpc_credit.local.consortium import (  # noqa: E402
     start_daemons,
     stop_daemons,
     wait_all_online,
 )
-from mpc_credit.model import dump_model  # noqa: E402
-from mpc_credit.ports import free_port_blocks, free_ports  # noqa: E402
-from mpc_credit.reference import reference  # noqa: E402
-from mpc_credit.requester import score_request  # noqa: E402
-from mpc_credit.simulate import Simulation, run_simulation  # noqa: E402
+from mpc_credit.local.ports import free_port_blocks, free_ports  # noqa: E402
+from mpc_credit.local.simulate import Simulation, run_simulation  # noqa: E402
+from mpc_credit.scorecard.model import dump_model  # noqa: E402
+from mpc_credit.scorecard.reference import reference  # noqa: E402
 
 OWNERS = ("bank", "bureau", "telco")
 
@@ -71,7 +71,7 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, object]:
     init_consortium(cons_dir, model_file, parties=plans, broker_port=broker_port, force=True)
     config = cons_dir / "bank" / "party.toml"
     broker = subprocess.Popen(
-        [sys.executable, "-m", "mpc_credit.broker", "--port", str(broker_port)],
+        [sys.executable, "-m", "mpc_credit", "broker", "--port", str(broker_port)],
         stdout=subprocess.DEVNULL,
     )
     procs = []
@@ -121,7 +121,7 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, object]:
                 raise SystemExit(f"CLI failed: {p.stderr.decode().strip()}")
         out["single_cli_ms"] = _stats(cli)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import mpc_credit.cli"], env=env, check=True)
+        subprocess.run([sys.executable, "-c", "import mpc_credit.cli.app"], env=env, check=True)
         out["cli_import_ms"] = round(1000 * (time.perf_counter() - t), 1)
 
         # the batch through the daemons
@@ -188,7 +188,7 @@ def main() -> int:
         f"| one applicant, whole `mpc-credit score` process (median) | {cli} ms | "
         f"<= 300 ms {'PASS' if cli <= 300 else 'FAIL'} |"
     )
-    print(f"| `import mpc_credit.cli` alone | {res['cli_import_ms']} ms | |")
+    print(f"| `import mpc_credit.cli.app` alone | {res['cli_import_ms']} ms | |")
     print(
         f"| {res['batch']} applicants, daemons | {res['batch_daemon_s']} s | "
         f"<= 1.2 x simulate {'PASS' if ratio <= 1.2 else 'FAIL'} ({ratio}x) |"

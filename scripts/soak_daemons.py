@@ -19,12 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mpc_credit.broker import start_embedded_broker  # noqa: E402
-from mpc_credit.consortium_init import PartyPlan, init_consortium  # noqa: E402
-from mpc_credit.local_consortium import start_daemons, stop_daemons, wait_all_online  # noqa: E402
-from mpc_credit.ports import free_port_blocks, free_ports  # noqa: E402
-from mpc_credit.requester import score_request  # noqa: E402
-from mpc_credit.worker import memory_mb  # noqa: E402
+from mpc_credit.consortium.broker import start_embedded_broker  # noqa: E402
+from mpc_credit.consortium.create import PartyPlan, init_consortium  # noqa: E402
+from mpc_credit.consortium.requester import score_request  # noqa: E402
+from mpc_credit.local.consortium import start_daemons, stop_daemons, wait_all_online  # noqa: E402
+from mpc_credit.local.ports import free_port_blocks, free_ports  # noqa: E402
+from mpc_credit.local.worker import memory_mb  # noqa: E402
 
 PARTIES = ROOT / "parties"
 OWNERS = ("bank", "bureau", "telco")

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "germancredit.csv"
+DEFAULT_DATA = REPO_ROOT / "scripts" / "data" / "germancredit.csv"
 TARGET = "creditability"
 MODEL_NAME = "german-credit-demo"
 PDO, ODDS, BASE_POINTS = 20, 50, 600
@@ -106,7 +106,7 @@ def build_model(scorecard: Any, cutoff: int) -> dict[str, Any]:
     """The contract model dict of the fitted scorecard."""
     if str(REPO_ROOT) not in sys.path:  # run from a checkout, package not installed
         sys.path.insert(0, str(REPO_ROOT))
-    from mpc_credit.model_import import scorecard_to_model
+    from mpc_credit.scorecard.optbinning_import import scorecard_to_model
 
     return scorecard_to_model(
         scorecard,

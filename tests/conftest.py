@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTIES = ROOT / "parties"
 MODEL = PARTIES / "bank" / "german-credit-demo.json"
 OWNERS = ("bank", "bureau", "telco")
+GERMAN_CREDIT = ROOT / "scripts" / "data" / "germancredit.csv"  # the Statlog data (README)
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,6 @@ def demo_data() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def solo_runtime():
     """One MPyC party acting for every owner: the protocol's arithmetic without the network."""
-    from mpc_credit.secure.runtime import make_runtime
+    from mpc_credit.engine.runtime import make_runtime
 
     return make_runtime(0, [("localhost", 0)], ssl=False)

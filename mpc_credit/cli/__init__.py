@@ -1,0 +1,1 @@
+"""The `mpc-credit` command line: typer commands only, and the demo."""

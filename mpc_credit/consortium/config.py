@@ -1,0 +1,305 @@
+"""A consortium: its public file and each party's configuration (`pki init` writes them:
+mpc_credit.consortium.create).
+
+The consortium file (`consortium.json`, public, the same at every party) lists the
+parties in MPyC pid order with their hosts, MPC port ranges and Ed25519 public keys,
+the models with their digests, and the policy: who may request which reveal policy.
+It never holds a private key.
+
+A party's configuration (`party.toml`, read with tomllib) names its own files: data CSV,
+model files by model id and mode, signing key, TLS folder, broker settings, the MPC
+listen address and port range. Relative paths are relative to the TOML file's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from mpc_credit.consortium.signing import public_from_b64
+from mpc_credit.errors import UsageError
+from mpc_credit.files import read_json, read_text
+from mpc_credit.vocabulary import MODES
+
+FORMAT = "mpc-credit/consortium@1"
+DEFAULT_MPC_BASE = 12100
+DEFAULT_MPC_PORTS = 8
+DEFAULT_BROKER_PORT = 1883
+DEFAULT_BROKER_TLS_PORT = 8883
+DEFAULT_WINDOW = 120.0
+DEFAULT_MAX_SECONDS = 3600.0
+
+
+# ---------------------------------------------------------------- the public file
+
+
+@dataclass(frozen=True)
+class PartyInfo:
+    """One party as every other party knows it."""
+
+    name: str
+    pid: int
+    host: str
+    mpc_port: int
+    mpc_ports: int
+    signing_key: str  # base64 raw Ed25519 public key
+
+    @property
+    def public_key(self) -> Any:
+        return public_from_b64(self.signing_key)
+
+    def port_ok(self, port: int) -> bool:
+        """Whether `port` is in this party's announced MPC range."""
+        return self.mpc_port <= port < self.mpc_port + self.mpc_ports
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the consortium scores with: id, digest of the full model, its owner."""
+
+    id: str
+    digest: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class RequesterPolicy:
+    """What one requester may ask for."""
+
+    reveal: tuple[str, ...]
+    max_batch: int = 100_000
+    daily_budget: int | None = None  # applicants per rolling 24 hours; None: no limit
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The consortium's rules every party enforces on every request."""
+
+    requesters: Mapping[str, RequesterPolicy]
+    timestamp_window: float = DEFAULT_WINDOW  # seconds either side of a party's clock
+    max_session_seconds: float = DEFAULT_MAX_SECONDS  # deadline at most this far ahead
+
+
+@dataclass(frozen=True)
+class Consortium:
+    """The public consortium file."""
+
+    name: str
+    topic_prefix: str
+    parties: tuple[PartyInfo, ...]
+    models: tuple[ModelInfo, ...]
+    policy: Policy
+    source: str = field(default="<consortium>", compare=False)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parties)
+
+    def party(self, name: str) -> PartyInfo:
+        for p in self.parties:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def model(self, model_id: str) -> ModelInfo | None:
+        return next((m for m in self.models if m.id == model_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "topic_prefix": self.topic_prefix,
+            "parties": [
+                {
+                    "name": p.name,
+                    "pid": p.pid,
+                    "host": p.host,
+                    "mpc_port": p.mpc_port,
+                    "mpc_ports": p.mpc_ports,
+                    "signing_key": p.signing_key,
+                }
+                for p in self.parties
+            ],
+            "models": [{"id": m.id, "digest": m.digest, "owner": m.owner} for m in self.models],
+            "policy": {
+                "requesters": {
+                    k: {
+                        "reveal": list(v.reveal),
+                        "max_batch": v.max_batch,
+                        "daily_budget": v.daily_budget,
+                    }
+                    for k, v in self.policy.requesters.items()
+                },
+                "timestamp_window": self.policy.timestamp_window,
+                "max_session_seconds": self.policy.max_session_seconds,
+            },
+        }
+
+    def dump(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def load_consortium(path: str | Path) -> Consortium:
+    """Read and check a consortium file; errors name the file and the field."""
+    path = Path(path)
+    data = read_json(path, "consortium file", UsageError)
+    try:
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format must be {FORMAT!r}")
+        parties = tuple(
+            PartyInfo(
+                str(p["name"]),
+                int(p["pid"]),
+                str(p["host"]),
+                int(p["mpc_port"]),
+                int(p["mpc_ports"]),
+                str(p["signing_key"]),
+            )
+            for p in data["parties"]
+        )
+        for i, p in enumerate(parties):
+            if p.pid != i:
+                raise ValueError(f"parties[{i}]: pid {p.pid}, expected {i} (pid order)")
+            public_from_b64(p.signing_key)
+        if len({p.name for p in parties}) != len(parties):
+            raise ValueError("a party name is listed twice")
+        models = tuple(
+            ModelInfo(str(m["id"]), str(m["digest"]), str(m["owner"])) for m in data["models"]
+        )
+        pol = data["policy"]
+        requesters = {
+            str(k): RequesterPolicy(
+                tuple(v["reveal"]),
+                int(v.get("max_batch", 100_000)),
+                None if v.get("daily_budget") is None else int(v["daily_budget"]),
+            )
+            for k, v in pol["requesters"].items()
+        }
+        policy = Policy(
+            requesters,
+            float(pol.get("timestamp_window", DEFAULT_WINDOW)),
+            float(pol.get("max_session_seconds", DEFAULT_MAX_SECONDS)),
+        )
+        return Consortium(
+            str(data["name"]), str(data["topic_prefix"]), parties, models, policy, str(path)
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, UsageError) as exc:
+        raise UsageError(f"{path}: invalid consortium file: {exc}") from None
+
+
+# ---------------------------------------------------------------- one party's configuration
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """How a daemon reaches the MQTT broker."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_BROKER_PORT
+    tls: bool = False
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    keepalive: int = 10
+
+    def password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        return self.password_file.read_text(encoding="utf-8").strip()
+
+
+@dataclass(frozen=True)
+class PartyConfig:
+    """A party's own configuration (`party.toml`)."""
+
+    party: str
+    folder: Path  # holds .config/ for MPyC's TLS; the daemon's working directory
+    consortium_file: Path
+    signing_key: Path
+    data: Path | None
+    models: Mapping[str, Mapping[str, Path]]  # model id -> mode -> file
+    broker: BrokerSettings
+    mpc_host: str
+    mpc_listen: str
+    mpc_port: int
+    mpc_ports: int
+    mpc_tls: bool
+    audit: Path
+    control_socket: Path
+    max_queue: int = 16
+    source: Path = Path("party.toml")
+
+    def model_file(self, model_id: str, mode: str) -> Path | None:
+        return self.models.get(model_id, {}).get(mode)
+
+
+def load_party_config(path: str | Path) -> PartyConfig:
+    """Read `party.toml`; relative paths are taken relative to its folder."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(read_text(path, "party configuration", UsageError))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    base = path.resolve().parent
+
+    def rel(value: Any, key: str) -> Path:
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"{path}: {key} must be a non-empty path")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    def opt(table: Mapping[str, Any], key: str, where: str) -> Path | None:
+        v = table.get(key)
+        return rel(v, f"{where}{key}") if v else None
+
+    try:
+        party = str(raw["party"])
+        b = raw.get("broker", {})
+        broker = BrokerSettings(
+            host=str(b.get("host", "127.0.0.1")),
+            port=int(b.get("port", DEFAULT_BROKER_PORT)),
+            tls=bool(b.get("tls", False)),
+            ca=opt(b, "ca", "broker."),
+            cert=opt(b, "cert", "broker."),
+            key=opt(b, "key", "broker."),
+            username=b.get("username") or None,
+            password_file=opt(b, "password_file", "broker."),
+            keepalive=int(b.get("keepalive", 10)),
+        )
+        m = raw.get("mpc", {})
+        models: dict[str, dict[str, Path]] = {}
+        for mid, modes in raw.get("models", {}).items():
+            models[str(mid)] = {}
+            for mode, file in modes.items():
+                if mode not in MODES:
+                    raise UsageError(f"{path}: models.{mid}.{mode}: mode must be shared or secret")
+                models[str(mid)][mode] = rel(file, f"models.{mid}.{mode}")
+        return PartyConfig(
+            party=party,
+            folder=rel(raw.get("folder", "."), "folder"),
+            consortium_file=rel(raw["consortium"], "consortium"),
+            signing_key=rel(raw["signing_key"], "signing_key"),
+            data=opt(raw, "data", ""),
+            models=models,
+            broker=broker,
+            mpc_host=str(m.get("host", "127.0.0.1")),
+            mpc_listen=str(m.get("listen", m.get("host", "127.0.0.1"))),
+            mpc_port=int(m["port"]),
+            mpc_ports=int(m.get("ports", DEFAULT_MPC_PORTS)),
+            mpc_tls=bool(m.get("tls", True)),
+            audit=rel(raw.get("audit", "audit.jsonl"), "audit"),
+            control_socket=rel(raw.get("control_socket", "daemon.sock"), "control_socket"),
+            max_queue=int(raw.get("max_queue", 16)),
+            source=path,
+        )
+    except KeyError as exc:
+        raise UsageError(f"{path}: missing setting {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{path}: invalid setting: {exc}") from None

@@ -1,0 +1,1 @@
+"""The party daemon, one long-lived process per institution, in parts."""

@@ -1,0 +1,141 @@
+"""One party's side of a scoring session: prepare locally, then run the secure protocol.
+
+`prepare` does all the I/O and validation (model part, own CSV, id list) before any
+connection is made, so that bad input fails every party before the MPC starts;
+`execute` then runs the protocol batch by batch and returns what this party learned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from mpc_credit.engine.inputs import ModelInputs, model_inputs, owner_inputs
+from mpc_credit.engine.plan import Plan, make_plan
+from mpc_credit.engine.protocol import score_batch
+from mpc_credit.errors import ModelError, UsageError
+from mpc_credit.scorecard.data import Column, OwnerTable, load_ids, load_owner_csv
+from mpc_credit.scorecard.model import Scorecard, load_model
+from mpc_credit.scorecard.reveal import Result
+from mpc_credit.vocabulary import Mode, Reveal
+
+DEFAULT_BATCH = 10_000
+REASONS_BATCH = 5_000  # the top-k network keeps ~60 secure values per applicant alive
+
+
+def default_batch(reveal: Reveal) -> int:
+    """Applicants per secure batch: bounds each party's memory (~0.6 GB at the defaults)."""
+    return REASONS_BATCH if reveal == "reasons" else DEFAULT_BATCH
+
+
+@dataclass(frozen=True)
+class PartySpec:
+    """Everything one party process needs for one session (paths are its own files)."""
+
+    session_id: str
+    party: str
+    parties: tuple[str, ...]
+    addresses: tuple[tuple[str, int], ...]
+    mode: Mode
+    reveal: Reveal
+    receiver: str
+    model_owner: str
+    model: str
+    ids: str
+    data: str | None = None
+    out: str | None = None
+    tls: str | None = None
+    batch: int = 0  # 0: default_batch(reveal)
+
+    @property
+    def pid(self) -> int:
+        return self.parties.index(self.party)
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, text: str) -> PartySpec:
+        d = json.loads(text)
+        d["parties"] = tuple(d["parties"])
+        d["addresses"] = tuple((h, int(p)) for h, p in d["addresses"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A party's validated local state, ready for the secure part."""
+
+    spec: PartySpec
+    model: Scorecard
+    plan: Plan
+    ids: list[str]
+    columns: dict[str, Column] | None  # own columns in request order; None for a helper
+    model_inputs: ModelInputs | None
+
+
+def prepare(spec: PartySpec) -> Prepared:
+    """Load and check this party's model, data and id list; no network."""
+    model = load_model(spec.model)
+    if model.part is not None and model.part.mode != spec.mode:
+        raise ModelError(
+            f"{spec.model}: is a {model.part.mode}-mode part, the session is {spec.mode}"
+        )
+    ids = load_ids(spec.ids)
+    table = None
+    if spec.data is not None and spec.party in model.owners:
+        table = load_owner_csv(spec.data, model, spec.party)
+    return assemble(spec, model, ids, table)
+
+
+def assemble(
+    spec: PartySpec, model: Scorecard, ids: list[str], table: OwnerTable | None
+) -> Prepared:
+    """A party's session state from its already loaded model and table."""
+    plan = make_plan(
+        model,
+        spec.parties,
+        mode=spec.mode,
+        reveal=spec.reveal,
+        receiver=spec.receiver,
+        model_owner=spec.model_owner,
+    )
+    mine: ModelInputs | None = None
+    if spec.mode == "secret" and spec.party == spec.model_owner:
+        if not model.has_points:
+            raise ModelError(f"{spec.model}: the model owner needs the full model in secret mode")
+        mine = model_inputs(model, plan)
+    columns = None
+    if spec.party in plan.owners:
+        if table is None:
+            raise UsageError(f"party {spec.party} owns features but was given no data file")
+        columns = table.select(ids)
+    return Prepared(spec, model, plan, ids, columns, mine)
+
+
+def _slice(columns: dict[str, Column], lo: int, hi: int) -> dict[str, Column]:
+    return {k: v[lo:hi] for k, v in columns.items()}
+
+
+async def execute(prep: Prepared, mpc: Any) -> Result | None:
+    """Run the secure protocol over all batches; the receiver gets the Result."""
+    spec, plan = prep.spec, prep.plan
+    n = len(prep.ids)
+    me = plan.owners.index(spec.party) if spec.party in plan.owners else None
+    parts = []
+    size = spec.batch or default_batch(spec.reveal)
+    for lo in range(0, n, size):
+        hi = min(n, lo + size)
+        held = {}
+        if me is not None and prep.columns is not None:
+            held[me] = owner_inputs(prep.model, plan, me, _slice(prep.columns, lo, hi))
+        parts.append(await score_batch(mpc, plan, hi - lo, held, prep.model_inputs))
+    if spec.party != spec.receiver:
+        assert all(p is None for p in parts), "a non-receiver must learn nothing"
+        return None
+    values = np.vstack(parts) if parts else np.zeros((0, 1), dtype=np.int64)
+    names = tuple(f.name for f in prep.model.features)
+    return Result(spec.reveal, tuple(prep.ids), values, names, prep.model.scaling)

@@ -1,0 +1,277 @@
+"""A whole consortium on localhost: one OS process per party, mutual TLS between them.
+
+The launcher acts for the receiver: it fixes the id list (from `--ids`, checked against
+the receiver's own file, or all of the receiver's applicants), gives each party only
+its own model part and its own CSV path, starts the processes, and moves the
+receiver's result into place only when every party has finished. Any failure kills
+every party and leaves no output file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mpc_credit.consortium.pki import ephemeral_consortium
+from mpc_credit.engine.plan import make_plan
+from mpc_credit.engine.session import PartySpec
+from mpc_credit.errors import DataError, ModelError, SessionError, UsageError
+from mpc_credit.local.ports import free_ports
+from mpc_credit.scorecard.data import check_known, load_ids, load_owner_csv
+from mpc_credit.scorecard.model import Scorecard, dump_model, load_model
+from mpc_credit.vocabulary import Mode, Reveal
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A `simulate` request."""
+
+    model: Path
+    data: Mapping[str, Path]
+    receiver: str
+    reveal: Reveal
+    out: Path
+    ids: Path | None = None
+    mode: Mode = "shared"
+    model_owner: str | None = None
+    helpers: Sequence[str] = ()
+    batch: int = 0  # 0: session.default_batch(reveal)
+    timeout: float = 3600.0
+    tls: bool = True
+
+
+@dataclass
+class Outcome:
+    """What a finished simulation reports."""
+
+    rows: int
+    seconds: float  # from `go` to the last party done, TLS connection set-up included
+    mpc_seconds: float = 0.0  # connections up to result, the slowest party
+    received: dict[str, bool] = field(default_factory=dict)
+    peak_mb: dict[str, float] = field(default_factory=dict)  # each party's peak resident memory
+
+
+def parse_data_args(values: Sequence[str]) -> dict[str, Path]:
+    """`owner=path` pairs from the command line."""
+    out: dict[str, Path] = {}
+    for v in values:
+        owner, sep, path = v.partition("=")
+        if not sep or not owner or not path:
+            raise UsageError(f"--data {v!r}: expected OWNER=PATH")
+        if owner in out:
+            raise UsageError(f"--data: owner {owner!r} given twice")
+        out[owner] = Path(path)
+    return out
+
+
+def _check(sim: Simulation, model: Scorecard) -> list[str]:
+    """Validate the request against the model; returns the parties in pid order."""
+    if model.part is not None:
+        raise ModelError(f"{sim.model}: is one owner's part; simulate needs the full model")
+    for owner in sim.data:
+        if owner not in model.owners:
+            raise UsageError(f"--data {owner}=...: {owner!r} owns no feature in {sim.model}")
+    missing = [o for o in model.owners if o not in sim.data]
+    if missing:
+        raise UsageError(f"no --data for owner(s) {', '.join(missing)} of {sim.model}")
+    parties = [*sim.data, *sim.helpers]
+    make_plan(
+        model,
+        parties,
+        mode=sim.mode,
+        reveal=sim.reveal,
+        receiver=sim.receiver,
+        model_owner=sim.model_owner or sim.receiver,
+    )
+    return parties
+
+
+def _request_ids(sim: Simulation, model: Scorecard) -> list[str]:
+    """The ids to score: the receiver's request, checked against its own file."""
+    own = sim.data.get(sim.receiver)
+    if own is None:
+        if sim.ids is None:
+            raise UsageError(f"receiver {sim.receiver} holds no data: give --ids")
+        return load_ids(sim.ids)
+    table = load_owner_csv(own, model, sim.receiver)
+    if sim.ids is None:
+        if not table.ids:
+            raise DataError(f"{own}: no applicants to score (the file has a header only)")
+        return list(table.ids)
+    ids = load_ids(sim.ids)
+    check_known(ids, table, str(sim.ids))
+    return ids
+
+
+def _write_specs(
+    sim: Simulation, model: Scorecard, parties: list[str], ids: list[str], work: Path, staged: Path
+) -> list[Path]:
+    """Each party's spec file, model part and TLS folder under `work`."""
+    (work / "ids.txt").write_text("\n".join(ids) + "\n")
+    tls = ephemeral_consortium(work / "tls", len(parties)) if sim.tls else [None] * len(parties)
+    ports = free_ports(len(parties))
+    model_owner = sim.model_owner or sim.receiver
+    session = uuid.uuid4().hex
+    specs = []
+    for pid, party in enumerate(parties):
+        folder = work / party
+        folder.mkdir(exist_ok=True)
+        if sim.mode == "secret" and party == model_owner:
+            model_file = sim.model.resolve()
+        else:
+            model_file = folder / "model-part.json"
+            dump_model(model.split(party, sim.mode, helper=party in sim.helpers), model_file)
+        spec = PartySpec(
+            session_id=session,
+            party=party,
+            parties=tuple(parties),
+            addresses=tuple(("127.0.0.1", p) for p in ports),
+            mode=sim.mode,
+            reveal=sim.reveal,
+            receiver=sim.receiver,
+            model_owner=model_owner,
+            model=str(model_file),
+            ids=str(work / "ids.txt"),
+            data=str(sim.data[party].resolve()) if party in sim.data else None,
+            out=str(staged) if party == sim.receiver else None,
+            tls=str(tls[pid]) if tls[pid] is not None else None,
+            batch=sim.batch,
+        )
+        path = folder / "spec.json"
+        path.write_text(spec.dumps())
+        specs.append(path)
+    return specs
+
+
+def _exit_reason(rc: int) -> str:
+    if rc < 0:
+        try:
+            return f"was killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"was killed by signal {-rc}"
+    return f"exited with code {rc}"
+
+
+class _Party:
+    """A running party process and the events it reported."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+
+    async def event(self) -> dict[str, object]:
+        """The next JSON event; a process that dies first raises SessionError."""
+        assert self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if line:
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError:
+                ev = {"event": "error", "message": line.decode(errors="replace").strip()}
+            if ev.get("event") == "error":
+                kind = DataError if ev.get("input") else SessionError
+                raise kind(f"party {self.name}: {ev.get('message')}")
+            return ev
+        rc = await self.proc.wait()
+        raise SessionError(f"party {self.name} {_exit_reason(rc)} before finishing the session")
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
+async def _first_failure(
+    tasks: list[asyncio.Task[dict[str, object]]], timeout: float, what: str
+) -> list[dict[str, object]]:
+    """All tasks' results; the first exception (or the deadline) cancels the rest."""
+    done, pending = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
+    for t in pending:
+        t.cancel()
+    for t in done:
+        if t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]
+    if pending:
+        raise SessionError(f"session timed out after {timeout:.0f} s while {what}")
+    return [t.result() for t in tasks]
+
+
+async def run_simulation(
+    sim: Simulation, on_started: Callable[[dict[str, int]], None] | None = None
+) -> Outcome:
+    """Run the whole consortium; raise MpcCreditError (one line) on any failure.
+
+    `on_started` receives each party's OS process id once the secure part has begun.
+    """
+    model = load_model(sim.model)
+    parties = _check(sim, model)
+    ids = _request_ids(sim, model)
+    out = sim.out.resolve()
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {sim.out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UsageError(f"--out {sim.out}: is a folder, expected a file name")
+    staged = out.parent / f".{out.name}.{os.getpid()}.part"
+    work = Path(tempfile.mkdtemp(prefix="mpc-credit-"))
+    procs: list[_Party] = []
+    try:
+        specs = _write_specs(sim, model, parties, ids, work, staged)
+        for name, spec in zip(parties, specs):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "mpc_credit.local.worker",
+                str(spec),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            procs.append(_Party(name, proc))
+        await _first_failure(
+            [asyncio.ensure_future(p.event()) for p in procs], sim.timeout, "parties prepared"
+        )
+        t0 = time.perf_counter()
+        for p in procs:
+            p.send("go")
+        if on_started is not None:
+            on_started({p.name: p.proc.pid for p in procs})
+        events = await _first_failure(
+            [asyncio.ensure_future(p.event()) for p in procs], sim.timeout, "scoring"
+        )
+        seconds = time.perf_counter() - t0
+        for p in procs:
+            await p.proc.wait()
+        received = {p.name: bool(ev.get("received")) for p, ev in zip(procs, events)}
+        if not staged.exists():
+            raise SessionError(f"receiver {sim.receiver} reported done but wrote no result")
+        os.replace(staged, out)
+        peak = {p.name: float(ev.get("peak_mb", 0.0)) for p, ev in zip(procs, events)}  # type: ignore[arg-type]
+        mpc_s = max(float(ev.get("mpc_s", 0.0)) for ev in events)  # type: ignore[arg-type]
+        return Outcome(len(ids), seconds, mpc_s, received, peak)
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            await p.proc.wait()
+        staged.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def simulate(
+    sim: Simulation, on_started: Callable[[dict[str, int]], None] | None = None
+) -> Outcome:
+    """Blocking wrapper around `run_simulation`."""
+    return asyncio.run(run_simulation(sim, on_started))

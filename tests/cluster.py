@@ -1,0 +1,200 @@
+"""Helpers for the daemon tests: a consortium of real daemon processes and a broker.
+
+Imported by the daemon, mosquitto and attack tests; it holds no tests itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from mpc_credit.consortium.config import load_consortium
+from mpc_credit.consortium.create import PartyPlan, init_consortium
+from mpc_credit.local.ports import free_port_blocks, free_ports
+from tests.conftest import MODEL, OWNERS, PARTIES, ROOT
+
+NAMES = OWNERS
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    t = time.monotonic() + timeout
+    while time.monotonic() < t:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+class Cluster:
+    """A consortium folder, a broker process and one daemon process per party."""
+
+    def __init__(
+        self, root: Path, *, broker_tls: bool = False, reveals: Sequence[str] = ()
+    ) -> None:
+        self.root = root
+        (self.broker_port,) = free_ports(1)
+        bases = free_port_blocks(len(NAMES), 4, lo=30000)  # above any credit amount
+        plans = [
+            PartyPlan(n, "127.0.0.1", b, PARTIES / n / "applicants.csv")
+            for n, b in zip(NAMES, bases)
+        ]
+        kwargs: dict[str, Any] = {}
+        if reveals:
+            kwargs["reveals"] = reveals
+        init_consortium(
+            root,
+            MODEL,
+            parties=plans,
+            broker_port=self.broker_port,
+            broker_tls=broker_tls,
+            mpc_ports=4,
+            force=True,
+            **kwargs,
+        )
+        self.cons = load_consortium(root / "consortium.json")
+        self.broker: subprocess.Popen[bytes] | None = None
+        self.daemons: dict[str, subprocess.Popen[bytes]] = {}
+        self.errors: dict[str, str] = {}  # stderr tails of daemons that exited non-zero
+
+    def config(self, party: str) -> Path:
+        return self.root / party / "party.toml"
+
+    def start_broker(self, argv: Sequence[str] | None = None) -> None:
+        argv = argv or [
+            sys.executable,
+            "-m",
+            "mpc_credit",
+            "broker",
+            "--port",
+            str(self.broker_port),
+        ]
+        self.broker = subprocess.Popen(
+            list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        wait_port(self.broker_port)
+
+    def stop_broker(self) -> None:
+        if self.broker is not None and self.broker.poll() is None:
+            self.broker.terminate()
+            try:
+                self.broker.wait(5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()
+                self.broker.wait()
+        self.broker = None
+
+    def start(self, *parties: str) -> None:
+        """Start daemons and wait until each is connected to the broker."""
+        names = parties or NAMES
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        for n in names:
+            self.daemons[n] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mpc_credit",
+                    "party",
+                    "run",
+                    "--config",
+                    str(self.config(n)),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+        for n in names:
+            p = self.daemons[n]
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            if not line:
+                err = p.stderr.read().decode() if p.stderr else ""
+                raise RuntimeError(f"daemon {n} did not start: {err[-2000:]}")
+            assert json.loads(line)["event"] == "ready"
+
+    def signal(self, party: str, sig: int) -> None:
+        self.daemons[party].send_signal(sig)
+
+    def wait(self, party: str, timeout: float = 20.0) -> int:
+        return self.daemons[party].wait(timeout)
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM every daemon; their exit codes."""
+        codes = {}
+        for p in self.daemons.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for n, p in self.daemons.items():
+            try:
+                codes[n] = p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes[n] = p.wait()
+            if codes[n] != 0 and p.stderr is not None:
+                self.errors[n] = p.stderr.read().decode(errors="replace")[-3000:]
+        self.daemons.clear()
+        return codes
+
+    def audit(self, party: str) -> list[dict[str, Any]]:
+        path = self.root / party / "audit.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+    async def status(self, party: str) -> dict[str, Any]:
+        from mpc_credit.consortium.requester import daemon_status
+
+        return await daemon_status(self.config(party))
+
+    async def wait_idle(self, timeout: float = 15.0, parties: Sequence[str] = NAMES) -> None:
+        """Until every daemon is connected, idle, and sees every party online."""
+        t = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < t:
+            ok = True
+            for n in parties:
+                try:
+                    st = await self.status(n)
+                except Exception:
+                    ok = False
+                    break
+                last[n] = st
+                online = all(st["presence"].get(x) == "online" for x in NAMES)
+                if not (st["connected"] and not st["busy"] and st["queued"] == 0 and online):
+                    ok = False
+            if ok:
+                return
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"daemons not idle: {last}")
+
+    def client(self, **kw: Any) -> aiomqtt.Client:
+        return aiomqtt.Client("127.0.0.1", self.broker_port, **kw)
+
+
+def csv_rows(party: str) -> dict[str, dict[str, str]]:
+    import csv
+
+    with (PARTIES / party / "applicants.csv").open(newline="") as fh:
+        return {r["applicant_id"]: r for r in csv.DictReader(fh)}
+
+
+def expected_scores(ids: Sequence[str], reveal: str = "score") -> list[list[str]]:
+    """The plaintext reference result rows for `ids`."""
+    from mpc_credit.scorecard.data import load_owner_csv
+    from mpc_credit.scorecard.model import load_model
+    from mpc_credit.scorecard.reference import reference
+
+    model = load_model(MODEL)
+    tables = {n: load_owner_csv(PARTIES / n / "applicants.csv", model, n) for n in NAMES}
+    return reference(model, tables, list(ids), reveal).rows()  # type: ignore[arg-type]

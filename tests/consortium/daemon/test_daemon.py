@@ -1,0 +1,384 @@
+"""Party daemons end to end: three daemon processes, the embedded broker, the CLI side.
+
+One consortium (keys, configurations, broker, daemons) serves the whole module; tests
+that stop or kill a daemon restart it and check that the next session succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mpc_credit.consortium.messages import Topics, new_request
+from mpc_credit.consortium.requester import score_request
+from mpc_credit.consortium.signing import load_signing_key, sign
+from mpc_credit.errors import RefusedError, SessionError, TimedOutError
+from tests.cluster import NAMES, Cluster, csv_rows, expected_scores
+from tests.conftest import PARTIES, ROOT
+
+ALLOWED = ("score", "decision", "reasons")  # `pd` is not allowed by this test's policy
+IDS = ["A0191", "A0922", "A0755"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("consortium"), reveals=ALLOWED)
+    c.start_broker()
+    c.start()
+    try:
+        yield c
+    finally:
+        codes = c.stop()
+        c.stop_broker()
+    assert all(code == 0 for code in codes.values()), f"daemon exit codes {codes}: {c.errors}"
+
+
+async def score(cluster: Cluster, ids: list[str], **kw: Any) -> Any:
+    kw.setdefault("timeout", 30.0)
+    return await score_request(cluster.config("bank"), ids, **kw)
+
+
+async def test_happy_path(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    seen: list[str] = []
+    out = await score(cluster, IDS, reveal="score", progress=seen.append)
+    assert out.columns == ["applicant_id", "score"]
+    assert out.rows == expected_scores(IDS)
+    assert any("connected to all parties" in m for m in seen)
+    out = await score(cluster, IDS, reveal="reasons")
+    assert out.rows == expected_scores(IDS, "reasons")
+    sid = out.session
+    for party in NAMES:
+        rec = [r for r in cluster.audit(party) if r["session"] == sid]
+        assert len(rec) == 1 and rec[0]["outcome"] == "done", (party, rec)
+        assert rec[0]["received"] is (party == "bank")
+        assert (cluster.root / party / "audit.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+async def test_batch_ids_travel_by_digest(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    ids = list(csv_rows("bank"))  # more than MAX_INLINE_IDS: the request has a digest only
+    out = await score(cluster, ids, reveal="decision")
+    assert out.rows == expected_scores(ids, "decision")
+    rec = next(r for r in cluster.audit("telco") if r["session"] == out.session)
+    assert rec["ids"] is None and rec["count"] == len(ids)
+
+
+def _leaves(obj: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, (dict, list)):
+                yield from _leaves(v)
+            else:
+                yield k, v
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _leaves(v) if isinstance(v, (dict, list)) else [("", v)]
+
+
+async def test_broker_never_carries_inputs_or_results(cluster: Cluster) -> None:
+    """Capture every message the broker forwards during sessions; none holds a feature
+    value of the requested applicants or a revealed score."""
+    await cluster.wait_idle()
+    captured: list[tuple[str, bytes]] = []
+    ready = asyncio.Event()
+
+    async def sniff() -> None:
+        async with cluster.client(identifier="sniffer") as c:
+            await c.subscribe("#", qos=1)
+            ready.set()
+            async for m in c.messages:
+                captured.append((str(m.topic), bytes(m.payload)))  # type: ignore[arg-type]
+
+    task = asyncio.create_task(sniff())
+    await asyncio.wait_for(ready.wait(), 5)
+    outs = [await score(cluster, IDS, reveal=r) for r in ("score", "reasons")]
+    await asyncio.sleep(0.3)
+    task.cancel()
+    scores = {int(r[1]) for r in outs[0].rows}
+    secret_numbers: set[float] = set(scores)
+    secret_strings: set[str] = {str(s) for s in scores}
+    for party in NAMES:
+        rows = csv_rows(party)
+        for aid in IDS:
+            for col, v in rows.get(aid, {}).items():
+                if col == "applicant_id" or not v:
+                    continue
+                secret_strings.add(v)
+                with contextlib.suppress(ValueError):
+                    secret_numbers.add(float(v))
+    long_strings = {s for s in secret_strings if len(s) >= 8}
+    assert len(captured) > 10
+    public = {"pid", "count"}  # party index and batch size: public session metadata
+    for topic, payload in captured:
+        assert "result" not in topic
+        text = payload.decode()
+        for s in long_strings:
+            assert s not in text, (topic, s)
+        for key, value in _leaves(json.loads(payload)):
+            if key in public:
+                continue
+            assert not (isinstance(value, str) and value in secret_strings), (topic, key, value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                assert float(value) not in secret_numbers, (topic, key, value)
+    # the result never went through the broker: 'approve'/'decline' appear nowhere
+    assert not any(b"approve" in p or b"decline" in p for _, p in captured)
+
+
+async def test_two_requests_at_once(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    a, b = await asyncio.gather(
+        score(cluster, IDS[:1], reveal="score"), score(cluster, IDS[1:], reveal="decision")
+    )
+    assert a.rows == expected_scores(IDS[:1])
+    assert b.rows == expected_scores(IDS[1:], "decision")
+
+
+# ---------------------------------------------------------------- refusals
+
+
+async def _publish_and_collect(cluster: Cluster, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Publish a request straight to the broker; each party's first status about it."""
+    topics = Topics(cluster.cons.topic_prefix)
+    got: dict[str, dict[str, Any]] = {}
+    async with cluster.client(identifier=f"test-{time.monotonic_ns()}") as c:
+        await c.subscribe(f"{topics.prefix}/session/{body['session']}/+", qos=1)
+        await c.publish(topics.request, json.dumps(body).encode(), qos=1)
+        try:
+            async with asyncio.timeout(5):
+                async for m in c.messages:
+                    if "/session/" not in str(m.topic):
+                        continue  # amqtt also replays retained presence messages here
+                    d = json.loads(m.payload)  # type: ignore[arg-type]
+                    got.setdefault(d["party"], d)
+                    if len(got) == len(NAMES):
+                        break
+        except TimeoutError:
+            pass
+    return got
+
+
+def _request(cluster: Cluster, signer: str = "bank", **kw: Any) -> dict[str, Any]:
+    key = load_signing_key(cluster.root / signer / "signing.key")
+    info = cluster.cons.models[0]
+    args: dict[str, Any] = dict(
+        requester=signer,
+        model_id=info.id,
+        model_digest=info.digest,
+        mode="shared",
+        reveal="score",
+        ids=IDS[:1],
+        timeout=20.0,
+    )
+    args.update(kw)
+    return new_request(key, **args).body()
+
+
+def _resign(cluster: Cluster, body: dict[str, Any], signer: str = "bank") -> dict[str, Any]:
+    return sign(
+        "mpc-credit/request@1", body, load_signing_key(cluster.root / signer / "signing.key")
+    )
+
+
+REFUSALS = {
+    "bad signature": (lambda c: {**_request(c), "reveal": "decision"}, "bad signature"),
+    "unknown requester": (
+        lambda c: _resign(c, {**_request(c), "requester": "mallory"}),
+        "unknown requester",
+    ),
+    "requester not allowed": (lambda c: _request(c, signer="bureau"), "does not allow 'bureau'"),
+    "reveal not allowed": (lambda c: _request(c, reveal="pd"), "reveal policy 'pd'"),
+    "stale timestamp": (
+        lambda c: _request(c, now=time.time() - 1000, timeout=1100),
+        "off this party's clock",
+    ),
+    "model digest": (lambda c: _request(c, model_digest="0" * 64), "another digest"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+async def test_every_party_refuses(cluster: Cluster, case: str) -> None:
+    await cluster.wait_idle()
+    make, reason = REFUSALS[case]
+    got = await _publish_and_collect(cluster, make(cluster))
+    assert set(got) == set(NAMES), got
+    for party, d in got.items():
+        assert d.get("phase") == "refuse" and reason in d["reason"], (party, d)
+
+
+async def test_replayed_request_is_refused(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    sent: list[dict[str, Any]] = []
+
+    def keep(body: dict[str, Any]) -> dict[str, Any]:
+        sent.append(body)
+        return body
+
+    await score(cluster, IDS[:1], tamper=keep)
+    await cluster.wait_idle()
+    got = await _publish_and_collect(cluster, sent[0])
+    assert set(got) == set(NAMES)
+    assert all(d["phase"] == "refuse" and "nonce" in d["reason"] for d in got.values()), got
+    assert any(r["outcome"] == "refused" for r in cluster.audit("telco"))
+
+
+async def test_refusal_reaches_the_cli(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    with pytest.raises(RefusedError, match=r"party bank refused: .*reveal policy 'pd'"):
+        await score(cluster, IDS[:1], reveal="pd")
+    with pytest.raises(RefusedError, match="refused: bad signature"):
+        await score(cluster, IDS[:1], tamper=lambda b: {**b, "nonce": "f" * 32})
+
+
+def test_cli_exit_codes(cluster: Cluster) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [
+        sys.executable,
+        "-c",
+        "from mpc_credit.cli.app import main; raise SystemExit(main())",
+        "score",
+        "--config",
+        str(cluster.config("bank")),
+    ]
+    ok = subprocess.run([*cmd, "--applicant", "A0191", "--json"], capture_output=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    record = json.loads(ok.stdout)["results"][0]
+    assert record == {"applicant_id": "A0191", "score": int(expected_scores(["A0191"])[0][1])}
+    refused = subprocess.run(
+        [*cmd, "--applicant", "A0191", "--reveal", "pd"], capture_output=True, env=env
+    )
+    assert refused.returncode == 4
+    assert len(refused.stderr.decode().strip().splitlines()) == 1
+    unknown = subprocess.run([*cmd, "--applicant", "NOPE"], capture_output=True, env=env)
+    assert unknown.returncode == 2 and b"NOPE" in unknown.stderr
+
+
+# ---------------------------------------------------------------- failures
+
+
+async def test_party_down_at_start(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    cluster.signal("telco", signal.SIGTERM)
+    assert cluster.wait("telco") == 0
+    await asyncio.sleep(0.2)
+    t = time.perf_counter()
+    with pytest.raises(SessionError, match="party telco"):
+        await score(cluster, IDS[:1])
+    assert time.perf_counter() - t < 2
+    cluster.start("telco")
+    await cluster.wait_idle()
+    out = await score(cluster, IDS[:1])
+    assert out.rows == expected_scores(IDS[:1])
+
+
+async def test_party_killed_mid_session(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    ids = list(csv_rows("bank"))  # all 1000 applicants with reason codes: a few seconds
+    victim = cluster.daemons["telco"]
+
+    def progress(message: str) -> None:
+        if "connected to all parties" in message and victim.poll() is None:
+            victim.kill()
+
+    t = time.perf_counter()
+    with pytest.raises(SessionError, match="telco") as err:
+        await score(cluster, ids, reveal="reasons", progress=progress)
+    assert time.perf_counter() - t < 10
+    assert len(str(err.value).splitlines()) == 1
+    victim.wait(5)
+    # every surviving party aborted and is idle again; nobody recorded a result
+    sid = [r for r in cluster.audit("bank") if r["count"] == len(ids)][-1]["session"]
+    for party in ("bank", "bureau"):
+        for _ in range(100):
+            rec = [r for r in cluster.audit(party) if r["session"] == sid]
+            if rec:
+                break
+            await asyncio.sleep(0.05)
+        assert rec and rec[-1]["outcome"] == "aborted", (party, rec)
+        assert "telco" in rec[-1]["reason"]
+    cluster.start("telco")
+    await cluster.wait_idle()
+    out = await score(cluster, IDS)
+    assert out.rows == expected_scores(IDS)
+
+
+async def test_deadline_passed(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    ids = list(csv_rows("bank"))
+    with pytest.raises(TimedOutError):
+        await score(cluster, ids, reveal="reasons", timeout=0.6)
+    await cluster.wait_idle()
+    out = await score(cluster, IDS[:1])
+    assert out.rows == expected_scores(IDS[:1])
+
+
+async def test_broker_restart_while_idle(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    cluster.stop_broker()
+    await asyncio.sleep(0.5)
+    with pytest.raises(SessionError, match="broker"):
+        await score(cluster, IDS[:1])
+    cluster.start_broker()
+    await cluster.wait_idle(timeout=20)
+    out = await score(cluster, IDS[:1])
+    assert out.rows == expected_scores(IDS[:1])
+
+
+async def test_sigterm_drains_a_running_session(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    ids = list(csv_rows("bank"))[:600]
+    bureau = cluster.daemons["bureau"]
+
+    def progress(message: str) -> None:
+        if "connected to all parties" in message and bureau.poll() is None:
+            bureau.send_signal(signal.SIGTERM)
+
+    out = await score(cluster, ids, reveal="reasons", progress=progress)
+    assert out.rows == expected_scores(ids, "reasons")
+    assert bureau.wait(10) == 0
+    cluster.start("bureau")
+    await cluster.wait_idle()
+
+
+def test_private_files_mode(cluster: Cluster) -> None:
+    root = cluster.root
+    text = (root / "consortium.json").read_text()
+    assert "PRIVATE" not in text
+    for p in [
+        *root.glob("*/signing.key"),
+        *root.glob("*/.config/*.key"),
+        *root.glob("*/mqtt/*.key"),
+        *root.glob("ca/*.key"),
+        root / "broker" / "server.key",
+    ]:
+        assert p.stat().st_mode & 0o777 == 0o600, p
+    for party in NAMES:
+        assert Path(root / party / "daemon.sock").stat().st_mode & 0o777 == 0o600
+
+
+async def test_local_consortium_demo() -> None:
+    """What `mpc-credit demo` runs after the simulation: broker, three daemons, one request."""
+    from mpc_credit.local.consortium import run_local_consortium_demo
+
+    lines: list[str] = []
+    out = await run_local_consortium_demo(
+        PARTIES / "bank" / "german-credit-demo.json",
+        {n: PARTIES / n / "applicants.csv" for n in NAMES},
+        applicants=IDS,
+        reveal="reasons",
+        echo=lines.append,
+    )
+    assert out.rows == expected_scores(IDS, "reasons")
+    assert out.columns[:2] == ["applicant_id", "decision"]
+    assert any("broker" in x for x in lines)
