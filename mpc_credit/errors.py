@@ -1,13 +1,27 @@
-"""Error types: every user-facing failure is one of these, with a one-line message."""
+"""Error types: every user-facing failure is one of these, with a one-line message.
+
+Each type knows its `kind` (the word it travels as between processes: a worker to its
+launcher, a daemon to its local client, a party's status report) and the `exit_code` the
+command line ends with. `error_of_kind` turns a kind back into its type, so a failure keeps
+its meaning across a process boundary without flags or string matching.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Kind = Literal["input", "failed", "refused", "timeout"]
+KINDS: tuple[Kind, ...] = ("input", "failed", "refused", "timeout")
 
 
 class MpcCreditError(Exception):
     """Base class: the message is shown to the user as one line, without a traceback.
 
-    `exit_code` is what the command line exits with: 2 bad input or usage, 3 a failed
+    `kind` input / failed / refused / timeout; `exit_code` 2 bad input or usage, 3 a failed
     session, 4 a refused request, 5 a session whose deadline passed.
     """
 
+    kind: Kind = "input"
     exit_code = 2
 
 
@@ -20,22 +34,38 @@ class DataError(MpcCreditError):
 
 
 class UsageError(MpcCreditError):
-    """The command's arguments do not fit together."""
+    """The command's arguments do not fit together, or a configuration file is invalid."""
 
 
 class SessionError(MpcCreditError):
     """A secure session failed: a party died, a link dropped, a party reported failure."""
 
+    kind: Kind = "failed"
     exit_code = 3
 
 
 class RefusedError(SessionError):
     """A party (or the consortium policy) refused the request."""
 
+    kind: Kind = "refused"
     exit_code = 4
 
 
 class TimedOutError(SessionError):
     """The session's deadline passed."""
 
+    kind: Kind = "timeout"
     exit_code = 5
+
+
+_BY_KIND: dict[str, type[MpcCreditError]] = {
+    "input": UsageError,
+    "failed": SessionError,
+    "refused": RefusedError,
+    "timeout": TimedOutError,
+}
+
+
+def error_of_kind(kind: object, message: str) -> MpcCreditError:
+    """The error for a kind received from another process; an unknown kind is a failure."""
+    return _BY_KIND.get(kind if isinstance(kind, str) else "", SessionError)(message)

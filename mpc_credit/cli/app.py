@@ -16,8 +16,11 @@ import typer
 
 from mpc_credit import __version__
 from mpc_credit.cli import options
-from mpc_credit.cli.consortium import register as register_consortium
+from mpc_credit.cli.broker import broker_app
 from mpc_credit.cli.model import model_app
+from mpc_credit.cli.party import party_app
+from mpc_credit.cli.pki import pki_app
+from mpc_credit.cli.score import score
 from mpc_credit.errors import MpcCreditError
 
 app = typer.Typer(
@@ -129,7 +132,10 @@ def demo(
     run_demo(options.mode(mode), rows)
 
 
-register_consortium(app)
+app.add_typer(pki_app, name="pki")
+app.add_typer(broker_app, name="broker")
+app.add_typer(party_app, name="party")
+app.command("score")(score)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,8 @@ from cryptography import x509
 from mpc_credit.consortium.broker import mosquitto_acl, mosquitto_conf
 from mpc_credit.consortium.config import load_consortium, load_party_config
 from mpc_credit.consortium.create import PartyPlan, init_consortium, parse_party_arg
-from mpc_credit.consortium.messages import NonceCache, check_request, ids_digest, new_request
+from mpc_credit.consortium.messages import ids_digest, new_request
+from mpc_credit.consortium.policy import NonceCache, check_request
 from mpc_credit.consortium.signing import load_signing_key, sign, verify
 from mpc_credit.errors import UsageError
 from mpc_credit.scorecard.model import load_model
@@ -202,7 +203,7 @@ def test_party_config_errors(tmp_path: Path) -> None:
 def test_daily_budget_counts_applicants_per_requester(cons_dir: Path) -> None:
     from dataclasses import replace
 
-    from mpc_credit.consortium.messages import DAY, QueryLedger
+    from mpc_credit.consortium.policy import DAY, QueryLedger
 
     cons = load_consortium(cons_dir / "consortium.json")
     assert cons.policy.requesters["bank"].daily_budget is None  # pki init's default

@@ -58,22 +58,19 @@ from mpc_credit.consortium.daemon.session import (
 )
 from mpc_credit.consortium.messages import (
     ACK,
-    DAY,
     DONE,
     FAILED,
     PROGRESS,
     REFUSE,
-    NonceCache,
-    QueryLedger,
     Request,
     Topics,
-    check_request,
     ids_digest,
     parse_request,
     parse_status,
     presence,
     status,
 )
+from mpc_credit.consortium.policy import DAY, NonceCache, QueryLedger, check_request
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.engine.links import (
     MPC_FAILURES,
