@@ -536,6 +536,7 @@ class PartyDaemon:
 
     async def _compute(self, s: Session, mpc: Any, local: LocalClient | None) -> Any:
         """Connect, check the session, share the batch ids if needed, run the protocol."""
+        from mpc_credit.engine.exchange import agree_session, share_ids
         from mpc_credit.engine.session import execute
 
         t0 = time.perf_counter()
@@ -544,19 +545,14 @@ class PartyDaemon:
         t1 = time.perf_counter()
         if local is not None:
             local.send("progress", message=f"connected to all parties in {1000 * (t1 - t0):.0f} ms")
-        sids = await mpc.transfer(s.sid)
-        if any(x != s.sid for x in sids):
-            bad = [s.parties[i] for i, x in enumerate(sids) if x != s.sid]
-            raise SessionAbort(f"party {', '.join(bad)} joined the MPC link for another session")
+        await agree_session(mpc, s.sid, s.parties)
         req = s.req
         receiver_pid = s.parties.index(req.receiver)
         if req.ids is None:
-            ids = await mpc.transfer(
-                s.ids if self.me.pid == receiver_pid else None, senders=receiver_pid
-            )
-            if not isinstance(ids, list) or ids_digest(ids) != req.batch_digest:
+            ids = await share_ids(mpc, receiver_pid, s.ids, req.count, req.receiver)
+            if len(ids) != req.count or ids_digest(ids) != req.batch_digest:
                 raise SessionAbort(
-                    f"the ids sent by {req.receiver} do not match the request's digest"
+                    f"the ids sent by {req.receiver} do not match the request's count and digest"
                 )
             s.ids = ids
         assert s.ids is not None
