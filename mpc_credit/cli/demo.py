@@ -64,13 +64,14 @@ def run_demo(mode: Mode, rows: int) -> None:
     for who, got in b.received.items():
         console.print(f"  {who}: {'received the result' if got else 'learned nothing'}")
     table = Table(title=f"What the bank received (first {rows} of {len(scores)})")
-    for col in ("applicant", "score", "PD", "decision", "reason codes"):
-        table.add_column(col)
+    for col in ("applicant", "score", "PD", "decision"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("reason codes", overflow="fold")
     for aid in list(scores)[:rows]:
         score, pd = scores[aid]
         decision, *codes = reasons[aid]
         style = "green" if decision == "approve" else "red"
-        table.add_row(aid, score, pd, f"[{style}]{decision}[/]", ", ".join(c for c in codes if c))
+        table.add_row(aid, score, pd, f"[{style}]{decision}[/]", "\n".join(c for c in codes if c))
     console.print(table)
     approved = sum(1 for r in reasons.values() if r[0] == "approve")
     console.print(f"approved {approved} of {len(reasons)} applicants")
@@ -97,13 +98,20 @@ def _run_daemons(console: Console, folder: Path, mode: Mode, ids: list[str]) -> 
             echo=console.print,
         )
     )
-    table = Table(title="mpc-credit score --reveal reasons (result at the bank only)")
-    for col in outcome.columns:
-        table.add_column(col)
-    for row in outcome.rows:
-        table.add_row(*row)
-    console.print(table)
+    console.print(reasons_table(outcome.columns, outcome.rows))
     console.print(
         f"daemons up in {outcome.startup_seconds:.1f} s; the request took "
         f"{1000 * outcome.seconds:.0f} ms end to end with warm daemons"
     )
+
+
+def reasons_table(columns: list[str], rows: list[list[str]]) -> Table:
+    """Applicant and decision in columns; the reason codes one per line in the last column,
+    folded rather than cut, so that long feature names stay readable in a narrow terminal."""
+    table = Table(title="mpc-credit score --reveal reasons (result at the bank only)")
+    table.add_column(columns[0], no_wrap=True)
+    table.add_column(columns[1], no_wrap=True)
+    table.add_column("reason codes", overflow="fold")
+    for row in rows:
+        table.add_row(row[0], row[1], "\n".join(code for code in row[2:] if code))
+    return table
