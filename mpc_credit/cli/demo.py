@@ -66,7 +66,8 @@ def run_demo(mode: Mode, rows: int) -> None:
     table = Table(title=f"What the bank received (first {rows} of {len(scores)})")
     for col in ("applicant", "score", "PD", "decision"):
         table.add_column(col, no_wrap=True)
-    table.add_column("reason codes", overflow="fold")
+    longest = max((len(c) for r in reasons.values() for c in r[1:]), default=0)
+    table.add_column("reason codes", overflow="fold", min_width=longest)
     for aid in list(scores)[:rows]:
         score, pd = scores[aid]
         decision, *codes = reasons[aid]
