@@ -38,9 +38,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mpc_credit.local import synthetic  # noqa: E402
 from mpc_credit.consortium.create import PartyPlan, init_consortium  # noqa: E402
 from mpc_credit.consortium.requester import score_request  # noqa: E402
+from mpc_credit.local import synthetic  # noqa: E402
 from mpc_credit.local.consortium import (  # noqa: E402
     start_daemons,
     stop_daemons,
