@@ -8,6 +8,7 @@ its own, with its parties, threshold and TLS setting given as arguments.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -16,7 +17,9 @@ from typing import Any
 from mpc_credit.engine import accel
 
 
-def _mpyc() -> Any:
+def load_mpyc() -> tuple[Any, Any]:
+    """Import MPyC (`mpyc`, `mpyc.runtime`) with an empty argv; a daemon calls it at start so
+    that the first session pays no import and MPyC never parses the daemon's options."""
     saved = sys.argv
     sys.argv = saved[:1]
     try:
@@ -40,7 +43,7 @@ def make_runtime(
     relative to the working directory when the runtime starts: run it from the party's
     folder (the worker and the daemon change into it).
     """
-    mpyc, rt = _mpyc()
+    mpyc, rt = load_mpyc()
     if os.environ.get("MPC_CREDIT_NO_ACCEL") != "1":
         accel.install()
     m = len(addresses)
@@ -65,3 +68,8 @@ def make_runtime(
     ):
         module.runtime = runtime
     return runtime
+
+
+async def close_runtime(mpc: Any, timeout: float | None = None) -> None:
+    """MPyC's closing barrier with every party (at most `timeout` seconds when given)."""
+    await asyncio.wait_for(mpc.shutdown(), timeout)

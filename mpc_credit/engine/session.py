@@ -1,14 +1,15 @@
-"""One party's side of a scoring session: prepare locally, then run the secure protocol.
+"""One party's side of a scoring session: arrays in, the protocol, what this party learned.
 
-`prepare` does all the I/O and validation (model part, own CSV, id list) before any
-connection is made, so that bad input fails every party before the MPC starts;
-`execute` then runs the protocol batch by batch and returns what this party learned.
+The engine takes a `SessionSpec` (who, with whom, what to reveal to whom; no file paths)
+and the party's already loaded model, id list and table: `assemble` validates them before
+any connection is made, so bad input fails every party before the MPC starts; `execute`
+then runs the protocol batch by batch and returns what this party learned. Reading files
+is the caller's job (`mpc_credit.local.worker` for one-shot processes, the daemon's tables).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,8 @@ from mpc_credit.engine.inputs import ModelInputs, model_inputs, owner_inputs
 from mpc_credit.engine.plan import Plan, make_plan
 from mpc_credit.engine.protocol import score_batch
 from mpc_credit.errors import ModelError, UsageError
-from mpc_credit.scorecard.data import Column, OwnerTable, load_ids, load_owner_csv
-from mpc_credit.scorecard.model import Scorecard, load_model
+from mpc_credit.scorecard.data import Column, OwnerTable
+from mpc_credit.scorecard.model import Scorecard
 from mpc_credit.scorecard.reveal import Result
 from mpc_credit.vocabulary import Mode, Reveal
 
@@ -32,44 +33,28 @@ def default_batch(reveal: Reveal) -> int:
 
 
 @dataclass(frozen=True)
-class PartySpec:
-    """Everything one party process needs for one session (paths are its own files)."""
+class SessionSpec:
+    """One party's view of one session: the parties in pid order and the roles."""
 
     session_id: str
     party: str
     parties: tuple[str, ...]
-    addresses: tuple[tuple[str, int], ...]
     mode: Mode
     reveal: Reveal
     receiver: str
     model_owner: str
-    model: str
-    ids: str
-    data: str | None = None
-    out: str | None = None
-    tls: str | None = None
     batch: int = 0  # 0: default_batch(reveal)
 
     @property
     def pid(self) -> int:
         return self.parties.index(self.party)
 
-    def dumps(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def loads(cls, text: str) -> PartySpec:
-        d = json.loads(text)
-        d["parties"] = tuple(d["parties"])
-        d["addresses"] = tuple((h, int(p)) for h, p in d["addresses"])
-        return cls(**d)
-
 
 @dataclass(frozen=True)
 class Prepared:
     """A party's validated local state, ready for the secure part."""
 
-    spec: PartySpec
+    spec: SessionSpec
     model: Scorecard
     plan: Plan
     ids: list[str]
@@ -77,22 +62,8 @@ class Prepared:
     model_inputs: ModelInputs | None
 
 
-def prepare(spec: PartySpec) -> Prepared:
-    """Load and check this party's model, data and id list; no network."""
-    model = load_model(spec.model)
-    if model.part is not None and model.part.mode != spec.mode:
-        raise ModelError(
-            f"{spec.model}: is a {model.part.mode}-mode part, the session is {spec.mode}"
-        )
-    ids = load_ids(spec.ids)
-    table = None
-    if spec.data is not None and spec.party in model.owners:
-        table = load_owner_csv(spec.data, model, spec.party)
-    return assemble(spec, model, ids, table)
-
-
 def assemble(
-    spec: PartySpec, model: Scorecard, ids: list[str], table: OwnerTable | None
+    spec: SessionSpec, model: Scorecard, ids: list[str], table: OwnerTable | None
 ) -> Prepared:
     """A party's session state from its already loaded model and table."""
     plan = make_plan(
@@ -106,7 +77,7 @@ def assemble(
     mine: ModelInputs | None = None
     if spec.mode == "secret" and spec.party == spec.model_owner:
         if not model.has_points:
-            raise ModelError(f"{spec.model}: the model owner needs the full model in secret mode")
+            raise ModelError(f"{model.source}: the model owner needs the full model in secret mode")
         mine = model_inputs(model, plan)
     columns = None
     if spec.party in plan.owners:

@@ -10,7 +10,6 @@ every party and leaves no output file.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -24,9 +23,11 @@ from pathlib import Path
 
 from mpc_credit.consortium.pki import ephemeral_consortium
 from mpc_credit.engine.plan import make_plan
-from mpc_credit.engine.session import PartySpec
-from mpc_credit.errors import DataError, ModelError, SessionError, UsageError
+from mpc_credit.engine.session import SessionSpec
+from mpc_credit.errors import DataError, ModelError, SessionError, UsageError, error_of_kind
+from mpc_credit.jsonwire import WireError, read_event
 from mpc_credit.local.ports import free_ports
+from mpc_credit.local.worker import WorkerSpec
 from mpc_credit.scorecard.data import check_known, load_ids, load_owner_csv
 from mpc_credit.scorecard.model import Scorecard, dump_model, load_model
 from mpc_credit.vocabulary import Mode, Reveal
@@ -131,21 +132,23 @@ def _write_specs(
         else:
             model_file = folder / "model-part.json"
             dump_model(model.split(party, sim.mode, helper=party in sim.helpers), model_file)
-        spec = PartySpec(
-            session_id=session,
-            party=party,
-            parties=tuple(parties),
+        spec = WorkerSpec(
+            session=SessionSpec(
+                session_id=session,
+                party=party,
+                parties=tuple(parties),
+                mode=sim.mode,
+                reveal=sim.reveal,
+                receiver=sim.receiver,
+                model_owner=model_owner,
+                batch=sim.batch,
+            ),
             addresses=tuple(("127.0.0.1", p) for p in ports),
-            mode=sim.mode,
-            reveal=sim.reveal,
-            receiver=sim.receiver,
-            model_owner=model_owner,
             model=str(model_file),
             ids=str(work / "ids.txt"),
             data=str(sim.data[party].resolve()) if party in sim.data else None,
             out=str(staged) if party == sim.receiver else None,
             tls=str(tls[pid]) if tls[pid] is not None else None,
-            batch=sim.batch,
         )
         path = folder / "spec.json"
         path.write_text(spec.dumps())
@@ -170,17 +173,16 @@ class _Party:
         self.proc = proc
 
     async def event(self) -> dict[str, object]:
-        """The next JSON event; a process that dies first raises SessionError."""
+        """The next JSON event; an error event, a malformed line or a process that dies
+        first raises the error of its kind, naming the party."""
         assert self.proc.stdout is not None
-        line = await self.proc.stdout.readline()
-        if line:
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                ev = {"event": "error", "message": line.decode(errors="replace").strip()}
-            if ev.get("event") == "error":
-                kind = DataError if ev.get("input") else SessionError
-                raise kind(f"party {self.name}: {ev.get('message')}")
+        try:
+            ev = await read_event(self.proc.stdout)
+        except WireError as exc:
+            raise SessionError(f"party {self.name} sent a malformed event: {exc}") from None
+        if ev is not None:
+            if ev["event"] == "error":
+                raise error_of_kind(ev.get("kind"), f"party {self.name}: {ev.get('message')}")
             return ev
         rc = await self.proc.wait()
         raise SessionError(f"party {self.name} {_exit_reason(rc)} before finishing the session")

@@ -136,14 +136,14 @@ def test_a_party_killed_mid_session_aborts_with_its_name_and_no_output(tmp_path,
 
 @pytest.mark.parametrize("mode", ["shared", "secret"])
 def test_each_party_gets_only_its_own_csv_and_model_part(tmp_path, demo_data, mode):
-    from mpc_credit.engine.session import PartySpec
     from mpc_credit.local.simulate import _write_specs
+    from mpc_credit.local.worker import WorkerSpec
 
     model = load_model(MODEL)
     sim = Simulation(MODEL, demo_data, "bank", "score", tmp_path / "o.csv", mode=mode)
     specs = _write_specs(sim, model, list(OWNERS), ["A0001"], tmp_path, tmp_path / "staged")
     for path, owner in zip(specs, OWNERS):
-        spec = PartySpec.loads(path.read_text())
+        spec = WorkerSpec.loads(path.read_text())
         assert spec.data == str(demo_data[owner].resolve())
         part = load_model(spec.model)
         if mode == "secret" and owner == "bank":  # the model owner

@@ -568,23 +568,19 @@ class PartyDaemon:
 
     def _prepare(self, s: Session, ids: Sequence[str]) -> Any:
         """`session.prepare` from the cached model and table (no file I/O per session)."""
-        from mpc_credit.engine.session import PartySpec, assemble
+        from mpc_credit.engine.session import SessionSpec, assemble
 
         req = s.req
         info = self.cons.model(req.model_id)
         assert info is not None
-        spec = PartySpec(
+        spec = SessionSpec(
             session_id=req.session,
             party=self.cfg.party,
             parties=s.parties,
-            addresses=tuple((self.cons.party(p).host, s.ports[p]) for p in s.parties),
             mode=req.mode,  # type: ignore[arg-type]
             reveal=req.reveal,  # type: ignore[arg-type]
             receiver=req.receiver,
             model_owner=info.owner,
-            model=str(self.cfg.model_file(req.model_id, req.mode)),
-            ids="<request>",
-            data=str(self.cfg.data) if self.cfg.data else None,
         )
         model = self.models[(req.model_id, req.mode)]
         try:
@@ -749,7 +745,7 @@ class PartyDaemon:
         import mpc_credit.engine.runtime
         import mpc_credit.engine.session
 
-        mpc_credit.engine.runtime._mpyc()
+        mpc_credit.engine.runtime.load_mpyc()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
