@@ -14,6 +14,7 @@ listen address and port range. Relative paths are relative to the TOML file's fo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,30 @@ DEFAULT_BROKER_PORT = 1883
 DEFAULT_BROKER_TLS_PORT = 8883
 DEFAULT_WINDOW = 120.0
 DEFAULT_MAX_SECONDS = 3600.0
+
+# Names end up in MQTT topics, mosquitto ACL lines, file paths and log lines: a safe set only.
+PARTY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+PARTY_NAME_RULE = "a lowercase letter, then up to 31 of a-z 0-9 _ -"
+CONSORTIUM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+TOPIC_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}(/[A-Za-z0-9_.-]{1,64}){0,3}")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_safe(value: object, field: str, pattern: re.Pattern[str], rule: str) -> str:
+    """`value` if it is a string `pattern` matches whole; otherwise a one-line UsageError
+    naming `field` and the rule."""
+    if isinstance(value, str) and pattern.fullmatch(value):
+        return value
+    raise UsageError(f"{field}: {_shown(value)} is not allowed ({rule})")
+
+
+def check_party_name(value: object, field: str) -> str:
+    """`value` if it is a safe party name, else a UsageError naming `field`."""
+    return check_safe(value, field, PARTY_NAME, f"a party name is {PARTY_NAME_RULE}")
 
 
 # ---------------------------------------------------------------- the public file
@@ -151,16 +176,20 @@ def load_consortium(path: str | Path) -> Consortium:
     try:
         if data.get("format") != FORMAT:
             raise ValueError(f"format must be {FORMAT!r}")
+        name = check_safe(data["name"], "name", CONSORTIUM_NAME, "letters, digits, _ . -")
+        prefix = check_safe(
+            data["topic_prefix"], "topic_prefix", TOPIC_PREFIX, "up to 4 levels of a-z 0-9 _ . -"
+        )
         parties = tuple(
             PartyInfo(
-                str(p["name"]),
+                check_party_name(p["name"], f"parties[{i}].name"),
                 int(p["pid"]),
                 str(p["host"]),
                 int(p["mpc_port"]),
                 int(p["mpc_ports"]),
                 str(p["signing_key"]),
             )
-            for p in data["parties"]
+            for i, p in enumerate(data["parties"])
         )
         for i, p in enumerate(parties):
             if p.pid != i:
@@ -169,11 +198,14 @@ def load_consortium(path: str | Path) -> Consortium:
         if len({p.name for p in parties}) != len(parties):
             raise ValueError("a party name is listed twice")
         models = tuple(
-            ModelInfo(str(m["id"]), str(m["digest"]), str(m["owner"])) for m in data["models"]
+            ModelInfo(
+                str(m["id"]), str(m["digest"]), check_party_name(m["owner"], f"models[{i}].owner")
+            )
+            for i, m in enumerate(data["models"])
         )
         pol = data["policy"]
         requesters = {
-            str(k): RequesterPolicy(
+            check_party_name(k, "policy.requesters"): RequesterPolicy(
                 tuple(v["reveal"]),
                 int(v.get("max_batch", 100_000)),
                 None if v.get("daily_budget") is None else int(v["daily_budget"]),
@@ -185,9 +217,7 @@ def load_consortium(path: str | Path) -> Consortium:
             float(pol.get("timestamp_window", DEFAULT_WINDOW)),
             float(pol.get("max_session_seconds", DEFAULT_MAX_SECONDS)),
         )
-        return Consortium(
-            str(data["name"]), str(data["topic_prefix"]), parties, models, policy, str(path)
-        )
+        return Consortium(name, prefix, parties, models, policy, str(path))
     except (KeyError, TypeError, ValueError, AttributeError, UsageError) as exc:
         raise UsageError(f"{path}: invalid consortium file: {exc}") from None
 
@@ -260,7 +290,7 @@ def load_party_config(path: str | Path) -> PartyConfig:
         return rel(v, f"{where}{key}") if v else None
 
     try:
-        party = str(raw["party"])
+        party = check_party_name(raw["party"], f"{path}: party")
         b = raw.get("broker", {})
         broker = BrokerSettings(
             host=str(b.get("host", "127.0.0.1")),
@@ -303,3 +333,22 @@ def load_party_config(path: str | Path) -> PartyConfig:
         raise UsageError(f"{path}: missing setting {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{path}: invalid setting: {exc}") from None
+
+
+def check_private_files(cfg: PartyConfig) -> None:
+    """Refuse to start when a private key (or password) file can be read by anyone but
+    its owner: a one-line UsageError naming the file and its mode."""
+    tls = cfg.folder / ".config"
+    files = [cfg.signing_key, cfg.broker.key, cfg.broker.password_file]
+    files += sorted(tls.glob("*.key")) if tls.is_dir() else []
+    for path in files:
+        if path is None:
+            continue
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue  # the code that needs the file says it is missing
+        if mode & 0o077:
+            raise UsageError(
+                f"{path}: private file readable by others (mode {mode:o}); chmod 600 it"
+            )
