@@ -1,0 +1,1 @@
+"""Joint training: alignment, binning statistics, logistic regression, DP, ledger."""
