@@ -16,6 +16,7 @@ import typer
 
 from mpc_credit import __version__
 from mpc_credit.cli import options
+from mpc_credit.cli.audit import audit_app
 from mpc_credit.cli.broker import broker_app
 from mpc_credit.cli.model import model_app
 from mpc_credit.cli.party import party_app
@@ -135,6 +136,7 @@ def demo(
 app.add_typer(pki_app, name="pki")
 app.add_typer(broker_app, name="broker")
 app.add_typer(party_app, name="party")
+app.add_typer(audit_app, name="audit")
 app.command("score")(score)
 
 
