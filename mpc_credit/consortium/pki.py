@@ -1,8 +1,13 @@
-"""Certificates for the parties' mutual TLS, in the layout MPyC's `--ssl` expects.
+"""Certificates for the parties' mutual TLS and the control plane, and their revocation.
 
 A consortium CA signs one certificate per party with common name `MPyC party {pid}`
 (the name MPyC checks); keys are ECDSA P-256. A party's folder gets
 `.config/mpyc_ca.crt`, `.config/party_{pid}.crt` and `.config/party_{pid}.key` (0600).
+Certificates are issued either for a fresh key (`issue_cert`) or for the public key of a
+certificate signing request made elsewhere (`certify`, `load_csr`), so that a party's
+private key never has to leave its machine (mpc_credit.consortium.enroll); revocation lists
+are in mpc_credit.consortium.revoke. Folders that hold private keys are created with mode
+0700, key files with mode 0600.
 """
 
 from __future__ import annotations
@@ -15,13 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from cryptography.x509.oid import NameOID
 
+from mpc_credit.errors import UsageError
+
 VALIDITY = dt.timedelta(days=825)
+PRIVATE_DIR = 0o700
+MAX_PEM_BYTES = 16 * 1024  # a certificate, CSR or CRL from another machine
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,14 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def _builder(
     subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
 ) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = _now()
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -51,9 +65,14 @@ def _builder(
     )
 
 
+def new_key() -> ec.EllipticCurvePrivateKey:
+    """A fresh ECDSA P-256 key, the only kind the consortium certifies."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
 def new_authority(common_name: str = "mpc-credit consortium CA") -> Authority:
     """A self-signed CA certificate and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = new_key()
     name = _name(common_name)
     cert = (
         _builder(name, name, key.public_key())
@@ -72,11 +91,42 @@ def party_name(pid: int) -> str:
     return f"MPyC party {pid}"
 
 
+def subject_cn(cert: x509.Certificate) -> str:
+    """The certificate's subject common name ("" when it has none)."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
 def _alt_name(name: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         return x509.DNSName(name)
+
+
+def certify(
+    ca: Authority,
+    public_key: ec.EllipticCurvePublicKey,
+    common_name: str,
+    *,
+    server: bool = False,
+    client: bool = False,
+    names: Sequence[str] = (),
+) -> x509.Certificate:
+    """`ca`'s certificate binding `public_key` to `common_name`, for TLS server and/or
+    client use; the subject alternative names are `names` (IP addresses or DNS names), or
+    the common name itself."""
+    usages = [u for u, on in ((EKU.SERVER_AUTH, server), (EKU.CLIENT_AUTH, client)) if on]
+    return (
+        _builder(_name(common_name), ca.cert.subject, public_key)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([_alt_name(n) for n in names or [common_name]]),
+            critical=False,
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
 
 
 def issue_cert(
@@ -87,29 +137,57 @@ def issue_cert(
     client: bool = False,
     names: Sequence[str] = (),
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A new key and its certificate from `ca`, for TLS server and/or client use.
-
-    The subject alternative names are `names` (IP addresses or DNS names), or the
-    common name itself.
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    usages = [u for u, on in ((EKU.SERVER_AUTH, server), (EKU.CLIENT_AUTH, client)) if on]
-    cert = (
-        _builder(_name(common_name), ca.cert.subject, key.public_key())
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName([_alt_name(n) for n in names or [common_name]]),
-            critical=False,
-        )
-        .sign(ca.key, hashes.SHA256())
+    """A new key and its certificate from `ca` (see `certify`)."""
+    key = new_key()
+    return key, certify(
+        ca, key.public_key(), common_name, server=server, client=client, names=names
     )
-    return key, cert
 
 
 def issue(ca: Authority, pid: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """Key and certificate of MPC party `pid`, valid for TLS client and server use."""
     return issue_cert(ca, party_name(pid), server=True, client=True)
+
+
+# ---------------------------------------------------------------- requests from elsewhere
+
+
+def new_csr(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.CertificateSigningRequest:
+    """A certificate signing request for `key`; the CA chooses the name it certifies."""
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_name(common_name))
+        .sign(key, hashes.SHA256())
+    )
+
+
+def load_csr(path: Path) -> x509.CertificateSigningRequest:
+    """A PEM signing request for a P-256 key, its signature checked (proof that the
+    requester holds the key); errors name the file."""
+    data = read_bounded(path, "certificate signing request")
+    try:
+        csr = x509.load_pem_x509_csr(data)
+        key = csr.public_key()
+        signed = csr.is_signature_valid
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{path}: not a PEM certificate signing request: {exc}") from None
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"):
+        raise UsageError(f"{path}: the request's key is not an ECDSA P-256 key")
+    if not signed:
+        raise UsageError(f"{path}: the request's signature does not match its key")
+    return csr
+
+
+def public_der(key: object) -> bytes:
+    """A public key's DER SubjectPublicKeyInfo, to compare keys."""
+    return key.public_bytes(  # type: ignore[attr-defined,no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def same_key(a: ec.EllipticCurvePublicKey, b: object) -> bool:
+    """Whether `b` is the same public key as `a`."""
+    return isinstance(b, ec.EllipticCurvePublicKey) and public_der(a) == public_der(b)
 
 
 def key_pem(key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey) -> bytes:
@@ -121,17 +199,60 @@ def key_pem(key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey) -> bytes:
     )
 
 
-def pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
+def pem(
+    obj: x509.Certificate | x509.CertificateSigningRequest | x509.CertificateRevocationList,
+) -> bytes:
+    return obj.public_bytes(serialization.Encoding.PEM)
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a folder; created with mode 0700 (only its owner may list or enter it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        path.mkdir(mode=PRIVATE_DIR)
+        os.chmod(path, PRIVATE_DIR)
+    return path
 
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret file readable by its owner only (mode 0600 from creation on)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.chmod(path, 0o600)
+
+
+def read_bounded(path: Path, what: str, limit: int = MAX_PEM_BYTES) -> bytes:
+    """The bytes of a small file (a PEM file, a request) of at most `limit` bytes; errors
+    name the file."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise UsageError(f"{path}: {what} is larger than {limit} bytes")
+    return data
+
+
+def load_cert(path: Path) -> x509.Certificate:
+    """A PEM certificate; errors name the file."""
+    try:
+        return x509.load_pem_x509_certificate(read_bounded(path, "certificate"))
+    except ValueError as exc:
+        raise UsageError(f"{path}: not a PEM certificate: {exc}") from None
+
+
+def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """Whether `ca` signed `cert`."""
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def write_party_tls(
@@ -142,8 +263,7 @@ def write_party_tls(
     cert: x509.Certificate,
 ) -> Path:
     """Lay out one party's TLS files under `folder/.config`; returns that folder."""
-    conf = Path(folder) / ".config"
-    conf.mkdir(parents=True, exist_ok=True)
+    conf = private_dir(Path(folder) / ".config")
     (conf / "mpyc_ca.crt").write_bytes(pem(ca))
     (conf / f"party_{pid}.crt").write_bytes(pem(cert))
     write_private(conf / f"party_{pid}.key", key_pem(key))
@@ -154,6 +274,27 @@ def write_authority(folder: Path, stem: str, ca: Authority) -> None:
     """A CA's certificate and (0600) key as `folder/stem.crt` and `folder/stem.key`."""
     (folder / f"{stem}.crt").write_bytes(pem(ca.cert))
     write_private(folder / f"{stem}.key", key_pem(ca.key))
+
+
+def load_authority(folder: Path, stem: str) -> Authority:
+    """The CA that `write_authority` wrote; errors name the file."""
+    cert = load_cert(folder / f"{stem}.crt")
+    path = folder / f"{stem}.key"
+    key = load_key(path)
+    if not same_key(key.public_key(), cert.public_key()):
+        raise UsageError(f"{path}: not the key of {folder / f'{stem}.crt'}")
+    return Authority(key, cert)
+
+
+def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """An ECDSA private key from a PEM file; errors name the file."""
+    try:
+        key = serialization.load_pem_private_key(read_bounded(path, "private key"), password=None)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{path}: not a PEM private key: {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise UsageError(f"{path}: not an ECDSA private key")
+    return key
 
 
 def ephemeral_consortium(root: str | Path, n: int) -> list[Path]:
