@@ -20,7 +20,8 @@ from mpc_credit.cli import options
 audit_app = typer.Typer(help="A party's tamper-evident audit log.", no_args_is_help=True)
 
 CONFIG_HELP = "This party's party.toml (names the audit file and the consortium)."
-COLUMNS = ("seq", "time (UTC)", "outcome", "session", "requester", "receiver", "count", "reason")
+COLUMNS = ("seq", "time (UTC)", "outcome", "session", "requester", "count", "reason")
+SESSION_SHOWN = 8  # hex digits of a session id in the table; --json has all 32
 
 
 @audit_app.command("verify")
@@ -111,36 +112,29 @@ def _number(value: Any) -> float:
 
 
 def _table(records: Iterable[dict[str, Any]]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table()
+    table = Table(box=box.SIMPLE_HEAD)
     for col in COLUMNS:
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold")  # narrow terminals wrap cells, never drop them
     for r in records:
         table.add_row(*(Text(_printable(v)) for v in _row(r)))
     Console().print(table)
 
 
 def _row(r: dict[str, Any]) -> tuple[Any, ...]:
+    """One table row; a rejected payload shows its size and what it claimed (with a ?)."""
     if r.get("outcome") == "rejected":
         who = f"{r['claimed_requester']}?" if "claimed_requester" in r else ""
-        session = r.get("claimed_session", "")
-        count = f"{r.get('size', '')} bytes"
+        session, count = r.get("claimed_session", ""), f"{r.get('size', '')} B"
     else:
         who, session, count = r.get("requester", ""), r.get("session", ""), r.get("count", "")
+    when = _when(_number(r.get("ts")))
     reason = r.get("reason", "") or r.get("kind", "")
-    return (
-        r.get("seq"),
-        _when(_number(r.get("ts"))),
-        r.get("outcome"),
-        session,
-        who,
-        r.get("receiver", ""),
-        count,
-        reason,
-    )
+    return (r.get("seq"), when, r.get("outcome"), str(session)[:SESSION_SHOWN], who, count, reason)
 
 
 def _when(ts: float) -> str:

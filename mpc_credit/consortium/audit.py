@@ -122,7 +122,7 @@ def session_record(req: Request, outcome: str, reason: str = "", **fields: Any) 
     for name, value in fields.items():
         check = SESSION_EXTRAS.get(name)
         if check is None or not check(value):
-            raise ValueError(f"session_record: {name}={value!r} is not an audit field")
+            raise ValueError(f"session_record: {name!r} is not an audit field of that type")
     rec: dict[str, Any] = {
         "session": req.session,
         "outcome": outcome,
