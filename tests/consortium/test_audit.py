@@ -226,6 +226,41 @@ def test_a_full_disk_refuses_to_audit_and_leaves_the_log_whole(small_disk: Path)
         assert log.seq == written + 1
 
 
+APPENDER = """
+import sys
+from mpc_credit.consortium.audit import AuditLog
+from mpc_credit.consortium.signing import load_signing_key
+log = AuditLog(sys.argv[1], "bank", load_signing_key(sys.argv[2]))
+for _ in range(100_000):
+    log.append({"outcome": "accepted", "pad": "x" * 3000})
+    print(log.seq, flush=True)
+"""
+
+
+def test_sigkill_while_appending_loses_no_acknowledged_line(tmp_path: Path) -> None:
+    """A writer killed mid-stream: every line it had acknowledged is there, the log verifies
+    and the chain goes on after a restart."""
+    from mpc_credit.consortium.signing import write_signing_key
+
+    path, key_file = tmp_path / "audit.jsonl", tmp_path / "signing.key"
+    write_signing_key(key_file, BANK)
+    cmd = [sys.executable, "-c", APPENDER, str(path), str(key_file)]
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        acknowledged = 0
+        while acknowledged < 40:
+            acknowledged = int(child.stdout.readline())
+    finally:
+        child.kill()
+        child.wait()
+    result = verify(path, BANK.public_key())
+    assert result.ok and result.lines >= acknowledged
+    with AuditLog(path, "bank", BANK) as log:
+        log.append({"outcome": "done"})
+    assert verify(path, BANK.public_key()).lines == result.lines + 1
+
+
 def test_rejected_payloads_leave_a_bounded_summary(tmp_path: Path) -> None:
     marker = b"SECRET-FEATURE-VALUE"
     payload = b'{"type":"request","requester":"bank","ids":["' + marker * 524_288 + b'"]}'
