@@ -1,0 +1,96 @@
+"""Secure per-bin bad counts: the owner's one-hot bins against the lender's labels, in MPC.
+
+For each feature owner o: bad_o = X_o^T y, X_o the owner's secret-shared (n, w_o) one-hot bin
+matrix (all its features side by side), y the lender's secret-shared 0/1 labels (1 = bad).
+One secure matrix-vector product per owner; the owner already knows each bin's total, so
+good = total - bad follows. `bad_o` is revealed to owner o alone
+(`mpc.output(..., receivers=[o])`), with discrete Laplace noise added inside the MPC by every
+other party (noise.shared_noise): o knows no noise term it receives.
+
+Differential privacy. Protected unit: one applicant, its row at every owner and its label
+(neighbouring data sets differ by replacing one applicant). Replacing one applicant moves at
+most one bad from one bin to another in each feature, so the bad counts of all F features
+together have L1 sensitivity 2F. Each contributor's noise has scale 2F / epsilon per entry, so
+the counts released to all owners together are epsilon-DP (pure) even if the receiver colludes
+with all contributors but one (Dwork et al. 2006, Laplace mechanism; its discrete version:
+Ghosh, Roughgarden & Sundararajan 2009). With `scale=None` the counts are exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from mpc_credit.errors import DataError
+from mpc_credit.training.noise import Rng, shared_noise
+
+COUNT_BITS = 64
+
+
+def count_scale(n_features: int, epsilon: float) -> Fraction:
+    """Per-entry, per-contributor noise scale for epsilon-DP bad counts of n_features features."""
+    if not epsilon > 0:
+        raise ValueError("epsilon must be positive")
+    return Fraction(2 * n_features) / Fraction(epsilon)
+
+
+@dataclass(frozen=True)
+class CountSpec:
+    """Public facts of a count session: rows, the lender's pid, each party's one-hot width."""
+
+    n: int
+    lender: int
+    widths: Sequence[int]  # by pid; 0 for a party that owns no feature
+    scale: Fraction | None = None  # None: no noise
+
+
+def check_labels(labels: np.ndarray, n: int) -> np.ndarray:
+    """The lender's labels as int64 0/1 of length n, or DataError."""
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise DataError(f"labels: expected {n} values, got shape {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise DataError("labels: every label must be 0 (good) or 1 (bad)")
+    return y.astype(np.int64)
+
+
+def _check_onehot(x: np.ndarray, n: int, w: int) -> np.ndarray:
+    x = np.asarray(x)
+    if x.shape != (n, w) or not np.isin(x, (0, 1)).all():
+        raise DataError(f"one-hot bins: expected a 0/1 matrix of shape {(n, w)}, got {x.shape}")
+    return x.astype(np.int64)
+
+
+async def bad_counts(
+    mpc: Any,
+    spec: CountSpec,
+    onehot: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    rng: Rng | None = None,
+) -> np.ndarray | None:
+    """Run at every party; returns this party's own (noisy) bad count per bin, else None.
+
+    `onehot` is this party's matrix if it owns features, `labels` given at the lender.
+    """
+    n, me = spec.n, mpc.pid
+    secint = mpc.SecInt(COUNT_BITS)
+    y = check_labels(labels, n) if me == spec.lender else np.zeros(n, dtype=np.int64)
+    y = mpc.input(secint.array(y), senders=spec.lender)
+    pending = []
+    for pid, w in enumerate(spec.widths):
+        if w == 0:
+            continue
+        x = _check_onehot(onehot, n, w) if pid == me else np.zeros((n, w), dtype=np.int64)
+        xs = mpc.input(secint.array(x), senders=pid)
+        noisy = xs.T @ y + shared_noise(mpc, secint, (w,), pid, spec.scale, rng)
+        pending.append((pid, noisy))
+    mine = None
+    for pid, noisy in pending:
+        out = await mpc.output(noisy, receivers=[pid])
+        if pid == me:
+            mine = np.asarray(out, dtype=np.int64)
+    return mine

@@ -1,0 +1,30 @@
+"""Secure per-bin bad counts equal the plaintext counts exactly when noise is off."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mpc_credit.errors import DataError
+from mpc_credit.training.counts import CountSpec, bad_counts, count_scale
+from tests.training.german import candidates
+
+
+def test_secure_counts_equal_plaintext_counts(solo_runtime) -> None:
+    _, x, y = candidates()
+    spec = CountSpec(n=len(y), lender=0, widths=[x.shape[1]])
+    got = solo_runtime.run(bad_counts(solo_runtime, spec, x, y))
+    assert got.tolist() == (x.T @ y).tolist()
+
+
+def test_labels_must_be_zero_or_one(solo_runtime) -> None:
+    spec = CountSpec(n=3, lender=0, widths=[2])
+    x = np.array([[1, 0], [0, 1], [1, 0]])
+    with pytest.raises(DataError, match="0 \\(good\\) or 1"):
+        solo_runtime.run(bad_counts(solo_runtime, spec, x, np.array([0, 2, 1])))
+
+
+def test_scale_grows_with_features_and_shrinks_with_epsilon() -> None:
+    assert count_scale(20, 0.5) == 80
+    with pytest.raises(ValueError):
+        count_scale(3, 0)
