@@ -25,7 +25,7 @@ import tomllib
 from mpc_credit.consortium.signing import public_from_b64
 from mpc_credit.errors import UsageError
 from mpc_credit.files import read_json, read_text
-from mpc_credit.vocabulary import MODES
+from mpc_credit.vocabulary import MODES, REVEALS
 
 FORMAT = "mpc-credit/consortium@1"
 DEFAULT_MPC_BASE = 12100
@@ -34,6 +34,8 @@ DEFAULT_BROKER_PORT = 1883
 DEFAULT_BROKER_TLS_PORT = 8883
 DEFAULT_WINDOW = 120.0
 DEFAULT_MAX_SECONDS = 3600.0
+MAX_POLICY_COUNT = 1_000_000_000
+DAY_SECONDS = 86_400.0
 
 # Names end up in MQTT topics, mosquitto ACL lines, file paths and log lines: a safe set only.
 PARTY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -108,6 +110,7 @@ class Policy:
     requesters: Mapping[str, RequesterPolicy]
     timestamp_window: float = DEFAULT_WINDOW  # seconds either side of a party's clock
     max_session_seconds: float = DEFAULT_MAX_SECONDS  # deadline at most this far ahead
+    per_applicant_daily: int | None = None  # scorings of one applicant per 24 h, all requesters
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class Consortium:
                 },
                 "timestamp_window": self.policy.timestamp_window,
                 "max_session_seconds": self.policy.max_session_seconds,
+                "per_applicant_daily": self.policy.per_applicant_daily,
             },
         }
 
@@ -203,23 +207,45 @@ def load_consortium(path: str | Path) -> Consortium:
             )
             for i, m in enumerate(data["models"])
         )
-        pol = data["policy"]
-        requesters = {
-            check_party_name(k, "policy.requesters"): RequesterPolicy(
-                tuple(v["reveal"]),
-                int(v.get("max_batch", 100_000)),
-                None if v.get("daily_budget") is None else int(v["daily_budget"]),
-            )
-            for k, v in pol["requesters"].items()
-        }
-        policy = Policy(
-            requesters,
-            float(pol.get("timestamp_window", DEFAULT_WINDOW)),
-            float(pol.get("max_session_seconds", DEFAULT_MAX_SECONDS)),
-        )
+        policy = load_policy(data["policy"])
         return Consortium(name, prefix, parties, models, policy, str(path))
     except (KeyError, TypeError, ValueError, AttributeError, UsageError) as exc:
         raise UsageError(f"{path}: invalid consortium file: {exc}") from None
+
+
+def load_policy(pol: Mapping[str, Any]) -> Policy:
+    """The policy section: counts whole numbers of at least 1, durations positive seconds of
+    at most a day, reveal policies known; ValueError naming the field otherwise."""
+
+    def count(value: Any, where: str) -> int:
+        if type(value) is not int or not 1 <= value <= MAX_POLICY_COUNT:
+            raise ValueError(f"{where}: expected a whole number from 1 to {MAX_POLICY_COUNT}")
+        return value
+
+    def count_or_none(value: Any, where: str) -> int | None:
+        return None if value is None else count(value, where)
+
+    def seconds(value: Any, where: str) -> float:
+        if type(value) not in (int, float) or not 0 < value <= DAY_SECONDS:
+            raise ValueError(f"{where}: expected seconds, more than 0 and at most {DAY_SECONDS}")
+        return float(value)
+
+    requesters = {}
+    for k, v in pol["requesters"].items():
+        at = f"policy.requesters.{check_party_name(k, 'policy.requesters')}"
+        if not isinstance(v["reveal"], list) or not set(v["reveal"]) <= set(REVEALS):
+            raise ValueError(f"{at}.reveal: expected a list of {', '.join(REVEALS)}")
+        requesters[k] = RequesterPolicy(
+            tuple(v["reveal"]),
+            count(v.get("max_batch", 100_000), f"{at}.max_batch"),
+            count_or_none(v.get("daily_budget"), f"{at}.daily_budget"),
+        )
+    return Policy(
+        requesters,
+        seconds(pol.get("timestamp_window", DEFAULT_WINDOW), "policy.timestamp_window"),
+        seconds(pol.get("max_session_seconds", DEFAULT_MAX_SECONDS), "policy.max_session_seconds"),
+        count_or_none(pol.get("per_applicant_daily"), "policy.per_applicant_daily"),
+    )
 
 
 # ---------------------------------------------------------------- one party's configuration

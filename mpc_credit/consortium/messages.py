@@ -1,44 +1,73 @@
-"""The control-plane messages: topics, signed session requests, signed status reports.
+"""The control-plane messages: topics, and one strict parser per kind of message on them.
 
 Everything here travels through the MQTT broker, so nothing here may ever hold a
 feature value, a share or a result: a request names applicants (or only a digest of a
 batch of ids, the ids then travel over the parties' TLS links), a status report names
-a session, a party, a phase and an MPC port.
+a session, a party, a phase and an MPC port, a presence message a party's state.
 
 Topics, under the consortium's prefix P:
-  P/presence/{party}          retained "online"/"offline" (the last will says offline)
+  P/presence/{party}          that party's signed, retained online/draining/offline
   P/request                   signed session requests, QoS 1
   P/session/{sid}/{party}     that party's signed status reports for session sid, QoS 1
+
+Every payload from the broker goes through `decode_request`, `decode_status` or
+`decode_presence` (mpc_credit.consortium.fields: size, depth, exact fields, exact types,
+bounds), which return a typed message or raise MessageError with a short reason. Status and
+presence messages are verified against the sender's key named by the topic (a forged
+`offline` is refused); a request's signature is checked by the policy, which says why it
+refuses. Text from another party comes back stripped of control characters.
+
+(Over 300 lines for a reason: the schema of every message on the broker is read in one
+place. `parse_request`, `parse_status` and the unsigned `presence` form are the daemon's old
+entry points, kept until it calls the decoders.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mpc_credit.consortium import fields as f
 from mpc_credit.consortium.config import Consortium
+from mpc_credit.consortium.fields import HEX32, HEX64, MAX_TEXT, SIGNATURE, MessageError
 from mpc_credit.consortium.signing import sign, verify
-
-if TYPE_CHECKING:
-    pass
+from mpc_credit.errors import KINDS
+from mpc_credit.jsonwire import encode
+from mpc_credit.vocabulary import MODES, REVEALS
 
 REQUEST_LABEL = "mpc-credit/request@1"
 STATUS_LABEL = "mpc-credit/status@1"
+PRESENCE_LABEL = "mpc-credit/presence@1"
 MAX_INLINE_IDS = 100  # larger requests carry a batch digest; ids travel over the MPC links
-SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_COUNT = 10_000_000  # applicants in one request, whatever the policy allows
+MAX_TIME = 1e11  # unix seconds: bounds ts and deadline fields
+SESSION_ID = HEX32
 
-# status phases
+# status phases, and the fields each carries besides type/session/party/phase/ts/sig
 ACK, REFUSE, PROGRESS, DONE, FAILED = "ack", "refuse", "progress", "done", "failed"
 PHASES = (ACK, REFUSE, PROGRESS, DONE, FAILED)
+PHASE_FIELDS: Mapping[str, frozenset[str]] = {
+    ACK: frozenset({"port"}),
+    REFUSE: frozenset({"reason"}),
+    PROGRESS: frozenset({"message"}),
+    DONE: frozenset(),
+    FAILED: frozenset({"reason", "kind"}),
+}
+STATUS_BASE = frozenset({"type", "session", "party", "phase", "ts", "sig"})
+
+# presence states; optional public facts a presence message may carry
+ONLINE, DRAINING, OFFLINE = "online", "draining", "offline"
+STATES = (ONLINE, DRAINING, OFFLINE)
+PRESENCE_BASE = frozenset({"type", "party", "state", "ts", "sig"})
+PRESENCE_OPTIONAL = frozenset({"reason", "pid", "host"})
+MAX_HOST = 253
 
 
 class Topics:
@@ -79,6 +108,9 @@ def ids_digest(ids: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+# ---------------------------------------------------------------- requests
+
+
 @dataclass(frozen=True)
 class Request:
     """A session request, as signed by the requester."""
@@ -105,10 +137,12 @@ class Request:
         return d
 
     def to_json(self) -> bytes:
-        return json.dumps(self.body(), separators=(",", ":")).encode()
+        return encode(self.body())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Request:
+        """A request from trusted fields (tests, the local socket); the broker's go through
+        `decode_request`."""
         ids = d.get("ids")
         return cls(
             session=str(d["session"]),
@@ -126,6 +160,9 @@ class Request:
             ts=float(d["ts"]),
             sig=str(d.get("sig", "")),
         )
+
+
+REQUEST_FIELDS = frozenset({*Request.__dataclass_fields__, "type"})
 
 
 def new_request(
@@ -156,26 +193,89 @@ def new_request(
         ids=tuple(ids) if inline else None,
         batch_digest=ids_digest(ids),
         count=len(ids),
-        deadline=now + timeout,
+        deadline=float(now + timeout),
         nonce=secrets.token_hex(16),
-        ts=now,
+        ts=float(now),
     ).body()
     return Request.from_dict(sign(REQUEST_LABEL, body, key))
 
 
+def decode_request(payload: bytes | str, cons: Consortium | None = None) -> Request:
+    """The request in `payload`, of exactly its schema, else MessageError.
+
+    Party names must be the consortium's (any safe name without `cons`); inline ids are at
+    most MAX_INLINE_IDS distinct ids, as many as `count`. The signature is the policy's check.
+    """
+    return request_of(f.load(payload), cons)
+
+
+def request_of(d: Any, cons: Consortium | None = None) -> Request:
+    """`decode_request` of an already decoded JSON value."""
+    if not isinstance(d, dict):
+        raise MessageError("expected a JSON object for the request")
+    f.exact(d, REQUEST_FIELDS)
+    f.constant(d, "type", "request")
+    names = cons.names if cons is not None else None
+    count = f.integer(d, "count", 1, MAX_COUNT)
+    ids = None if d["ids"] is None else f.identifiers(d, "ids", MAX_INLINE_IDS)
+    if ids is not None and len(ids) != count:
+        raise MessageError("field 'ids': not as many ids as 'count'")
+    return Request(
+        session=f.token(d, "session", SESSION_ID, "32 hex digits"),
+        requester=f.name(d, "requester", names),
+        receiver=f.name(d, "receiver", names),
+        model_id=f.identifier(d, "model_id"),
+        model_digest=f.token(d, "model_digest", HEX64, "64 hex digits"),
+        mode=f.choice(d, "mode", MODES),
+        reveal=f.choice(d, "reveal", REVEALS),
+        ids=ids,
+        batch_digest=f.token(d, "batch_digest", HEX64, "64 hex digits"),
+        count=count,
+        deadline=f.real(d, "deadline", 0.0, MAX_TIME),
+        nonce=f.token(d, "nonce", HEX32, "32 hex digits"),
+        ts=f.real(d, "ts", 0.0, MAX_TIME),
+        sig=f.token(d, "sig", SIGNATURE, "an Ed25519 signature in base64"),
+    )
+
+
 def parse_request(payload: bytes) -> Request | None:
-    """The request in a payload, or None if it is not a well-formed request."""
+    """`decode_request` without a consortium, None for a malformed payload (the daemon's
+    old entry point; new code calls `decode_request` and logs the MessageError)."""
     try:
-        d = json.loads(payload)
-        if d.get("type") != "request":
-            return None
-        return Request.from_dict(d)
-    except (ValueError, KeyError, TypeError, AttributeError):
+        return decode_request(payload)
+    except MessageError:
         return None
 
 
+# ---------------------------------------------------------------- status reports
+
+
+@dataclass(frozen=True)
+class Status:
+    """A verified status report; the text fields are cleaned, absent ones empty."""
+
+    session: str
+    party: str
+    phase: str
+    ts: float
+    port: int | None = None  # ack: the MPC port the party reserved
+    reason: str = ""  # refuse, failed: the public reason
+    kind: str = ""  # failed: refused / timeout / failed / input
+    message: str = ""  # progress
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as the daemon's handlers read it: the phase's own fields only."""
+        d = {k: v for k, v in asdict(self).items() if k in STATUS_BASE}
+        d.update({k: getattr(self, k) for k in PHASE_FIELDS[self.phase]})
+        d["type"] = "status"
+        return d
+
+
 def status(key: Ed25519PrivateKey, session: str, party: str, phase: str, **fields: Any) -> bytes:
-    """A signed status report payload."""
+    """A signed status report payload; text fields are cleaned and cut to MAX_TEXT."""
+    for k in ("reason", "message"):
+        if k in fields:
+            fields[k] = f.clean_text(str(fields[k]), MAX_TEXT)
     body = {
         "type": "status",
         "session": session,
@@ -184,24 +284,98 @@ def status(key: Ed25519PrivateKey, session: str, party: str, phase: str, **field
         "ts": time.time(),
         **fields,
     }
-    return json.dumps(sign(STATUS_LABEL, body, key), separators=(",", ":")).encode()
+    return encode(sign(STATUS_LABEL, body, key))
+
+
+def decode_status(payload: bytes | str, cons: Consortium, sid: str, party: str) -> Status:
+    """The report `party` signed about session `sid` (both from the topic), else MessageError."""
+    if party not in cons.names:
+        raise MessageError("status from a party outside the consortium")
+    d = f.load(payload)
+    phase = f.choice(d, "phase", PHASES) if "phase" in d else ""
+    f.exact(d, STATUS_BASE | PHASE_FIELDS.get(phase, frozenset()))
+    f.constant(d, "type", "status")
+    if f.token(d, "session", SESSION_ID, "32 hex digits") != sid:
+        raise MessageError("field 'session': not the session of the topic")
+    if f.name(d, "party", cons.names) != party:
+        raise MessageError("field 'party': not the party of the topic")
+    out = Status(
+        session=sid,
+        party=party,
+        phase=phase,
+        ts=f.real(d, "ts", 0.0, MAX_TIME),
+        port=f.integer(d, "port", 1, 65535) if phase == ACK else None,
+        reason=f.text(d, "reason") if "reason" in d else "",
+        kind=f.choice(d, "kind", KINDS) if phase == FAILED else "",
+        message=f.text(d, "message") if phase == PROGRESS else "",
+    )
+    f.token(d, "sig", SIGNATURE, "an Ed25519 signature in base64")
+    if not verify(STATUS_LABEL, d, cons.party(party).public_key):
+        raise MessageError(f"status not signed by {party}")
+    return out
 
 
 def parse_status(payload: bytes, cons: Consortium, sid: str, party: str) -> dict[str, Any] | None:
-    """A verified status report from `party` about session `sid`, else None."""
+    """`decode_status` as a dict, None if refused (the daemon's old entry point)."""
     try:
-        d = json.loads(payload)
-    except ValueError:
+        return decode_status(payload, cons, sid, party).as_dict()
+    except MessageError:
         return None
-    if not isinstance(d, dict) or d.get("type") != "status" or d.get("phase") not in PHASES:
-        return None
-    if d.get("session") != sid or d.get("party") != party or party not in cons.names:
-        return None
-    if not verify(STATUS_LABEL, d, cons.party(party).public_key):
-        return None
-    return d
 
 
-def presence(party: str, state: str, **fields: Any) -> bytes:
-    """A presence payload (retained: public facts only)."""
-    return json.dumps({"party": party, "state": state, "ts": time.time(), **fields}).encode()
+# ---------------------------------------------------------------- presence
+
+
+@dataclass(frozen=True)
+class Presence:
+    """A verified presence message: the party's state and the public facts it added."""
+
+    party: str
+    state: str
+    ts: float
+    reason: str = ""
+    pid: int | None = None
+    host: str = ""
+
+
+def presence(
+    key: Ed25519PrivateKey | str, party: str, state: str | None = None, **fields: Any
+) -> bytes:
+    """A signed presence payload (retained: public facts only; `fields` among reason, pid,
+    host). Transition: the old unsigned call `presence(party, state, **fields)` still works
+    until the daemon passes its key; remove that branch then."""
+    if isinstance(key, str):  # the old call form: key is the party, party the state
+        return encode({"party": key, "state": party, "ts": time.time(), **fields})
+    if state not in STATES or not set(fields) <= PRESENCE_OPTIONAL:
+        raise ValueError(f"presence: state {state!r}, fields {sorted(fields)}")
+    if "reason" in fields:
+        fields["reason"] = f.clean_text(str(fields["reason"]), MAX_TEXT)
+    body = {"type": "presence", "party": party, "state": state, "ts": time.time(), **fields}
+    return encode(sign(PRESENCE_LABEL, body, key))
+
+
+def decode_presence(payload: bytes | str, cons: Consortium, party: str) -> Presence:
+    """`party`'s signed presence (party from the topic), else MessageError: an unsigned
+    message, one signed by another party or an empty (cleared) one says nothing."""
+    if party not in cons.names:
+        raise MessageError("presence of a party outside the consortium")
+    if not payload:
+        raise MessageError("empty presence message")
+    info = cons.party(party)
+    d = f.load(payload)
+    f.exact(d, PRESENCE_BASE, PRESENCE_OPTIONAL)
+    f.constant(d, "type", "presence")
+    if f.name(d, "party", cons.names) != party:
+        raise MessageError("field 'party': not the party of the topic")
+    out = Presence(
+        party=party,
+        state=f.choice(d, "state", STATES),
+        ts=f.real(d, "ts", 0.0, MAX_TIME),
+        reason=f.text(d, "reason") if "reason" in d else "",
+        pid=f.integer(d, "pid", info.pid, info.pid) if "pid" in d else None,
+        host=f.text(d, "host", MAX_HOST) if "host" in d else "",
+    )
+    f.token(d, "sig", SIGNATURE, "an Ed25519 signature in base64")
+    if not verify(PRESENCE_LABEL, d, info.public_key):
+        raise MessageError(f"presence not signed by {party}")
+    return out
