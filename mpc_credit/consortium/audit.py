@@ -19,7 +19,7 @@ Records never hold a feature value, a share or a result: `session_record` writes
 of request facts, `rejected_record` a bounded summary of a payload that failed parsing or its
 signature check, never the payload itself.
 
-One module on purpose (about 450 lines): the writer, the reader and the verifier must agree
+One module on purpose (under 500 lines): the writer, the reader and the verifier must agree
 byte for byte on the line format, and the record builders are what makes that format safe.
 """
 
