@@ -145,6 +145,8 @@ def _when(ts: float) -> str:
 
 
 def _printable(value: Any) -> str:
-    """Text safe for a terminal: control characters (from other parties' reasons) replaced."""
-    text = "" if value is None else str(value)
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
+    """Text safe for a terminal: escape sequences and control characters (from other
+    parties' reasons, or a tampered line) removed."""
+    from mpc_credit.consortium.fields import clean_text
+
+    return "" if value is None else clean_text(str(value), 1000)
