@@ -4,16 +4,17 @@ For each feature owner o: bad_o = X_o^T y, X_o the owner's secret-shared (n, w_o
 matrix (all its features side by side), y the lender's secret-shared 0/1 labels (1 = bad).
 One secure matrix-vector product per owner; the owner already knows each bin's total, so
 good = total - bad follows. `bad_o` is revealed to owner o alone
-(`mpc.output(..., receivers=[o])`), with discrete Laplace noise added inside the MPC by every
+(`mpc.output(..., receivers=[o])`), with discrete Gaussian noise added inside the MPC by every
 other party (noise.shared_noise): o knows no noise term it receives.
 
 Differential privacy. Protected unit: one applicant, its row at every owner and its label
 (neighbouring data sets differ by replacing one applicant). Replacing one applicant moves at
-most one bad from one bin to another in each feature, so the bad counts of all F features
-together have L1 sensitivity 2F. Each contributor's noise has scale 2F / epsilon per entry, so
-the counts released to all owners together are epsilon-DP (pure) even if the receiver colludes
-with all contributors but one (Dwork et al. 2006, Laplace mechanism; its discrete version:
-Ghosh, Roughgarden & Sundararajan 2009). With `scale=None` the counts are exact.
+most one bad from one bin to another in each feature: two entries change by 1, so the bad
+counts of all F features together have squared L2 sensitivity 2F. Each contributor's noise is
+a discrete Gaussian of variance parameter sigma2 = F / rho per entry, so the counts released to
+all owners together are rho-zCDP (Canonne, Kamath & Steinke 2020, Theorem 14, whose extra term
+is below 1e-30 at these scales), even if the receiver colludes with all contributors but one.
+With `sigma2=None` the counts are exact.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from mpc_credit.training.noise import Rng, shared_noise
 COUNT_BITS = 64
 
 
-def count_scale(n_features: int, epsilon: float) -> Fraction:
-    """Per-entry, per-contributor noise scale for epsilon-DP bad counts of n_features features."""
-    if not epsilon > 0:
-        raise ValueError("epsilon must be positive")
-    return Fraction(2 * n_features) / Fraction(epsilon)
+def count_sigma2(n_features: int, rho: float) -> Fraction:
+    """Per-entry, per-contributor noise variance for rho-zCDP bad counts of n_features features."""
+    if not rho > 0:
+        raise ValueError("rho must be positive")
+    return Fraction(n_features) / Fraction(rho)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class CountSpec:
     n: int
     lender: int
     widths: Sequence[int]  # by pid; 0 for a party that owns no feature
-    scale: Fraction | None = None  # None: no noise
+    sigma2: Fraction | None = None  # None: no noise
 
 
 def check_labels(labels: np.ndarray, n: int) -> np.ndarray:
@@ -86,7 +87,7 @@ async def bad_counts(
             continue
         x = _check_onehot(onehot, n, w) if pid == me else np.zeros((n, w), dtype=np.int64)
         xs = mpc.input(secint.array(x), senders=pid)
-        noisy = xs.T @ y + shared_noise(mpc, secint, (w,), pid, spec.scale, rng)
+        noisy = xs.T @ y + shared_noise(mpc, secint, (w,), [pid], spec.sigma2, rng)
         pending.append((pid, noisy))
     mine = None
     for pid, noisy in pending:

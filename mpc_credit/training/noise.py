@@ -1,21 +1,23 @@
-"""Exact discrete Laplace noise, and noise contributed inside the MPC by the other parties.
+"""Exact discrete Gaussian noise, and noise contributed inside the MPC by the other parties.
 
-`discrete_laplace(scale)` samples P(X = x) ∝ exp(-|x| / scale) over the integers exactly, with
-rational arithmetic and uniform integers only (Canonne, Kamath & Steinke 2020, "The Discrete
-Gaussian for Differential Privacy", Algorithms 1 and 2): no floating point, so no
-floating-point attack on the noise (Mironov 2012). Randomness comes from the OS
-(`secrets.SystemRandom`) unless a test passes a seeded `random.Random`.
+`discrete_gaussian(sigma2)` samples P(X = x) ∝ exp(-x² / (2 sigma2)) over the integers exactly,
+by rejection from the discrete Laplace, with rational arithmetic and uniform integers only
+(Canonne, Kamath & Steinke 2020, "The Discrete Gaussian for Differential Privacy",
+Algorithms 1-3): no floating point, so no floating-point attack on the noise (Mironov 2012).
+Randomness comes from the OS (`secrets.SystemRandom`) unless a test passes a seeded
+`random.Random`.
 
-Noise nobody can remove: for a value revealed to party R, every party other than R samples
-its own noise vector at the full scale of the release and secret-shares it; the sum of the
-shares is added to the secret value before the output. R never learns any noise term; a
-coalition of R with all contributors but one still faces one full-scale noise term it does not
+Noise nobody can remove: for a value revealed to parties R, every other party samples its own
+noise vector at the full scale of the release and secret-shares it; the sum of the shares is
+added to the secret value before the output. No receiver learns any noise term; a coalition of
+the receivers with all contributors but one still faces one full-scale noise term it does not
 know, so the release is as private as a single mechanism at that scale (the others' noise only
 adds variance). The cost: the sum of k independent terms has k times the variance.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 from collections.abc import Sequence
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 Rng = random.Random
-MAX_NOISE = 2**40  # a sample this large has probability below exp(-2^40 / scale)
+MAX_NOISE = 2**52  # |noise| below this stays exact through float64 (fixed-point input)
 
 
 def _system() -> Rng:
@@ -66,37 +68,51 @@ def discrete_laplace(scale: Fraction, rng: Rng | None = None) -> int:
         negative = rng.randrange(2) == 1
         if negative and y == 0:
             continue
-        if y >= MAX_NOISE:  # pragma: no cover - probability below exp(-2^40 / scale)
+        if y >= MAX_NOISE:  # pragma: no cover - never at the scales used here
             continue
         return -y if negative else y
 
 
-def laplace_vector(size: int, scale: Fraction, rng: Rng | None = None) -> np.ndarray:
-    """`size` independent samples as int64."""
+def discrete_gaussian(sigma2: Fraction, rng: Rng | None = None) -> int:
+    """One sample of the discrete Gaussian with variance parameter sigma2 > 0 (CKS20 Alg. 3)."""
     rng = rng or _system()
-    return np.array([discrete_laplace(scale, rng) for _ in range(size)], dtype=np.int64)
+    sigma2 = Fraction(sigma2)
+    if sigma2 <= 0:
+        raise ValueError("sigma2 must be positive")
+    t = math.isqrt(math.floor(sigma2)) + 1
+    while True:
+        y = discrete_laplace(Fraction(t), rng)
+        gamma = (abs(y) - sigma2 / t) ** 2 / (2 * sigma2)
+        if _bernoulli_exp(gamma, rng):
+            return y
+
+
+def gaussian_vector(size: int, sigma2: Fraction, rng: Rng | None = None) -> np.ndarray:
+    """`size` independent discrete Gaussian samples as int64."""
+    rng = rng or _system()
+    return np.array([discrete_gaussian(sigma2, rng) for _ in range(size)], dtype=np.int64)
 
 
 def shared_noise(
     mpc: Any,
     sectype: Any,
     shape: tuple[int, ...],
-    receiver: int,
-    scale: Fraction | None,
+    receivers: Sequence[int],
+    sigma2: Fraction | None,
     rng: Rng | None = None,
 ) -> Any:
-    """Sum of secret-shared noise arrays, one from every party but `receiver` (None: no noise).
+    """Sum of secret-shared noise arrays, one from every party not in `receivers` (None: zero).
 
     Each process calls this with the same arguments; a contributor samples its own integer
     noise in the sectype's units (1 for SecInt, 2^-f for SecFxp), everyone else a placeholder.
     """
     zero = sectype.array(np.zeros(shape, dtype=np.int64))
-    if scale is None:
+    if sigma2 is None:
         return zero
     size = int(np.prod(shape))
     total = zero
-    for pid in contributors(len(mpc.parties), receiver):
-        mine = laplace_vector(size, scale, rng) if pid == mpc.pid else np.zeros(size, np.int64)
+    for pid in contributors(len(mpc.parties), receivers):
+        mine = gaussian_vector(size, sigma2, rng) if pid == mpc.pid else np.zeros(size, np.int64)
         total = total + mpc.input(_as_secure(sectype, mine.reshape(shape)), senders=pid)
     return total
 
@@ -109,6 +125,6 @@ def _as_secure(sectype: Any, units: np.ndarray) -> Any:
     return sectype.array(units.astype(float) / 2**f, integral=False)
 
 
-def contributors(m: int, receiver: int) -> Sequence[int]:
-    """The parties that add noise to a release for `receiver`."""
-    return [p for p in range(m) if p != receiver]
+def contributors(m: int, receivers: Sequence[int]) -> Sequence[int]:
+    """The parties that add noise to a release for `receivers`."""
+    return [p for p in range(m) if p not in receivers]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mpc_credit.errors import DataError
-from mpc_credit.training.counts import CountSpec, bad_counts, count_scale
+from mpc_credit.training.counts import CountSpec, bad_counts, count_sigma2
 from tests.training.german import candidates
 
 
@@ -24,7 +24,7 @@ def test_labels_must_be_zero_or_one(solo_runtime) -> None:
         solo_runtime.run(bad_counts(solo_runtime, spec, x, np.array([0, 2, 1])))
 
 
-def test_scale_grows_with_features_and_shrinks_with_epsilon() -> None:
-    assert count_scale(20, 0.5) == 80
+def test_noise_grows_with_features_and_shrinks_with_rho() -> None:
+    assert count_sigma2(20, 0.5) == 40
     with pytest.raises(ValueError):
-        count_scale(3, 0)
+        count_sigma2(3, 0)
