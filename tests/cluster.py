@@ -21,6 +21,7 @@ import aiomqtt
 
 from mpc_credit.consortium.config import load_consortium
 from mpc_credit.consortium.create import PartyPlan, init_consortium
+from mpc_credit.jsonwire import parse_event
 from mpc_credit.local.ports import free_port_blocks, free_ports
 from tests.conftest import MODEL, OWNERS, PARTIES, ROOT
 
@@ -121,7 +122,7 @@ class Cluster:
             if not line:
                 err = p.stderr.read().decode() if p.stderr else ""
                 raise RuntimeError(f"daemon {n} did not start: {err[-2000:]}")
-            assert json.loads(line)["event"] == "ready"
+            assert parse_event(line)["event"] == "ready"
 
     def signal(self, party: str, sig: int) -> None:
         self.daemons[party].send_signal(sig)

@@ -1,7 +1,8 @@
 """`mpc-credit score`: ask the consortium for a score through this party's daemon.
 
-Exits 0 with the result, 2 for bad input, 3 when the session failed, 4 when it was refused,
-5 when it timed out; the reason is one line naming the party.
+Prints the result (CSV, or JSON with --json), or with --out writes the CSV and prints one
+summary line. Exits 0 with the result, 2 for bad input, 3 when the session failed, 4 when
+it was refused, 5 when it timed out; the reason is one line naming the party.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ def score(
         str | None, typer.Option(help="Model id (default: the consortium's only model).")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds until the session's deadline.")] = 60.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Also write the result CSV here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="The result as JSON.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the result CSV here and print a one-line summary instead."),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress lines on stderr.")] = False,
 ) -> None:
     """Ask the consortium for a score; only this party receives the result.
@@ -56,6 +60,8 @@ def score(
         ids += load_ids(batch)
     if not ids:
         raise UsageError("give --applicant ID or --batch FILE")
+    if out is not None and (out.is_dir() or not out.resolve().parent.is_dir()):
+        raise UsageError(f"--out {out}: not a file in an existing folder")
 
     def progress(message: str) -> None:
         if not quiet:
@@ -73,11 +79,16 @@ def score(
         )
     )
     if out is not None:
-        from mpc_credit.scorecard.reveal import write_table
-
-        write_table(out, result.columns, result.rows)
-    if json_out:
-        typer.echo(json.dumps({"session": result.session, "results": result.as_dicts()}, indent=2))
+        result.result.write_csv(out)
+        n = len(result.result.ids)
+        if json_out:
+            summary = {"session": result.session, "applicants": n, "file": str(out)}
+            typer.echo(json.dumps(summary))
+        else:
+            typer.echo(f"{n} applicant(s) written to {out} (session {result.session})")
+    elif json_out:
+        results = {"session": result.session, "results": result.result.records()}
+        typer.echo(json.dumps(results, indent=2))
     else:
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(result.columns)
@@ -85,7 +96,7 @@ def score(
         sys.stdout.flush()
     if not quiet:
         typer.echo(
-            f"  {len(result.rows)} applicant(s) in {1000 * result.seconds:.0f} ms "
+            f"  {len(result.result.ids)} applicant(s) in {1000 * result.seconds:.0f} ms "
             f"(session {result.session[:8]})",
             err=True,
         )

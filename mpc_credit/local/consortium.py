@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mpc_credit.consortium.config import load_consortium, load_party_config
 from mpc_credit.errors import MpcCreditError, UsageError
+from mpc_credit.jsonwire import WireError, read_event
 from mpc_credit.local.ports import free_port_blocks, free_ports
 from mpc_credit.scorecard.model import load_model
 
@@ -137,11 +138,13 @@ async def start_daemons(
             )
     for cfg, p in zip(configs, procs):
         assert p.stdout is not None
-        line = await asyncio.wait_for(p.stdout.readline(), timeout)
-        if not line:
-            await p.wait()
-            err = (Path(cfg).parent / "daemon.log").read_text(errors="replace").strip().splitlines()
+        try:
+            ev = await asyncio.wait_for(read_event(p.stdout), timeout)
+        except WireError:
+            ev = None
+        if ev is None or ev["event"] != "ready":
             await stop_daemons(procs)
+            err = (Path(cfg).parent / "daemon.log").read_text(errors="replace").strip().splitlines()
             raise UsageError(f"daemon {cfg} did not start: {err[-1] if err else 'no output'}")
     return procs
 

@@ -13,14 +13,15 @@ import csv
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mpc_credit.scorecard.model import ID_COLUMN, Scaling
-from mpc_credit.vocabulary import Reveal
+from mpc_credit.vocabulary import REVEALS, Reveal
 
 N_REASONS = 4
 
@@ -73,22 +74,72 @@ class Result:
     def _name(self, label: int) -> str:
         return self.feature_names[int(label) - 1] if label else ""
 
+    def header(self) -> list[str]:
+        """The table's columns: `applicant_id`, then the reveal policy's."""
+        return [ID_COLUMN, *columns(self.reveal)]
+
+    def records(self) -> list[dict[str, object]]:
+        """The rows as JSON records: `score` an integer, `pd` a number (None if not finite)."""
+        out: list[dict[str, object]] = [dict(zip(self.header(), r)) for r in self.rows()]
+        if self.reveal in ("score", "pd"):
+            for rec, s in zip(out, self.values[:, 0]):
+                rec["score"] = int(s)
+        if self.reveal == "pd":
+            for rec, p in zip(out, pd_from_score(self.values[:, 0], self.scaling)):
+                rec["pd"] = float(p) if math.isfinite(p) else None
+        return out
+
     def write_csv(self, path: str | Path) -> None:
         """Write atomically: the file appears complete or not at all."""
-        write_table(path, [ID_COLUMN, *columns(self.reveal)], self.rows())
+        write_table(path, self.header(), self.rows())
 
 
-def json_record(header: Sequence[str], row: Sequence[str]) -> dict[str, object]:
-    """A result row for JSON: `score` as an integer, `pd` as a number, the rest as text."""
-    out: dict[str, object] = {}
-    for col, cell in zip(header, row):
-        if col == "score":
-            out[col] = int(cell)
-        elif col == "pd":
-            out[col] = float(cell) if cell else None
-        else:
-            out[col] = cell
-    return out
+def result_fields(result: Result) -> dict[str, Any]:
+    """A result as JSON fields, for a local client that knows the ids it asked for."""
+    s = result.scaling
+    return {
+        "reveal": result.reveal,
+        "values": [[int(x) for x in row] for row in result.values],
+        "feature_names": list(result.feature_names),
+        "scaling": {"pdo": s.pdo, "odds": s.odds, "base_points": s.base_points},
+    }
+
+
+def result_from_fields(fields: Mapping[str, Any], ids: Sequence[str]) -> Result:
+    """The result that `result_fields` wrote for `ids`; ValueError when it is not one."""
+    reveal = fields.get("reveal")
+    if reveal not in REVEALS:
+        raise ValueError("unknown reveal policy")
+    names = fields.get("feature_names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("feature_names must be a list of names")
+    width = 1 + N_REASONS if reveal == "reasons" else 1
+    rows = fields.get("values")
+    if not isinstance(rows, list) or len(rows) != len(ids):
+        raise ValueError(f"expected {len(ids)} rows of values")
+    top = len(names) if reveal == "reasons" else None
+    for row in rows:
+        if not isinstance(row, list) or len(row) != width or not all(_is_int(x) for x in row):
+            raise ValueError(f"expected rows of {width} integers")
+        if top is not None and not all(0 <= x <= top for x in row[1:]):
+            raise ValueError("a reason code names no feature")
+    sc = fields.get("scaling")
+    if not isinstance(sc, dict) or not all(_is_number(sc.get(k)) for k in SCALING_FIELDS):
+        raise ValueError("scaling must give pdo, odds and base_points")
+    values = np.array(rows, dtype=np.int64).reshape(len(ids), width)
+    scaling = Scaling(*(float(sc[k]) for k in SCALING_FIELDS))
+    return Result(reveal, tuple(ids), values, tuple(names), scaling)
+
+
+SCALING_FIELDS = ("pdo", "odds", "base_points")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _decision(approve: int) -> str:

@@ -1,25 +1,19 @@
-"""What a party daemon keeps per session, and the local `score` client waiting on one."""
+"""What a party daemon keeps per session, and the waits a session runner needs.
+
+A session ends in one of two ways: a result (at the receiver) or an error from
+`mpc_credit.errors` (SessionError, or its RefusedError and TimedOutError), whose `kind`
+travels in the party's `failed` report and to the local client.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from mpc_credit.consortium.messages import Request
-
-# error kinds, as the CLI maps them to exit codes
-REFUSED, TIMEOUT, FAILED_KIND, INPUT = "refused", "timeout", "failed", "input"
-
-
-class SessionAbort(Exception):
-    """A session ends without a result; `kind` is one of refused/timeout/failed/input."""
-
-    def __init__(self, reason: str, kind: str = FAILED_KIND) -> None:
-        super().__init__(reason)
-        self.kind = kind
+from mpc_credit.errors import SessionError
 
 
 @dataclass
@@ -27,25 +21,34 @@ class Session:
     """One session as this daemon tracks it."""
 
     req: Request
-    port: int
+    port: int  # this party's MPC port for the session
     parties: tuple[str, ...]
     ports: dict[str, int] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
     all_acked: asyncio.Event = field(default_factory=asyncio.Event)
     all_done: asyncio.Event = field(default_factory=asyncio.Event)
     aborted: asyncio.Event = field(default_factory=asyncio.Event)
-    abort_reason: str = ""
-    abort_kind: str = FAILED_KIND
+    error: SessionError | None = None  # why it was aborted
     phase: str = "queued"  # queued, connecting, computing, finishing, ended
     t0: float = field(default_factory=time.perf_counter)
     ids: list[str] | None = None  # known at the requester (batch) or from the request
-
     remote: bool = False  # the abort was learnt from another party's report
 
-    def abort(self, reason: str, kind: str = FAILED_KIND, *, remote: bool = False) -> None:
+    def abort(self, error: SessionError, *, remote: bool = False) -> None:
+        """Abort once (the first reason wins); an ended session stays ended."""
         if not self.aborted.is_set() and self.phase != "ended":
-            self.abort_reason, self.abort_kind, self.remote = reason, kind, remote
+            self.error, self.remote = error, remote
             self.aborted.set()
+
+    def acked(self, party: str, port: int) -> None:
+        self.ports[party] = port
+        if all(p in self.ports for p in self.parties):
+            self.all_acked.set()
+
+    def finished(self, party: str) -> None:
+        self.done.add(party)
+        if all(p in self.done for p in self.parties):
+            self.all_done.set()
 
     @property
     def sid(self) -> str:
@@ -53,26 +56,6 @@ class Session:
 
     def remaining(self) -> float:
         return self.req.deadline - time.time()
-
-
-class LocalClient:
-    """A `score` CLI connected to the control socket, waiting for one session."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-        self.finished = asyncio.get_running_loop().create_future()
-        self.ids: list[str] | None = None  # a batch's ids, sent to the others over MPC
-
-    def send(self, event: str, **fields: Any) -> None:
-        if self.writer.is_closing():
-            return
-        line = json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n"
-        self.writer.write(line.encode())
-
-    def finish(self, event: str, **fields: Any) -> None:
-        self.send(event, **fields)
-        if not self.finished.done():
-            self.finished.set_result(None)
 
 
 async def until(event: asyncio.Event, *others: asyncio.Event, timeout: float) -> None:
@@ -86,6 +69,7 @@ async def until(event: asyncio.Event, *others: asyncio.Event, timeout: float) ->
 
 
 async def until_task(task: asyncio.Future[Any], event: asyncio.Event, timeout: float) -> None:
+    """Wait for the task to end or the event, at most `timeout` seconds."""
     waiter = asyncio.ensure_future(event.wait())
     try:
         await asyncio.wait(

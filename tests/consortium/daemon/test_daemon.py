@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from mpc_credit.consortium.messages import Topics, new_request
-from mpc_credit.consortium.requester import score_request
+from mpc_credit.consortium.requester import score_request, submit_request
 from mpc_credit.consortium.signing import load_signing_key, sign
 from mpc_credit.errors import RefusedError, SessionError, TimedOutError
 from tests.cluster import NAMES, Cluster, csv_rows, expected_scores
@@ -217,17 +217,18 @@ async def test_every_party_refuses(cluster: Cluster, case: str) -> None:
         assert d.get("phase") == "refuse" and reason in d["reason"], (party, d)
 
 
+async def submit(cluster: Cluster, body: dict[str, Any], ids: list[str]) -> Any:
+    """Hand bank's daemon a request this test signed (or tampered with) itself."""
+    return await submit_request(cluster.config("bank"), body, ids, timeout=30.0)
+
+
 async def test_replayed_request_is_refused(cluster: Cluster) -> None:
     await cluster.wait_idle()
-    sent: list[dict[str, Any]] = []
-
-    def keep(body: dict[str, Any]) -> dict[str, Any]:
-        sent.append(body)
-        return body
-
-    await score(cluster, IDS[:1], tamper=keep)
+    sent = _request(cluster)
+    out = await submit(cluster, sent, IDS[:1])
+    assert out.rows == expected_scores(IDS[:1])
     await cluster.wait_idle()
-    got = await _publish_and_collect(cluster, sent[0])
+    got = await _publish_and_collect(cluster, sent)
     assert set(got) == set(NAMES)
     assert all(d["phase"] == "refuse" and "nonce" in d["reason"] for d in got.values()), got
     assert any(r["outcome"] == "refused" for r in cluster.audit("telco"))
@@ -238,7 +239,7 @@ async def test_refusal_reaches_the_cli(cluster: Cluster) -> None:
     with pytest.raises(RefusedError, match=r"party bank refused: .*reveal policy 'pd'"):
         await score(cluster, IDS[:1], reveal="pd")
     with pytest.raises(RefusedError, match="refused: bad signature"):
-        await score(cluster, IDS[:1], tamper=lambda b: {**b, "nonce": "f" * 32})
+        await submit(cluster, {**_request(cluster), "nonce": "f" * 32}, IDS[:1])
 
 
 def test_cli_exit_codes(cluster: Cluster) -> None:

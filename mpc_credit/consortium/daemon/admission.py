@@ -1,0 +1,237 @@
+"""Admission: parse and check what reaches a daemon, and decide; pure functions, no I/O.
+
+- `refusal(req, here, holds_batch=...)`: the one check of a request, whether it arrived on
+  the broker or from the local client: None to accept, else the reason every party reports.
+- `check_submission(...)`: what only the requester's own daemon checks before it publishes
+  a request from its local client (its own, connected, the others online, ids it knows).
+- `parse_score_op` / `parse_submit_op`: a local client's operation, strictly.
+- `read_status` / `presence_state`: what another party's report means for a session.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mpc_credit.consortium.config import Consortium, ModelInfo
+from mpc_credit.consortium.messages import (
+    ACK,
+    DONE,
+    FAILED,
+    PROGRESS,
+    REFUSE,
+    Request,
+    ids_digest,
+)
+from mpc_credit.consortium.policy import NonceCache, QueryLedger, check_request
+from mpc_credit.errors import (
+    MpcCreditError,
+    RefusedError,
+    SessionError,
+    UsageError,
+    error_of_kind,
+)
+from mpc_credit.jsonwire import WireError, decode_object
+from mpc_credit.scorecard.model import Scorecard
+from mpc_credit.vocabulary import MODES, REVEALS
+
+
+@dataclass(frozen=True)
+class Here:
+    """What this party decides with: its consortium, models, history and load."""
+
+    party: str
+    cons: Consortium
+    models: Mapping[tuple[str, str], Scorecard]
+    nonces: NonceCache
+    ledger: QueryLedger
+    stopping: bool = False
+    queued: int = 0
+    max_queue: int = 16
+
+
+def refusal(req: Request, here: Here, *, holds_batch: bool, now: float | None = None) -> str | None:
+    """Why this party refuses `req`, or None to accept it.
+
+    `holds_batch`: this daemon holds the ids of the session (its local client sent them);
+    a receiver must, when the request carries only their digest.
+    """
+    if here.stopping:
+        return f"party {here.party} is shutting down"
+    reason = check_request(req, here.cons, here.models, here.nonces, ledger=here.ledger, now=now)
+    if reason is not None:
+        return reason
+    if here.queued >= here.max_queue:
+        return f"{here.queued} sessions already queued"
+    if req.ids is None and req.receiver == here.party and not holds_batch:
+        return "batch ids were not submitted through the receiver's daemon"
+    return None
+
+
+def check_submission(
+    req: Request,
+    ids: list[str],
+    here: Here,
+    *,
+    connected: bool,
+    presence: Mapping[str, str],
+    known: Collection[str] | None,
+    data_name: str = "",
+    now: float | None = None,
+) -> MpcCreditError | None:
+    """Why the local client's request cannot go out, as the error it gets; None if it can.
+
+    `known`: the applicants in this party's file for the request's model (None: it holds
+    none of the model's features); `data_name` names that file in the message.
+    """
+    me = here.party
+    if req.requester != me:
+        return UsageError(f"this daemon is {me}'s, the request is {req.requester}'s")
+    if not connected:
+        return SessionError(f"party {me} is not connected to the broker")
+    reason = refusal(req, here, holds_batch=True, now=now)
+    if reason is not None:
+        return RefusedError(f"party {me} refused: {reason}")
+    if req.ids is None and ids_digest(ids) != req.batch_digest:
+        return UsageError("the batch ids do not match the request's digest")
+    absent = [p for p in here.cons.names if presence.get(p) != "online"]
+    if absent:
+        states = ", ".join(f"{p} ({presence.get(p, 'never seen')})" for p in absent)
+        return SessionError(f"party {states} is not available; session not started")
+    if known is not None:
+        wanted = req.ids if req.ids is not None else ids
+        unknown = [a for a in wanted if a not in known]
+        if unknown:
+            more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+            where = f"{me}'s file {data_name}".rstrip()
+            return UsageError(f"applicant {unknown[0]!r}{more} is not in {where}")
+    return None
+
+
+# ---------------------------------------------------------------- the local client's operations
+
+
+@dataclass(frozen=True)
+class ScoreOp:
+    """`{op: score, ids, reveal, mode, model_id, timeout}`: the daemon builds and signs it."""
+
+    ids: tuple[str, ...]
+    reveal: str
+    mode: str
+    model_id: str | None
+    timeout: float
+
+
+def parse_score_op(msg: Mapping[str, Any]) -> ScoreOp:
+    """The score operation in a local client's message; UsageError naming the field."""
+    ids = _ids(msg.get("ids"))
+    reveal, mode, model_id = msg.get("reveal"), msg.get("mode"), msg.get("model_id")
+    if reveal not in REVEALS:
+        raise UsageError(f"reveal must be one of {', '.join(REVEALS)}")
+    if mode not in MODES:
+        raise UsageError(f"mode must be one of {', '.join(MODES)}")
+    if model_id is not None and not isinstance(model_id, str):
+        raise UsageError("model_id must be a string")
+    timeout = msg.get("timeout")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise UsageError("timeout must be a positive number of seconds")
+    return ScoreOp(tuple(ids), str(reveal), str(mode), model_id, float(timeout))
+
+
+def parse_submit_op(msg: Mapping[str, Any]) -> tuple[Request, list[str]]:
+    """A request signed elsewhere and its ids: `{op: submit, request, ids}`."""
+    ids = _ids(msg.get("ids"))
+    body = msg.get("request")
+    if not isinstance(body, dict):
+        raise UsageError("malformed request")
+    try:
+        return Request.from_dict(body), ids
+    except (KeyError, TypeError, ValueError):
+        raise UsageError("malformed request") from None
+
+
+def _ids(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
+        raise UsageError("ids must be a list of applicant ids")
+    if not value:
+        raise UsageError("no applicant ids given")
+    if len(set(value)) != len(value):
+        raise UsageError("an applicant id is listed twice")
+    return value
+
+
+def choose_model(cons: Consortium, model_id: str | None) -> ModelInfo:
+    """The model a request names, or the consortium's only one."""
+    if model_id is None:
+        if len(cons.models) != 1:
+            raise UsageError(f"{cons.source}: several models; name one with --model-id")
+        return cons.models[0]
+    info = cons.model(model_id)
+    if info is None:
+        raise UsageError(f"model {model_id!r} is not registered in {cons.source}")
+    return info
+
+
+# ---------------------------------------------------------------- the others' reports
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """What a verified status report of another party means for the session."""
+
+    what: str  # "ack", "done", "progress" or "abort"
+    port: int = 0  # ack: the party's MPC port
+    message: str = ""  # progress
+    error: SessionError | None = None  # abort
+    remote: bool = True  # abort: the party reported it itself (no need to echo it)
+
+
+def read_status(party: str, msg: Mapping[str, Any], cons: Consortium) -> StatusEvent | None:
+    """The meaning of `party`'s report `msg` (already verified), None for nothing to do."""
+    phase = msg.get("phase")
+    if phase == ACK:
+        port = msg.get("port")
+        if (
+            isinstance(port, bool)
+            or not isinstance(port, int)
+            or not cons.party(party).port_ok(port)
+        ):
+            error = SessionError(f"party {party} acknowledged with an MPC port outside its range")
+            return StatusEvent("abort", error=error, remote=False)
+        return StatusEvent("ack", port=port)
+    if phase == REFUSE:
+        return StatusEvent("abort", error=RefusedError(f"party {party} refused: {_text(msg)}"))
+    if phase == FAILED:
+        message = f"party {party} failed: {_text(msg)}"
+        error = error_of_kind(msg.get("kind"), message)
+        if not isinstance(error, SessionError):  # another party's input is not ours
+            error = SessionError(message)
+        return StatusEvent("abort", error=error)
+    if phase == DONE:
+        return StatusEvent("done")
+    if phase == PROGRESS:
+        return StatusEvent("progress", message=f"{party}: {_text(msg, 'message')}")
+    return None
+
+
+def _text(msg: Mapping[str, Any], key: str = "reason") -> str:
+    value = msg.get(key, "")
+    return value if isinstance(value, str) else ""
+
+
+def presence_state(payload: bytes) -> str:
+    """A presence message's state; anything unreadable counts as offline."""
+    if not payload:
+        return "offline"
+    try:
+        state = decode_object(payload).get("state", "offline")
+    except WireError:
+        return "offline"
+    return state if isinstance(state, str) else "offline"

@@ -1,0 +1,105 @@
+"""What the local client may ask its daemon: `status`, `score`, `submit`.
+
+`score` is the straight path of `mpc-credit score`: the client names the ids and the policy,
+this daemon builds the request and signs it with the party's key. `submit` takes a request
+signed elsewhere (tests tamper with one this way); both go through the same admission
+(`admission.check_submission`, which includes the check every party makes), are published on
+the broker, and wait for the runner to answer the client with the result or the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mpc_credit.consortium.config import Consortium
+from mpc_credit.consortium.daemon import admission
+from mpc_credit.consortium.daemon.control import Handler, LocalClient
+from mpc_credit.consortium.daemon.mqtt import MqttLink
+from mpc_credit.consortium.daemon.tables import LocalData
+from mpc_credit.consortium.messages import Request, new_request
+from mpc_credit.errors import SessionError, TimedOutError
+
+PRESENCE_WAIT = 1.0  # seconds a just connected daemon gives retained presence messages
+AFTER_DEADLINE = 5.0  # seconds the client waits for the outcome after the deadline
+
+
+class ClientOps:
+    """The control socket's operations, over the daemon's parts and shared state."""
+
+    def __init__(
+        self,
+        cons: Consortium,
+        key: Ed25519PrivateKey,
+        link: MqttLink,
+        data: LocalData,
+        presence: Mapping[str, str],
+        locals_: MutableMapping[str, LocalClient],
+        here: Callable[[], admission.Here],
+        state: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.cons, self.key, self.link, self.data = cons, key, link, data
+        self.presence, self.locals, self.here, self.state = presence, locals_, here, state
+        self.party = link.party
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"status": self.status, "score": self.score, "submit": self.submit}
+
+    async def status(self, msg: dict[str, Any], local: LocalClient) -> None:
+        local.finish("status", **self.state())
+
+    async def score(self, msg: dict[str, Any], local: LocalClient) -> None:
+        """Build and sign the request for the local client, then submit it."""
+        op = admission.parse_score_op(msg)
+        info = admission.choose_model(self.cons, op.model_id)
+        req = new_request(
+            self.key,
+            requester=self.party,
+            model_id=info.id,
+            model_digest=info.digest,
+            mode=op.mode,
+            reveal=op.reveal,
+            ids=op.ids,
+            timeout=op.timeout,
+        )
+        await self._submit(req, list(op.ids), local)
+
+    async def submit(self, msg: dict[str, Any], local: LocalClient) -> None:
+        req, ids = admission.parse_submit_op(msg)
+        await self._submit(req, ids, local)
+
+    async def _submit(self, req: Request, ids: list[str], local: LocalClient) -> None:
+        """Check, publish, and wait for the session's outcome (sent by the runner)."""
+        for _ in range(int(PRESENCE_WAIT / 0.05)):
+            if all(p in self.presence for p in self.cons.names):
+                break
+            await asyncio.sleep(0.05)
+        problem = admission.check_submission(
+            req,
+            ids,
+            self.here(),
+            connected=self.link.connected.is_set(),
+            presence=self.presence,
+            known=self.data.known_ids(req.model_id, req.mode),
+            data_name=str(self.data.data or ""),
+        )
+        if problem is not None:
+            local.fail(problem)
+            return
+        local.ids = ids if req.ids is None else None
+        self.locals[req.session] = local
+        if not await self.link.publish(self.link.topics.request, req.to_json()):
+            self.locals.pop(req.session, None)
+            local.fail(SessionError("the broker is not reachable"))
+            return
+        n = len(self.cons.names)
+        local.send("progress", message=f"request {req.session[:8]} sent to {n} parties")
+        wait = req.deadline - time.time() + AFTER_DEADLINE
+        try:
+            await asyncio.wait_for(asyncio.shield(local.finished), wait)
+        except asyncio.TimeoutError:
+            local.fail(TimedOutError("no outcome before the deadline"))

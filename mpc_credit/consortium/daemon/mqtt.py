@@ -1,0 +1,157 @@
+"""A daemon's link to the MQTT broker: connect, subscribe, publish, report, presence.
+
+It connects with TLS and a client certificate when configured, Nagle off, and a retained
+last will saying `offline`; it announces the party with a retained presence message and
+hands every message to the daemon's handler. A handler that raises loses only that message
+(logged in one line, without the payload); a lost connection is retried with backoff until
+the daemon stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mpc_credit.consortium.config import Consortium, PartyConfig
+from mpc_credit.consortium.messages import Topics, presence, status
+
+log = logging.getLogger("mpc_credit.daemon")
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+BACKOFF_FIRST, BACKOFF_MAX = 0.1, 3.0  # seconds between reconnection attempts
+
+
+class MqttLink:
+    """The broker connection of one party's daemon."""
+
+    def __init__(
+        self,
+        cfg: PartyConfig,
+        cons: Consortium,
+        key: Ed25519PrivateKey,
+        on_message: Callable[[str, bytes], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self.cfg, self.cons, self.key = cfg, cons, key
+        self.party = cfg.party
+        self.topics = Topics(cons.topic_prefix)
+        self.on_message, self.on_lost = on_message, on_lost
+        self.client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+        self.state = "online"  # what `announce` says: online or draining
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """Publish with QoS 1; False when not connected."""
+        client = self.client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, payload, qos=1, retain=retain)
+            return True
+        except aiomqtt.MqttError as exc:
+            log.warning("publish to %s failed: %s", topic, exc)
+            return False
+
+    async def report(self, sid: str, phase: str, **fields: Any) -> None:
+        """This party's signed status report about session `sid`."""
+        payload = status(self.key, sid, self.party, phase, **fields)
+        await self.publish(self.topics.session(sid, self.party), payload)
+
+    async def announce(self, state: str | None = None) -> None:
+        """The retained presence message: online or draining, with the MPC address."""
+        if state is not None:
+            self.state = state
+        me = self.cons.party(self.party)
+        payload = presence(self.party, self.state, pid=me.pid, host=me.host)
+        await self.publish(self.topics.presence(self.party), payload, retain=True)
+
+    async def say_offline(self, reason: str) -> None:
+        """The retained presence `offline`, when stopping on purpose (best effort)."""
+        client = self.client
+        if client is not None:
+            with contextlib.suppress(Exception):
+                payload = presence(self.party, "offline", reason=reason)
+                await client.publish(self.topics.presence(self.party), payload, qos=1, retain=True)
+
+    def _client(self) -> aiomqtt.Client:
+        b = self.cfg.broker
+        tls = None
+        if b.tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=str(b.ca) if b.ca else None,
+                certfile=str(b.cert) if b.cert else None,
+                keyfile=str(b.key) if b.key else None,
+            )
+        will = aiomqtt.Will(
+            self.topics.presence(self.party),
+            presence(self.party, "offline", reason="connection lost"),
+            qos=1,
+            retain=True,
+        )
+        return aiomqtt.Client(
+            b.host,
+            b.port,
+            identifier=f"mpc-credit-{self.cons.name}-{self.party}",
+            username=b.username,
+            password=b.password(),
+            will=will,
+            clean_session=True,
+            keepalive=b.keepalive,
+            tls_params=tls,
+            socket_options=NODELAY,
+            timeout=5,
+        )
+
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        """Hand one message to the daemon; its failure costs only this message."""
+        try:
+            self.on_message(topic, payload)
+        except Exception as exc:
+            kind = (self.topics.parse(topic) or ("foreign",))[0]
+            log.warning("dropped a %s message: %s in its handler", kind, type(exc).__name__)
+
+    async def _session(self) -> None:
+        """One connection: subscribe, announce, deliver until it drops."""
+        async with self._client() as client:
+            await client.subscribe(
+                [
+                    (self.topics.request, 1),
+                    (self.topics.session_all, 1),
+                    (self.topics.presence_all, 1),
+                ]
+            )
+            self.client = client
+            await self.announce()
+            self.connected.set()
+            log.info("connected to broker %s:%s", self.cfg.broker.host, self.cfg.broker.port)
+            async for msg in client.messages:
+                self._deliver(str(msg.topic), bytes(msg.payload))  # type: ignore[arg-type]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until `stop` is set; reconnect with backoff when the link drops."""
+        backoff = BACKOFF_FIRST
+        while not stop.is_set():
+            try:
+                await self._session()
+            except aiomqtt.MqttError as exc:
+                log.warning("broker connection: %s; retrying in %.1f s", exc, backoff)
+            except Exception as exc:  # the loop must outlive anything a message can cause
+                log.warning("broker link: %s; reconnecting in %.1f s", type(exc).__name__, backoff)
+            finally:
+                was = self.connected.is_set()
+                self.client = None
+                self.connected.clear()
+                if was:
+                    self.on_lost()
+                    backoff = BACKOFF_FIRST
+            if stop.is_set():
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(2 * backoff, BACKOFF_MAX)

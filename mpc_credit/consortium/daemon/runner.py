@@ -1,0 +1,247 @@
+"""Running one accepted session: wait for every party's ack, connect, compute, finish.
+
+MPyC keeps its runtime in module globals, so a daemon runs one session at a time (its
+queue orders them as the broker delivered the requests, the same order at every party).
+A session runs `mpc_credit.engine` on the ports every party acknowledged, over mutual TLS;
+a watchdog aborts it when an MPC link drops or an MPyC coroutine fails, and the deadline
+bounds every wait. The result is released to the local client only when every party
+reported done; any abort is reported on the broker (unless learnt from there) and audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from mpc_credit.consortium.config import Consortium
+from mpc_credit.consortium.daemon.control import LocalClient
+from mpc_credit.consortium.daemon.mqtt import MqttLink
+from mpc_credit.consortium.daemon.session import Session, until, until_task
+from mpc_credit.consortium.daemon.tables import LocalData
+from mpc_credit.consortium.messages import DONE, FAILED, ids_digest
+from mpc_credit.engine.exchange import agree_session, share_ids
+from mpc_credit.engine.links import (
+    MPC_FAILURES,
+    TlsContexts,
+    connect_runtime,
+    install_mpc_guard,
+    lost_peers,
+    quiet_exception_handler,
+    teardown_runtime,
+    unconnected_peers,
+)
+from mpc_credit.engine.runtime import close_runtime, make_runtime
+from mpc_credit.engine.session import Prepared, SessionSpec, assemble, execute
+from mpc_credit.errors import MpcCreditError, SessionError, TimedOutError
+from mpc_credit.scorecard.reveal import Result, result_fields
+
+log = logging.getLogger("mpc_credit.daemon")
+SHUTDOWN_GRACE = 5.0  # seconds for MPyC's closing barrier
+WATCH_EVERY = 0.05  # seconds between the watchdog's looks at the links
+
+Record = Callable[..., None]  # (request, outcome, reason="", **fields): the audit line
+
+
+class SessionRunner:
+    """Runs this party's side of accepted sessions, one at a time."""
+
+    def __init__(
+        self,
+        party: str,
+        cons: Consortium,
+        listen: str,
+        tls: TlsContexts | None,
+        data: LocalData,
+        link: MqttLink,
+        record: Record,
+        locals_: MutableMapping[str, LocalClient],
+    ) -> None:
+        self.party, self.cons, self.listen, self.tls = party, cons, listen, tls
+        self.pid = cons.party(party).pid
+        self.data, self.link, self.record, self.locals = data, link, record, locals_
+        self.sessions_run = 0
+
+    async def run(self, s: Session) -> None:
+        """Run `s` to its end; never raises (an internal error aborts the session)."""
+        try:
+            await self._run(s)
+        except Exception as exc:
+            log.exception("session %s: internal error", s.sid)
+            with contextlib.suppress(Exception):
+                self.finish(s, None, SessionError(f"party {self.party}: internal error: {exc}"))
+
+    async def _run(self, s: Session) -> None:
+        local = self.locals.get(s.sid)
+        await until(s.all_acked, s.aborted, timeout=s.remaining())
+        if not s.aborted.is_set() and not s.all_acked.is_set():
+            missing = ", ".join(p for p in s.parties if p not in s.ports)
+            s.abort(TimedOutError(f"party {missing} did not accept before the deadline"))
+        if s.aborted.is_set():
+            await self._fail(s, s.error)
+            return
+        if local is not None:
+            local.send("progress", message="all parties accepted; connecting")
+        result, error = await self._secure_part(s, local)
+        if error is not None:
+            s.abort(error)
+            await self._fail(s, error)
+            return
+        # Finished here: report done; the result is released only when all are done.
+        s.phase = "finishing"
+        s.finished(self.party)
+        await self.link.report(s.sid, DONE)
+        if local is not None and result is not None:
+            local.send("progress", message="result received; waiting for every party to finish")
+        await until(s.all_done, s.aborted, timeout=s.remaining())
+        if s.all_done.is_set():
+            self.finish(s, result, None)
+            return
+        if not s.aborted.is_set():
+            late = ", ".join(p for p in s.parties if p not in s.done)
+            s.abort(TimedOutError(f"party {late} did not finish before the deadline"))
+        self.finish(s, None, s.error or SessionError(f"party {self.party}: session aborted"))
+
+    async def _fail(self, s: Session, error: SessionError | None) -> None:
+        """Tell the others (unless they told us), audit, answer the local client."""
+        error = error or SessionError(f"party {self.party}: session aborted")
+        if not s.remote:
+            await self.link.report(s.sid, FAILED, reason=str(error), kind=error.kind)
+        self.finish(s, None, error)
+
+    async def _secure_part(
+        self, s: Session, local: LocalClient | None
+    ) -> tuple[Result | None, SessionError | None]:
+        """The MPC: the result (None for a non-receiver), or why it failed."""
+        s.phase = "connecting"
+        addresses = [(self.cons.party(p).host, s.ports[p]) for p in s.parties]
+        mpc = make_runtime(self.pid, addresses, ssl=self.tls is not None)
+        install_mpc_guard()
+        MPC_FAILURES.clear()
+        asyncio.get_running_loop().set_exception_handler(quiet_exception_handler)
+        task = asyncio.ensure_future(self._compute(s, mpc, local))
+        watchdog = asyncio.ensure_future(self._watch(s, mpc))
+        try:
+            await until_task(task, s.aborted, timeout=s.remaining())
+        finally:
+            watchdog.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        error = self._error_of(s, task, mpc)
+        if error is not None:
+            teardown_runtime(mpc)
+            return None, error
+        return task.result(), None
+
+    def _error_of(self, s: Session, task: asyncio.Future[Any], mpc: Any) -> SessionError | None:
+        if task.done() and not task.cancelled():
+            exc = task.exception()
+            if exc is None:
+                return None
+            if isinstance(exc, SessionError):
+                return exc
+            return SessionError(f"party {self.party}: {type(exc).__name__}: {exc}")
+        if s.aborted.is_set() and s.error is not None:
+            return s.error
+        return TimedOutError(self._deadline_reason(s, mpc))
+
+    def _deadline_reason(self, s: Session, mpc: Any) -> str:
+        if s.phase == "connecting":
+            names = [s.parties[p] for p in unconnected_peers(mpc)]
+            if names:
+                return f"party {', '.join(names)} did not connect before the deadline"
+        return f"deadline passed while {s.phase} (at party {self.party})"
+
+    async def _watch(self, s: Session, mpc: Any) -> None:
+        """Abort the session when an MPC link drops or an MPyC coroutine fails."""
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            if MPC_FAILURES:
+                exc = MPC_FAILURES[0]
+                s.abort(SessionError(f"party {self.party}: MPC error: {type(exc).__name__}: {exc}"))
+                return
+            if s.phase == "computing":
+                gone = lost_peers(mpc)
+                if gone:
+                    # the peer's own report (deadline, failure, last will) explains it best
+                    await until(s.aborted, timeout=0.3)
+                    names = ", ".join(s.parties[p] for p in gone)
+                    if s.remaining() <= 0.5:
+                        s.abort(
+                            TimedOutError(f"deadline passed; party {names} closed its MPC link")
+                        )
+                    s.abort(SessionError(f"lost the MPC connection to party {names}"))
+                    return
+
+    async def _compute(self, s: Session, mpc: Any, local: LocalClient | None) -> Result | None:
+        """Connect, check the session, share the batch ids if needed, run the protocol."""
+        t0 = time.perf_counter()
+        await connect_runtime(mpc, self.listen, self.tls)
+        s.phase = "computing"
+        t1 = time.perf_counter()
+        if local is not None:
+            local.send("progress", message=f"connected to all parties in {1000 * (t1 - t0):.0f} ms")
+        await agree_session(mpc, s.sid, s.parties)
+        req = s.req
+        if req.ids is None:
+            receiver = s.parties.index(req.receiver)
+            ids = await share_ids(mpc, receiver, s.ids, req.count, req.receiver)
+            if len(ids) != req.count or ids_digest(ids) != req.batch_digest:
+                raise SessionError(
+                    f"the ids sent by {req.receiver} do not match the request's count and digest"
+                )
+            s.ids = ids
+        assert s.ids is not None
+        result = await execute(self._prepare(s, s.ids), mpc)
+        s.phase = "finishing"
+        await close_runtime(mpc, SHUTDOWN_GRACE)
+        if local is not None:
+            local.send(
+                "progress", message=f"secure computation done in {time.perf_counter() - t1:.3f} s"
+            )
+        return result
+
+    def _prepare(self, s: Session, ids: list[str]) -> Prepared:
+        """The engine's input from the cached model and table (no file I/O per session)."""
+        req = s.req
+        info = self.cons.model(req.model_id)
+        assert info is not None
+        spec = SessionSpec(
+            session_id=req.session,
+            party=self.party,
+            parties=s.parties,
+            mode=req.mode,  # type: ignore[arg-type]
+            reveal=req.reveal,  # type: ignore[arg-type]
+            receiver=req.receiver,
+            model_owner=info.owner,
+        )
+        try:
+            model = self.data.models[(req.model_id, req.mode)]
+            return assemble(spec, model, list(ids), self.data.table(req.model_id, req.mode))
+        except MpcCreditError as exc:
+            raise SessionError(f"party {self.party}: {exc}") from None
+
+    def finish(self, s: Session, result: Result | None, error: SessionError | None) -> None:
+        """End a session: audit, hand the result (receiver) or the reason to the local client."""
+        s.phase = "ended"
+        seconds = round(time.perf_counter() - s.t0, 4)
+        local = self.locals.pop(s.sid, None)
+        self.sessions_run += 1
+        if error is not None:
+            log.info("session %s aborted: %s", s.sid, error)
+            self.record(s.req, "aborted", str(error), kind=error.kind, seconds=seconds, port=s.port)
+            if local is not None:
+                local.fail(error)
+            return
+        self.record(s.req, "done", seconds=seconds, port=s.port, received=result is not None)
+        if local is None:
+            return
+        if result is None:
+            local.fail(SessionError("this party received no result"))
+        else:
+            local.finish("result", session=s.sid, seconds=seconds, **result_fields(result))

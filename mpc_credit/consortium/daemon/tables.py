@@ -1,0 +1,55 @@
+"""A daemon's local data: its model files and its CSV, loaded and checked at start.
+
+The CSV is re-read only when its modification time changed, so an institution can
+update its file without restarting its daemon, and a session costs no file I/O otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mpc_credit.consortium.config import PartyConfig
+from mpc_credit.errors import DataError, UsageError
+from mpc_credit.scorecard.data import OwnerTable, load_owner_csv
+from mpc_credit.scorecard.model import Scorecard, load_model
+
+ModelKey = tuple[str, str]  # (model id, mode)
+
+
+class LocalData:
+    """The party's models by (model id, mode), and its rows for each model."""
+
+    def __init__(self, cfg: PartyConfig) -> None:
+        self.party = cfg.party
+        self.data: Path | None = cfg.data
+        self.models: dict[ModelKey, Scorecard] = {}
+        self._tables: dict[ModelKey, tuple[float, OwnerTable]] = {}
+        for mid, modes in cfg.models.items():
+            for mode, path in modes.items():
+                model = load_model(path)
+                if model.part is not None and model.part.mode != mode:
+                    raise UsageError(f"{path}: is a {model.part.mode}-mode part, listed as {mode}")
+                self.models[(mid, mode)] = model
+                self.table(mid, mode)  # validate the CSV now: fail at start, not per session
+        if not self.models:
+            raise UsageError(f"{cfg.source}: no [models.*] configured")
+
+    def table(self, mid: str, mode: str) -> OwnerTable | None:
+        """This party's rows for a model, None when it owns none of its features."""
+        model = self.models.get((mid, mode))
+        if model is None or self.data is None or self.party not in model.owners:
+            return None
+        try:
+            mtime = self.data.stat().st_mtime
+        except OSError:
+            raise DataError(f"{self.data}: file not found") from None
+        cached = self._tables.get((mid, mode))
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, load_owner_csv(self.data, model, self.party))
+            self._tables[(mid, mode)] = cached
+        return cached[1]
+
+    def known_ids(self, mid: str, mode: str) -> frozenset[str] | None:
+        """The applicants this party has rows for, None when it holds no rows for the model."""
+        table = self.table(mid, mode)
+        return None if table is None else frozenset(table.ids)
