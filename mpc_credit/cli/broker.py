@@ -17,30 +17,36 @@ broker_app = typer.Typer(
 )
 
 
+NO_TLS = (
+    "the embedded broker cannot enforce client certificates or ACLs, so it takes no TLS "
+    "options; for TLS use mosquitto: mpc-credit broker mosquitto-config"
+)
+
+
 @broker_app.callback()
 def broker_run(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 1883,
-    certfile: Annotated[Path | None, typer.Option(help="Server certificate (enables TLS).")] = None,
-    keyfile: Annotated[Path | None, typer.Option(help="Server key.")] = None,
-    cafile: Annotated[Path | None, typer.Option(help="CA of the client certificates.")] = None,
+    certfile: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    keyfile: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    cafile: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Run the embedded MQTT broker (amqtt) in the foreground, for local use.
+    """Run the embedded MQTT broker (amqtt) in the foreground, on loopback only: for one
+    machine. It enforces no client certificates or ACLs; a network needs mosquitto.
 
     Example: mpc-credit broker --port 1883
     """
     if ctx.invoked_subcommand is not None:
         return
-    from mpc_credit.consortium.broker import serve_embedded
+    from mpc_credit.consortium.broker import check_loopback, serve_embedded
 
-    tls = {}
-    if certfile is not None:
-        if keyfile is None:
-            raise UsageError("--certfile needs --keyfile")
-        tls = {"certfile": certfile, "keyfile": keyfile, "cafile": cafile}
+    for flag, value in (("--certfile", certfile), ("--keyfile", keyfile), ("--cafile", cafile)):
+        if value is not None:
+            raise UsageError(f"{flag}: {NO_TLS}")
+    check_loopback(host)
     try:
-        asyncio.run(serve_embedded(host, port, **tls))
+        asyncio.run(serve_embedded(host, port))
     except Exception as exc:
         raise UsageError(f"broker: cannot listen on {host}:{port}: {exc}") from None
 
@@ -67,17 +73,31 @@ def mosquitto_config(
     user: Annotated[
         str | None, typer.Option(help="User mosquitto drops to (must read the key files).")
     ] = None,
+    crlfile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Revoked client certificates, PEM (default: crl/mqtt_crl.pem beside "
+            "consortium.json, once `pki revoke` wrote it)."
+        ),
+    ] = None,
 ) -> None:
-    """Write a mosquitto 2 configuration: TLS client certificates, per-party ACLs,
-    set_tcp_nodelay true.
+    """Write a mosquitto 2 configuration: TLS client certificates bound to client ids,
+    per-party ACLs, a message size limit, the revocation list, set_tcp_nodelay true.
 
     Example: mpc-credit broker mosquitto-config --consortium parties/consortium.json --out deploy
     then: mosquitto -c deploy/mosquitto.conf
     """
     from mpc_credit.consortium.broker import write_mosquitto_files
     from mpc_credit.consortium.config import load_consortium
+    from mpc_credit.consortium.revoke import MQTT_CRL
 
     cons = load_consortium(consortium)
     bdir = broker_dir or consortium.parent / "broker"
-    conf, acl = write_mosquitto_files(cons, out, bdir, port=port, bind=bind, tls=tls, user=user)
+    if crlfile is None and (consortium.parent / MQTT_CRL).exists():
+        crlfile = consortium.parent / MQTT_CRL
+    if crlfile is not None and not crlfile.is_file():
+        raise UsageError(f"{crlfile}: revocation list not found")
+    conf, acl = write_mosquitto_files(
+        cons, out, bdir, port=port, bind=bind, tls=tls, crlfile=crlfile, user=user
+    )
     typer.echo(f"wrote {conf} and {acl}; run: mosquitto -c {conf}")

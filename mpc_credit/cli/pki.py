@@ -1,4 +1,10 @@
-"""`mpc-credit pki`: the consortium's keys and certificates."""
+"""`mpc-credit pki`: the consortium's keys and certificates.
+
+Enrollment in which no private key leaves its institution: each institution runs
+`pki request`, the operator `pki sign` on the requests, each institution `pki install` on
+its bundle; `pki revoke` puts a party's certificates on the revocation lists. `pki init`
+does all of it on one machine (demo, tests).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,51 @@ from typing import Annotated
 import typer
 
 from mpc_credit.cli import options
+from mpc_credit.consortium.config import DEFAULT_MPC_BASE, DEFAULT_MPC_PORTS, Consortium
 from mpc_credit.errors import UsageError
 
 pki_app = typer.Typer(help="Consortium keys and certificates.", no_args_is_help=True)
 
-REVEAL_HELP = options.REVEAL_HELP
+# The operator's choices, shared by `pki init` and `pki sign`.
+Name = Annotated[str, typer.Option(help="Consortium name (topic prefix mpc-credit/NAME).")]
+ModelOwner = Annotated[
+    str | None, typer.Option(help="Holder of the full model (default: first party).")
+]
+Requester = Annotated[
+    list[str] | None,
+    typer.Option(help="A party allowed to request scores (default: the model owner)."),
+]
+Reveal = Annotated[
+    list[str] | None, typer.Option(help=f"Allowed reveal policies ({options.REVEAL_HELP}).")
+]
+BrokerHost = Annotated[str, typer.Option(help="Broker host the daemons connect to.")]
+BrokerPort = Annotated[int | None, typer.Option(help="Broker port (default 1883, 8883 with TLS).")]
+BrokerTls = Annotated[
+    bool, typer.Option(help="Daemons use TLS client certificates for the broker.")
+]
+DailyBudget = Annotated[
+    int | None,
+    typer.Option(help="Applicants each requester may have scored per 24 hours (no limit)."),
+]
+Force = Annotated[bool, typer.Option(help="Replace an existing consortium.")]
+
+
+def _choices(
+    requester: list[str] | None, reveal: list[str] | None, **rest: object
+) -> dict[str, object]:
+    """The keyword arguments of create.Setup for the shared options."""
+    from mpc_credit.vocabulary import REVEALS
+
+    return {"requesters": requester or (), "reveals": reveal or REVEALS, **rest}
+
+
+def _summary(cons: Consortium, out: Path) -> None:
+    typer.echo(f"consortium {cons.name!r}: {out / 'consortium.json'}")
+    for p in cons.parties:
+        typer.echo(
+            f"  {p.name:<10} pid {p.pid}  mpc {p.host}:{p.mpc_port}+{p.mpc_ports}  "
+            f"folder {out / p.name}"
+        )
 
 
 @pki_app.command("init")
@@ -27,41 +73,23 @@ def pki_init(
             help="NAME, NAME=HOST or NAME=HOST:PORT, in pid order (default: the model's owners)."
         ),
     ] = None,
-    name: Annotated[
-        str, typer.Option(help="Consortium name (topic prefix mpc-credit/NAME).")
-    ] = "demo",
-    model_owner: Annotated[
-        str | None, typer.Option(help="Holder of the full model (default: first party).")
-    ] = None,
-    requester: Annotated[
-        list[str] | None,
-        typer.Option(help="A party allowed to request scores (default: the model owner)."),
-    ] = None,
-    reveal: Annotated[
-        list[str] | None, typer.Option(help=f"Allowed reveal policies ({REVEAL_HELP}).")
-    ] = None,
-    broker_host: Annotated[
-        str, typer.Option(help="Broker host the daemons connect to.")
-    ] = "127.0.0.1",
-    broker_port: Annotated[
-        int | None, typer.Option(help="Broker port (default 1883, 8883 with TLS).")
-    ] = None,
-    broker_tls: Annotated[
-        bool, typer.Option(help="Daemons use TLS client certificates for the broker.")
-    ] = False,
-    daily_budget: Annotated[
-        int | None,
-        typer.Option(help="Applicants each requester may have scored per 24 hours (no limit)."),
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing consortium.")] = False,
+    name: Name = "demo",
+    model_owner: ModelOwner = None,
+    requester: Requester = None,
+    reveal: Reveal = None,
+    broker_host: BrokerHost = "127.0.0.1",
+    broker_port: BrokerPort = None,
+    broker_tls: BrokerTls = False,
+    daily_budget: DailyBudget = None,
+    force: Force = False,
 ) -> None:
-    """Create a consortium: CAs, each party's TLS certificate and key, Ed25519 signing keys,
-    consortium.json and one party.toml per party.
+    """Create a whole consortium on this machine (demo, tests): every party's keys, its
+    certificates, consortium.json and one party.toml per party. For real institutions use
+    pki request / sign / install, which never moves a private key.
 
     Example: mpc-credit pki init --out parties --model parties/bank/german-credit-demo.json
     """
     from mpc_credit.consortium.create import init_consortium, parse_party_arg
-    from mpc_credit.vocabulary import REVEALS
 
     if model is None:
         found = sorted(out.glob("*/german-credit-demo.json"))
@@ -69,27 +97,123 @@ def pki_init(
             raise UsageError("give --model: the full scorecard model JSON")
         model = found[0]
     plans = [parse_party_arg(p) for p in party or []]
-    cons = init_consortium(
-        out,
-        model,
-        parties=plans,
+    choices = _choices(
         name=name,
         model_owner=model_owner,
-        requesters=requester or [],
-        reveals=reveal or list(REVEALS),
+        requester=requester,
+        reveal=reveal,
         broker_host=broker_host,
         broker_port=broker_port,
         broker_tls=broker_tls,
         daily_budget=daily_budget,
         force=force,
     )
-    typer.echo(f"consortium {cons.name!r}: {out / 'consortium.json'}")
-    for p in cons.parties:
-        typer.echo(
-            f"  {p.name:<10} pid {p.pid}  mpc {p.host}:{p.mpc_port}+{p.mpc_ports}  "
-            f"config {out / p.name / 'party.toml'}"
-        )
+    cons = init_consortium(out, model, parties=plans, **choices)
+    _summary(cons, out)
     typer.echo(
         f"private keys (mode 0600): {out}/*/signing.key, */.config/party_*.key, "
         f"*/mqtt/client.key, {out}/ca/*.key, {out}/broker/server.key"
     )
+
+
+@pki_app.command("request")
+def pki_request(
+    party: Annotated[str, typer.Option(help="This institution's party name.")],
+    out: Annotated[Path, typer.Option(help="This party's folder (created with mode 0700).")],
+    host: Annotated[
+        str, typer.Option(help="Where the other parties reach this one.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="First port of this party's MPC range.")] = (
+        DEFAULT_MPC_BASE
+    ),
+    ports: Annotated[int, typer.Option(help="Number of MPC ports.")] = DEFAULT_MPC_PORTS,
+    force: Annotated[bool, typer.Option(help="Replace this party's existing keys.")] = False,
+) -> None:
+    """Make this party's private keys here (they never leave this machine) and a public
+    request for the consortium operator: OUT/request/ (request.json and two CSRs).
+
+    Example: mpc-credit pki request --party bank --host mpc.bank.example --out bank
+    """
+    from mpc_credit.consortium.enroll import request_party, write_request
+
+    req = request_party(out, party, host=host, mpc_port=port, mpc_ports=ports, force=force)
+    folder = write_request(req, out)
+    typer.echo(f"private keys (mode 0600) in {out}: signing.key, .config/mpc.key, mqtt/client.key")
+    typer.echo(f"send {folder} to the consortium operator; fingerprint {req.fingerprint()}")
+
+
+@pki_app.command("sign")
+def pki_sign(
+    requests: Annotated[
+        list[Path], typer.Option(help="A party's request folder, in pid order (repeat).")
+    ],
+    out: Annotated[Path, typer.Option(help="The operator's consortium folder.")],
+    model: Annotated[Path, typer.Option(help="The full scorecard model JSON.")],
+    name: Name = "demo",
+    model_owner: ModelOwner = None,
+    requester: Requester = None,
+    reveal: Reveal = None,
+    broker_host: BrokerHost = "127.0.0.1",
+    broker_port: BrokerPort = None,
+    broker_tls: BrokerTls = False,
+    daily_budget: DailyBudget = None,
+    force: Force = False,
+) -> None:
+    """Issue certificates from the parties' requests and write consortium.json and one
+    bundle per party, OUT/NAME/, holding no private key: ship it to that party.
+
+    Example: mpc-credit pki sign --requests bank/request --requests bureau/request
+    --requests telco/request --out consortium --model german-credit-demo.json
+    """
+    from mpc_credit.consortium.create import Setup, sign_consortium
+    from mpc_credit.consortium.enroll import load_request
+
+    reqs = [load_request(r) for r in requests]
+    choices = _choices(
+        name=name,
+        model_owner=model_owner,
+        requester=requester,
+        reveal=reveal,
+        broker_host=broker_host,
+        broker_port=broker_port,
+        broker_tls=broker_tls,
+        daily_budget=daily_budget,
+        force=force,
+    )
+    cons = sign_consortium(reqs, out, model, Setup(**choices))
+    for r in reqs:
+        typer.echo(f"  {r.name:<10} request fingerprint {r.fingerprint()}")
+    _summary(cons, out)
+
+
+@pki_app.command("install")
+def pki_install(
+    bundle: Annotated[Path, typer.Option(help="The bundle the operator sent (OUT/NAME/).")],
+    folder: Annotated[Path, typer.Option(help="This party's folder (from pki request).")],
+) -> None:
+    """Check that the operator's bundle certifies this party's own keys and install it.
+
+    Example: mpc-credit pki install --bundle received/bank --folder bank
+    """
+    from mpc_credit.consortium.enroll import install_bundle
+
+    config = install_bundle(bundle, folder)
+    typer.echo(f"installed; run: mpc-credit party run --config {config}")
+
+
+@pki_app.command("revoke")
+def pki_revoke(
+    party: Annotated[str, typer.Argument(help="The party whose certificates to revoke.")],
+    consortium: Annotated[Path, typer.Option(help="The operator's consortium folder.")] = Path(
+        "parties"
+    ),
+) -> None:
+    """Put a party's MPC and broker certificates on the revocation lists; hand the MPC
+    list to every party (.config/mpyc_crl.pem) and regenerate the mosquitto configuration.
+
+    Example: mpc-credit pki revoke telco --consortium parties
+    """
+    from mpc_credit.consortium.revoke import revoke_party
+
+    for path in revoke_party(consortium, party):
+        typer.echo(f"wrote {path}")

@@ -1,44 +1,52 @@
 """The control-plane broker: an embedded amqtt broker for local use, and a mosquitto 2
-configuration generator (TLS client certificates, per-party ACLs) for real deployments.
+configuration generator (TLS client certificates bound to client ids, per-party ACLs, a
+message size limit, a revocation list) for real deployments.
 
 The broker carries control messages only (requests, acknowledgements, progress,
 presence). It never sees a feature value, a share or a result: those travel over the
 parties' mutually authenticated TLS links and the receiver's local control socket.
 
-amqtt is MQTT 3.1.1 only and replays retained messages regardless of ACLs, so the only
-retained messages are presence states, which are public.
-
-`python -m mpc_credit.consortium.broker --port 1883` runs the embedded broker in the foreground.
+amqtt enforces neither client certificates nor ACLs, and is MQTT 3.1.1 only: the embedded
+broker therefore listens on loopback only, without TLS; a network needs mosquitto. amqtt
+also replays retained messages regardless of ACLs, so the only retained messages are
+presence states, which are public.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mpc_credit.consortium.config import Consortium
+from mpc_credit.consortium.config import PARTY_NAME, TOPIC_PREFIX, Consortium
+from mpc_credit.errors import UsageError
+from mpc_credit.jsonwire import MAX_BYTES
 
 log = logging.getLogger("mpc_credit.broker")
+PACKET_HEADROOM = 1024  # bytes of an MQTT packet besides its payload (topic, header)
 
 
-def amqtt_config(
-    host: str = "127.0.0.1",
-    port: int = 1883,
-    *,
-    certfile: str | Path | None = None,
-    keyfile: str | Path | None = None,
-    cafile: str | Path | None = None,
-) -> dict[str, Any]:
-    """An amqtt broker configuration: one TCP listener (TLS when a certificate is given)."""
-    listener: dict[str, Any] = {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}
-    if certfile is not None:
-        listener.update(ssl=True, certfile=str(certfile), keyfile=str(keyfile))
-        if cafile is not None:
-            listener["cafile"] = str(cafile)
+def check_loopback(host: str) -> str:
+    """`host` if it is a loopback address: the embedded broker serves this machine only."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise UsageError(
+            f"--host {host}: the embedded broker listens on loopback only (it enforces no client "
+            "certificates or ACLs); for a network use mosquitto: mpc-credit broker mosquitto-config"
+        )
+    return host
+
+
+def amqtt_config(host: str = "127.0.0.1", port: int = 1883) -> dict[str, Any]:
+    """An amqtt broker configuration: one plain TCP listener on a loopback address."""
+    listener = {"type": "tcp", "bind": f"{check_loopback(host)}:{port}", "max_connections": 0}
     return {
         "listeners": {"default": listener},
         "timeout_disconnect_delay": 0,
@@ -46,22 +54,20 @@ def amqtt_config(
     }
 
 
-async def start_embedded_broker(host: str = "127.0.0.1", port: int = 1883, **tls: Any) -> Any:
+async def start_embedded_broker(host: str = "127.0.0.1", port: int = 1883) -> Any:
     """Start an amqtt broker in this event loop; call `await broker.shutdown()` to stop it."""
     from amqtt.broker import Broker
 
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    broker = Broker(amqtt_config(host, port, **tls))
+    broker = Broker(amqtt_config(host, port))
     await broker.start()
     return broker
 
 
-async def serve_embedded(
-    host: str, port: int, ready: asyncio.Event | None = None, **tls: Any
-) -> None:
+async def serve_embedded(host: str, port: int, ready: asyncio.Event | None = None) -> None:
     """Run the embedded broker until SIGINT or SIGTERM."""
-    broker = await start_embedded_broker(host, port, **tls)
+    broker = await start_embedded_broker(host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,9 +88,13 @@ def mosquitto_acl(cons: Consortium) -> str:
     """Per-party ACLs: each party writes only its own presence and status topics; only
     the requesters the policy names may publish requests."""
     p = cons.topic_prefix
-    lines = [f"# mosquitto ACL for mpc-credit consortium {cons.name} (generated)", ""]
+    if not TOPIC_PREFIX.fullmatch(p):
+        raise UsageError(f"refusing to write an ACL for the unsafe topic prefix {p!r}")
+    lines = ["# mosquitto ACL for an mpc-credit consortium (generated)", ""]
     for party in cons.parties:
         n = party.name
+        if not PARTY_NAME.fullmatch(n):
+            raise UsageError(f"refusing to write an ACL for the unsafe party name {n!r}")
         lines += [
             f"user {n}",
             f"topic readwrite {p}/presence/{n}",
@@ -97,6 +107,14 @@ def mosquitto_acl(cons: Consortium) -> str:
     return "\n".join(lines)
 
 
+def _line_safe(value: object, what: str) -> str:
+    """`value` as text fit for one configuration line: no newline or control character."""
+    text = str(value)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise UsageError(f"refusing to write {what} {text!r} into a mosquitto configuration")
+    return text
+
+
 def mosquitto_conf(
     cons: Consortium,
     *,
@@ -107,44 +125,54 @@ def mosquitto_conf(
     cafile: str | Path | None = None,
     certfile: str | Path | None = None,
     keyfile: str | Path | None = None,
+    crlfile: str | Path | None = None,
     user: str | None = None,
     extra: Sequence[str] = (),
 ) -> str:
     """A mosquitto 2 configuration for the consortium.
 
-    With `tls`, clients must present a certificate from the control-plane CA and the
-    certificate's common name (the party name) is their user name for the ACL.
+    With `tls`, clients must present a certificate from the control-plane CA; the
+    certificate's common name (the party name) is their user name for the ACL and their
+    client id, so no certificate can take over another party's connection; `crlfile`
+    lists revoked client certificates. Payloads over jsonwire.MAX_BYTES are dropped, and a
+    client sending a packet much larger than that is disconnected before it is read.
     """
     lines = [
-        f"# mosquitto 2 configuration for mpc-credit consortium {cons.name} (generated)",
+        "# mosquitto 2 configuration for an mpc-credit consortium (generated)",
         "# Control messages only: no feature value, share or result ever passes here.",
         "per_listener_settings false",
         "persistence false",
         "set_tcp_nodelay true",
         "max_keepalive 60",
         "retain_available true",
+        f"message_size_limit {MAX_BYTES}",
+        f"max_packet_size {MAX_BYTES + PACKET_HEADROOM}",
     ]
     if user:
-        lines.append(f"user {user}")
-    lines += [f"acl_file {acl_file}", "", f"listener {port} {bind}"]
+        lines.append(f"user {_line_safe(user, 'user')}")
+    lines += [f"acl_file {_line_safe(acl_file, 'acl_file')}", ""]
+    lines.append(f"listener {int(port)} {_line_safe(bind, 'bind')}")
     if tls:
         if not (cafile and certfile and keyfile):
             raise ValueError("a TLS listener needs cafile, certfile and keyfile")
         lines += [
             "allow_anonymous false",
-            f"cafile {cafile}",
-            f"certfile {certfile}",
-            f"keyfile {keyfile}",
+            f"cafile {_line_safe(cafile, 'cafile')}",
+            f"certfile {_line_safe(certfile, 'certfile')}",
+            f"keyfile {_line_safe(keyfile, 'keyfile')}",
             "require_certificate true",
             "use_identity_as_username true",
+            "use_username_as_clientid true",
             "tls_version tlsv1.2",
         ]
+        if crlfile:
+            lines.append(f"crlfile {_line_safe(crlfile, 'crlfile')}")
     else:
         lines += [
             "# Plain TCP: for a closed test network only; anyone can connect and publish.",
             "allow_anonymous true",
         ]
-    lines += list(extra)
+    lines += [_line_safe(x, "a line") for x in extra]
     return "\n".join(lines) + "\n"
 
 
@@ -156,6 +184,7 @@ def write_mosquitto_files(
     port: int = 8883,
     bind: str = "0.0.0.0",
     tls: bool = True,
+    crlfile: str | Path | None = None,
     user: str | None = None,
 ) -> tuple[Path, Path]:
     """Write `mosquitto.conf` and `acl` into `out`; returns both paths."""
@@ -175,6 +204,7 @@ def write_mosquitto_files(
             cafile=bdir / "ca.crt",
             certfile=bdir / "server.crt",
             keyfile=bdir / "server.key",
+            crlfile=Path(crlfile).resolve() if crlfile else None,
             user=user,
         ),
         encoding="utf-8",
