@@ -1,12 +1,19 @@
-"""MPyC links for long-lived party processes: connect, watch, and tear down a runtime.
+"""MPyC links for long-lived party processes: connect, check, watch, and tear down a runtime.
 
-MPyC's own `Runtime.start` reads TLS files at every start and waits 100 ms between
-attempts to reach a peer; a daemon builds its TLS contexts once and retries every 5 ms.
+MPyC's own `Runtime.start` reads TLS files at every start, waits 100 ms between attempts
+to reach a peer, and believes the party id a connecting peer announces. Here a daemon builds
+its TLS contexts once (engine/tls.py), retries every 5 ms, and each link is held to the
+party its peer's certificate names: the connecting side checks the server's certificate
+(host name `MPyC party {pid}`), the accepting side checks that the client's certificate names
+the pid the client announces, and a mismatch drops the link and fails the session naming
+both parties. Links carry no pickles (engine/exchange.py `forbid_pickle`).
+
 MPyC also stops the event loop when one of its coroutines raises, which would end a
 daemon together with the failed session; `install_mpc_guard` records the exception
 for the session instead, and `teardown_runtime` makes an aborted runtime's leftover
 coroutines harmless. Both rely on MPyC 0.10/0.11 internals (`asyncoro._reconcile`,
-`Party.protocol`), which tests/test_daemon.py exercises.
+`Party.protocol`, `MessageExchanger`), which tests/engine/test_links.py and the daemon
+tests exercise.
 """
 
 from __future__ import annotations
@@ -14,77 +21,205 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import struct
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mpc_credit.errors import UsageError
+from mpyc import asyncoro
+
+from mpc_credit.engine.exchange import broadcast, forbid_pickle
+from mpc_credit.engine.tls import TlsContexts, certificate_pid
+from mpc_credit.errors import SessionError
+
+__all__ = ["TlsContexts", "connect_runtime", "start_runtime", "teardown_runtime"]
 
 log = logging.getLogger("mpc_credit.daemon")
 CONNECT_RETRY = 0.005  # seconds between attempts to reach a peer's MPC port
+MAX_MESSAGE = 1 << 30  # bytes of one MPC message from a peer; a larger one drops the link
 
 
-@dataclass
-class TlsContexts:
-    """The party's TLS contexts for MPyC links, built once at daemon start."""
-
-    server: ssl.SSLContext
-    client: ssl.SSLContext
-
-    @classmethod
-    def load(cls, folder: Path, pid: int) -> TlsContexts:
-        conf = folder / ".config"
-        crt, key, ca = conf / f"party_{pid}.crt", conf / f"party_{pid}.key", conf / "mpyc_ca.crt"
-        for f in (crt, key, ca):
-            if not f.exists():
-                raise UsageError(f"{f}: TLS file missing (run `mpc-credit pki init`)")
-        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
-        server.load_cert_chain(str(crt), str(key))
-        server.verify_mode = ssl.CERT_REQUIRED
-        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
-        client.load_cert_chain(str(crt), str(key))
-        return cls(server, client)
+def party(mpc: Any, pid: int | None) -> str:
+    """A party's name for messages: its name in the session, else its pid."""
+    names = getattr(mpc, "_mpc_credit_names", None) or ()
+    if pid is None:
+        return "(unidentified)"
+    return names[pid] if 0 <= pid < len(names) else str(pid)
 
 
-async def connect_runtime(mpc: Any, listen: str, tls: TlsContexts | None) -> None:
-    """MPyC's `Runtime.start`, with pre-built TLS contexts, a bound listen address and a
-    5 ms retry (MPyC's own waits 100 ms whenever a peer is not listening yet)."""
-    from mpyc import asyncoro
+class CheckedLink(asyncoro.MessageExchanger):
+    """MPyC's message exchanger, holding the peer to the party its certificate names."""
 
+    def __init__(self, rt: Any, peer_pid: int | None = None, *, tls: bool) -> None:
+        super().__init__(rt, peer_pid)
+        self.tls = tls
+
+    def connection_made(self, transport: Any) -> None:
+        if self.peer_pid is not None and self.tls:  # we connected: the server is peer_pid
+            named = certificate_pid(transport.get_extra_info("peercert"))
+            if named != self.peer_pid:
+                self.transport = transport
+                self._refuse(_impostor(self.runtime, self.peer_pid, named))
+                return
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer_pid is None and len(self.bytes) + len(data) >= 2:
+            claimed = int.from_bytes((bytes(self.bytes) + bytes(data[:2]))[:2], "little")
+            problem = self._check_claim(claimed)
+            if problem:
+                self._refuse(problem)
+                return
+        super().data_received(data)
+        if len(self.bytes) >= 12 and struct.unpack_from("<qI", self.bytes)[1] > MAX_MESSAGE:
+            name = party(self.runtime, self.peer_pid)
+            self._refuse(f"party {name} sent an MPC message over {MAX_MESSAGE} bytes")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if _connecting(self.runtime):
+            why = f" ({exc})" if exc else ""
+            name = party(self.runtime, self.peer_pid)
+            self._refuse(f"party {name} closed the MPC link while connecting{why}")
+            return
+        super().connection_lost(exc)
+
+    def _check_claim(self, claimed: int) -> str | None:
+        """Why a connecting peer may not be party `claimed`, or None."""
+        mpc = self.runtime
+        me = party(mpc, mpc.pid)
+        if not 0 <= claimed < mpc.pid:
+            return f"a peer announced party id {claimed}, which does not connect to party {me}"
+        if self.tls:
+            named = certificate_pid(self.transport.get_extra_info("peercert"))
+            if named != claimed:
+                return _impostor(mpc, claimed, named)
+        if mpc.parties[claimed].protocol is not None:
+            return f"party {party(mpc, claimed)} connected to party {me} twice"
+        return None
+
+    def _refuse(self, reason: str) -> None:
+        """Drop this link and fail the session (the connect step, or else the watchdog)."""
+        log.warning("MPC link refused: %s", reason)
+        if self.transport is not None:
+            self.transport.abort()
+        mpc = self.runtime
+        error = SessionError(reason)
+        if _connecting(mpc):
+            mpc._mpc_credit_failed.set_exception(error)
+        else:
+            MPC_FAILURES.append(error)
+        teardown_runtime(mpc)
+
+
+def _connecting(mpc: Any) -> bool:
+    """Whether `connect_runtime` still waits for this runtime's links."""
+    failed = getattr(mpc, "_mpc_credit_failed", None)
+    return failed is not None and not failed.done()
+
+
+def _impostor(mpc: Any, claimed: int, named: int | None) -> str:
+    cert = (
+        f"the certificate of party {party(mpc, named)}"
+        if named is not None
+        else "no party's certificate"
+    )
+    return f"a peer claiming to be party {party(mpc, claimed)} presented {cert}"
+
+
+async def connect_runtime(
+    mpc: Any, listen: str, tls: TlsContexts | None, *, names: Sequence[str] | None = None
+) -> None:
+    """MPyC's `Runtime.start`, with pre-built TLS contexts, a bound listen address, a 5 ms
+    retry, and links that check who is on them; `names` name the parties in errors.
+
+    It returns once every link is up and every party has said hello on it (with TLS 1.3 a
+    client learns only then that the server accepted its certificate); a refused or dropped
+    link raises SessionError.
+    """
     loop = asyncio.get_running_loop()
     mpc._loop = loop
+    mpc._mpc_credit_names = tuple(names or ())
+    forbid_pickle(mpc)
+    if len(mpc.parties) == 1:
+        mpc.start_time = time.time()
+        return
+    failed = mpc._mpc_credit_failed = loop.create_future()
+    setup = asyncio.ensure_future(_establish(mpc, listen, tls))
+    try:
+        await asyncio.wait([setup, failed], return_when=asyncio.FIRST_COMPLETED)
+        if failed.done():
+            raise failed.exception()  # type: ignore[misc]
+        setup.result()
+    except BaseException:
+        setup.cancel()
+        teardown_runtime(mpc)
+        raise
+    finally:
+        failed.cancel()
+        server = getattr(mpc, "_mpc_credit_server", None)
+        if server is not None:
+            server.close()
+    mpc.start_time = time.time()
+
+
+async def _establish(mpc: Any, listen: str, tls: TlsContexts | None) -> None:
+    """Listen for the earlier parties, connect to the later ones, then say hello to all."""
+    loop = asyncio.get_running_loop()
     for peer in mpc.parties:
         peer.protocol = loop.create_future() if peer.pid == mpc.pid else None
-    server = None
+    mpc._mpc_credit_server = None
     if mpc.pid:
-        server = await loop.create_server(
-            lambda: asyncoro.MessageExchanger(mpc),
+        mpc._mpc_credit_server = await loop.create_server(
+            lambda: CheckedLink(mpc, tls=tls is not None),
             host=listen,
             port=mpc.parties[mpc.pid].port,
             ssl=tls.server if tls else None,
             reuse_address=True,
         )
-    mpc._mpc_credit_server = server
+    connects = [loop.create_task(_connect(mpc, p, tls)) for p in mpc.parties[mpc.pid + 1 :]]
     try:
-        for peer in mpc.parties[mpc.pid + 1 :]:
-            while True:
-                try:
-                    await loop.create_connection(
-                        lambda p=peer.pid: asyncoro.MessageExchanger(mpc, p),
-                        peer.host,
-                        peer.port,
-                        ssl=tls.client if tls else None,
-                        server_hostname=f"MPyC party {peer.pid}" if tls else None,
-                    )
-                    break
-                except (OSError, ssl.SSLError):
-                    await asyncio.sleep(CONNECT_RETRY)
-        await mpc.parties[mpc.pid].protocol
+        await asyncio.gather(*connects)  # to every later party at once
     finally:
-        if server is not None:
-            server.close()
-    mpc.start_time = time.time()
+        for c in connects:
+            c.cancel()
+    await mpc.parties[mpc.pid].protocol
+    await broadcast(mpc, b"", range(len(mpc.parties)))
+
+
+async def _connect(mpc: Any, peer: Any, tls: TlsContexts | None) -> None:
+    """Reach a peer, retrying until it listens; a refused certificate ends it."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await loop.create_connection(
+                lambda: CheckedLink(mpc, peer.pid, tls=tls is not None),
+                peer.host,
+                peer.port,
+                ssl=tls.client if tls else None,
+                server_hostname=f"MPyC party {peer.pid}" if tls else None,
+            )
+            return
+        except ssl.SSLCertVerificationError as exc:
+            raise SessionError(
+                f"party {party(mpc, peer.pid)}'s MPC certificate was refused: {exc.verify_message}"
+            ) from None
+        except (OSError, ssl.SSLError):
+            await asyncio.sleep(CONNECT_RETRY)
+
+
+async def start_runtime(
+    mpc: Any,
+    tls_folder: str | Path | None,
+    *,
+    names: Sequence[str] | None = None,
+    listen: str | None = None,
+) -> None:
+    """`connect_runtime` for a one-shot party: TLS from `tls_folder/.config` (None: no TLS),
+    listening on its own address unless `listen` says otherwise."""
+    tls = TlsContexts.load(Path(tls_folder), mpc.pid) if tls_folder is not None else None
+    host = listen if listen is not None else mpc.parties[mpc.pid].host
+    await connect_runtime(mpc, host, tls, names=names)
 
 
 def lost_peers(mpc: Any) -> list[int]:

@@ -1,0 +1,348 @@
+"""MPC links over loopback TLS: who is on a link, what crosses it, and revocation.
+
+Three real MPyC runtimes in one event loop, connected by `connect_runtime` (the daemons'
+function) over real TLS sockets with certificates from a throwaway consortium CA.
+tests/attacks/test_mpc_links.py performs the same attacks between separate processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import pickle
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from mpc_credit.consortium import pki
+from mpc_credit.engine.exchange import (
+    agree_session,
+    broadcast,
+    decode_ids,
+    encode_ids,
+    forbid_pickle,
+    share_ids,
+    shutdown_runtime,
+)
+from mpc_credit.engine.links import connect_runtime
+from mpc_credit.engine.runtime import make_runtime
+from mpc_credit.engine.tls import CRL_FILE, TlsContexts, certificate_pid
+from mpc_credit.errors import SessionError, UsageError
+from mpc_credit.local.ports import free_ports
+from tests.conftest import OWNERS
+
+OTHER_SESSION = "party telco joined the MPC link for another session"
+Body = Callable[[Any], Awaitable[Any]]
+
+
+@pytest.fixture()
+def consortium(tmp_path: Path) -> tuple[pki.Authority, list[Path], list[x509.Certificate]]:
+    """A CA and one folder per party, each holding only its own key."""
+    ca = pki.new_authority("test MPC CA")
+    folders, certs = [], []
+    for pid in range(3):
+        key, cert = pki.issue(ca, pid)
+        folders.append(pki.write_party_tls(tmp_path / OWNERS[pid], pid, ca.cert, key, cert))
+        certs.append(cert)
+    return ca, folders, certs
+
+
+async def _session(
+    contexts: Sequence[TlsContexts | None],
+    bodies: dict[int, Body] | None = None,
+    expect_failures: Sequence[int] = (),
+) -> list[Any]:
+    """Connect three runtimes (pid i with contexts[i]) and run each party's body; returns
+    each party's result or exception once every party in `expect_failures` has failed (the
+    others, left waiting for a refused peer, are then cancelled)."""
+    ports = free_ports(3)
+    addresses = [("127.0.0.1", p) for p in ports]
+
+    async def party(pid: int) -> Any:
+        mpc = make_runtime(pid, addresses, ssl=contexts[pid] is not None)
+        await connect_runtime(mpc, "127.0.0.1", contexts[pid], names=OWNERS)
+        body = (bodies or {}).get(pid)
+        out = await body(mpc) if body else None
+        await shutdown_runtime(mpc)
+        return out
+
+    tasks = [asyncio.ensure_future(party(pid)) for pid in range(3)]
+    wait_for = [tasks[p] for p in expect_failures] or tasks
+    await asyncio.wait_for(asyncio.wait(wait_for), 30)
+    for t in tasks:
+        if not t.done():
+            t.cancel()
+    await asyncio.wait(tasks)
+    return [t.exception() or t.result() if not t.cancelled() else "cancelled" for t in tasks]
+
+
+def _load(folders: Sequence[Path]) -> list[TlsContexts | None]:
+    return [TlsContexts.load(f, pid) for pid, f in enumerate(folders)]
+
+
+def test_certificate_pid() -> None:
+    def cert(*cns: str) -> dict[str, Any]:
+        return {"subject": tuple((("commonName", cn),) for cn in cns)}
+
+    assert certificate_pid(cert("MPyC party 0")) == 0
+    assert certificate_pid(cert("MPyC party 12")) == 12
+    for bad in ("MPyC party 01", "MPyC party 1 ", "mpyc party 1", "MPyC party -1", "party 1"):
+        assert certificate_pid(cert(bad)) is None, bad
+    assert certificate_pid(cert("MPyC party 1", "MPyC party 2")) is None
+    assert certificate_pid({"subject": ((("organizationName", "MPyC party 1"),),)}) is None
+    assert certificate_pid(None) is None and certificate_pid({}) is None
+
+
+def test_three_parties_agree_share_ids_and_shut_down(consortium) -> None:
+    _, folders, _ = consortium
+    ids = ["a-1", "ü" * 128, ""]
+
+    async def body(mpc: Any) -> list[str]:
+        await agree_session(mpc, "session-1", OWNERS)
+        return await share_ids(mpc, 1, ids if mpc.pid == 1 else None, 3, "bureau")
+
+    results = asyncio.run(_session(_load(folders), {p: body for p in range(3)}))
+    assert results == [ids, ids, ids]
+
+
+def test_another_session_id_is_named(consortium) -> None:
+    _, folders, _ = consortium
+
+    def body(sid: str) -> Body:
+        return lambda mpc: agree_session(mpc, sid, OWNERS)
+
+    bodies = {0: body("s1"), 1: body("s1"), 2: body("s2")}
+    results = asyncio.run(_session(_load(folders), bodies))
+    assert [str(r) for r in results[:2]] == [
+        "party telco joined the MPC link for another session"
+    ] * 2
+    assert str(results[2]) == "party bank, bureau joined the MPC link for another session"
+
+
+class _Marker:
+    """A pickle whose loading creates a directory: proof that code ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        import os
+
+        return (os.mkdir, (str(self.path),))
+
+
+def test_crafted_pickle_instead_of_a_session_id(consortium, tmp_path: Path) -> None:
+    _, folders, _ = consortium
+    marker = tmp_path / "pwned"
+    crafted = pickle.dumps(_Marker(marker))
+
+    async def attacker(mpc: Any) -> None:
+        await broadcast(mpc, crafted, range(3))  # the label agree_session uses
+
+    def honest(mpc: Any) -> Awaitable[None]:
+        return agree_session(mpc, "s1", OWNERS)
+
+    bodies = {0: honest, 1: honest, 2: attacker}
+    results = asyncio.run(_session(_load(folders), bodies, expect_failures=[0, 1]))
+    assert [str(r) for r in results[:2]] == [
+        "party telco joined the MPC link for another session"
+    ] * 2
+    assert not marker.exists()
+    pickle.loads(crafted)  # the payload is live: loading it does run its code
+    assert marker.is_dir()
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (None, "not UTF-8"),  # replaced by the pickle below
+        (encode_ids(["a"] * 4), "4 ids, more than 3"),
+        (b"\x01\x00\x00\x00\x01\x01" + b"x" * 257, "too long or truncated"),
+        (b"\x01\x00\x00\x00\x02\x00\xff\xfe", "not UTF-8"),
+        (encode_ids(["a"]) + b"!", "trailing bytes"),
+        (b"\x01\x00", "shorter than a count"),
+    ],
+)
+def test_malformed_id_lists_name_the_sender(consortium, tmp_path: Path, payload, reason) -> None:
+    _, folders, _ = consortium
+    marker = tmp_path / "pwned"
+    if payload is None:
+        payload = b"\x01\x00\x00\x00\x02\x00\x80\x80" + pickle.dumps(_Marker(marker))
+
+    async def sender(mpc: Any) -> None:
+        await broadcast(mpc, payload, [0])
+
+    def receiver(mpc: Any) -> Awaitable[list[str]]:
+        return share_ids(mpc, 0, None, 3, "bank")
+
+    bodies = {0: sender, 1: receiver, 2: receiver}
+    results = asyncio.run(_session(_load(folders), bodies, expect_failures=[1, 2]))
+    for r in results[1:]:
+        assert isinstance(r, SessionError)
+        assert str(r).startswith("party bank sent a malformed list of applicant ids"), r
+        assert reason in str(r)
+    assert not marker.exists()
+
+
+def test_id_codec_round_trip_and_limits() -> None:
+    ids = ["x" * 256, "", "ä"]
+    assert decode_ids(encode_ids(ids), 3) == ids
+    with pytest.raises(ValueError):
+        encode_ids(["x" * 257])
+    with pytest.raises(ValueError):
+        decode_ids(encode_ids(ids), 2)
+
+
+async def _impostor_at(folders: Sequence[Path], target: int) -> BaseException | None:
+    """Honest bureau and telco; an attacker with telco's certificate connects to `target`
+    announcing party 0 (bank), the way MPyC's own client does. The target's outcome."""
+    from mpyc import asyncoro
+
+    addresses = [("127.0.0.1", p) for p in free_ports(3)]
+    contexts = _load(folders)
+
+    async def honest(pid: int) -> None:
+        mpc = make_runtime(pid, addresses)
+        await connect_runtime(mpc, "127.0.0.1", contexts[pid], names=OWNERS)
+
+    tasks = {pid: asyncio.ensure_future(honest(pid)) for pid in (1, 2)}
+    fake = make_runtime(0, addresses)
+    fake._loop = asyncio.get_running_loop()
+    stolen = TlsContexts.load(folders[2], 2)
+    while not tasks[target].done():
+        try:
+            await fake._loop.create_connection(
+                lambda: asyncoro.MessageExchanger(fake, target),
+                *addresses[target],
+                ssl=stolen.client,
+                server_hostname=f"MPyC party {target}",
+            )
+            break
+        except OSError:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(asyncio.wait([tasks[target]]), 30)
+    for t in tasks.values():
+        t.cancel()
+    await asyncio.wait(tasks.values())
+    return tasks[target].exception()
+
+
+@pytest.mark.parametrize("target", [1, 2])
+def test_client_with_another_partys_certificate_is_refused(consortium, target: int) -> None:
+    """Telco's certificate claiming bank (pid 0) is refused by bureau and by telco."""
+    _, folders, _ = consortium
+    error = asyncio.run(_impostor_at(folders, target))
+    assert isinstance(error, SessionError)
+    assert str(error) == "a peer claiming to be party bank presented the certificate of party telco"
+
+
+async def _impostor_server(folders: Sequence[Path]) -> BaseException | None:
+    """An attacker with telco's certificate listens as bureau (pid 1); honest bank connects."""
+    from mpyc import asyncoro
+
+    addresses = [("127.0.0.1", p) for p in free_ports(3)]
+    fake = make_runtime(1, addresses)
+    fake._loop = asyncio.get_running_loop()
+    stolen = TlsContexts.load(folders[2], 2)
+    server = await fake._loop.create_server(
+        lambda: asyncoro.MessageExchanger(fake), *addresses[1], ssl=stolen.server
+    )
+    bank = make_runtime(0, addresses)
+    try:
+        await connect_runtime(bank, "127.0.0.1", TlsContexts.load(folders[0], 0), names=OWNERS)
+    except SessionError as exc:
+        return exc
+    finally:
+        server.close()
+    return None
+
+
+def test_server_with_another_partys_certificate_is_refused(consortium) -> None:
+    """Telco's certificate listening as bureau (pid 1) is refused by bank, which connects."""
+    _, folders, _ = consortium
+    error = asyncio.run(_impostor_server(folders))
+    assert str(error).startswith("party bureau's MPC certificate was refused: Hostname mismatch")
+
+
+def _crl(ca: pki.Authority, revoked: Sequence[x509.Certificate]) -> bytes:
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - dt.timedelta(minutes=1))
+        .next_update(now + dt.timedelta(days=1))
+    )
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - dt.timedelta(minutes=1))
+            .build()
+        )
+    from cryptography.hazmat.primitives import serialization
+
+    return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def test_revoked_party_is_refused(consortium) -> None:
+    ca, folders, certs = consortium
+    for f in folders:
+        (f / ".config" / CRL_FILE).write_bytes(_crl(ca, [certs[2]]))
+    results = asyncio.run(_session(_load(folders), expect_failures=[0, 1]))
+    for r, name in zip(results[:2], ("bank", "bureau")):
+        assert isinstance(r, SessionError), (name, r)
+        assert str(r) == "party telco's MPC certificate was refused: certificate revoked"
+
+
+def test_crl_without_revocations_lets_everyone_in(consortium) -> None:
+    ca, folders, _ = consortium
+    for f in folders:
+        (f / ".config" / CRL_FILE).write_bytes(_crl(ca, []))
+    assert asyncio.run(_session(_load(folders))) == [None, None, None]
+
+
+def test_bad_crl_files_are_refused_at_load(consortium, tmp_path: Path) -> None:
+    _, folders, certs = consortium
+    crl = folders[0] / ".config" / CRL_FILE
+    crl.write_text("not a CRL")
+    with pytest.raises(UsageError, match="not a PEM certificate revocation list"):
+        TlsContexts.load(folders[0], 0)
+    crl.write_bytes(_crl(pki.new_authority("another CA"), [certs[1]]))
+    with pytest.raises(UsageError, match="not signed by the MPC CA"):
+        TlsContexts.load(folders[0], 0)
+    crl.unlink()
+    with pytest.raises(UsageError, match="does not name MPyC party 1"):
+        TlsContexts.load(_as_pid(folders[0], 1), 1)
+
+
+def _as_pid(folder: Path, pid: int) -> Path:
+    """A copy of party 0's files named as party `pid`'s (a certificate that lies)."""
+    conf = folder / ".config"
+    for ext in ("crt", "key"):
+        (conf / f"party_{pid}.{ext}").write_bytes((conf / f"party_0.{ext}").read_bytes())
+    return folder
+
+
+def test_no_unpickling_once_connected(consortium, tmp_path: Path) -> None:
+    import mpyc.runtime
+
+    mpc = make_runtime(0, [("127.0.0.1", 1)], ssl=False)
+    forbid_pickle(mpc)
+    assert mpc.options.mix32_64bit
+    marker = tmp_path / "pwned"
+    with pytest.raises(SessionError, match="refused to unpickle"):
+        mpyc.runtime.pickle.loads(pickle.dumps(_Marker(marker)))
+    assert not marker.exists()
+
+
+def test_revoked_client_learns_it(consortium) -> None:
+    ca, folders, certs = consortium
+    for f in folders:
+        (f / ".config" / CRL_FILE).write_bytes(_crl(ca, [certs[0]]))
+    error = asyncio.run(_session(_load(folders), expect_failures=[0]))[0]
+    assert isinstance(error, SessionError)
+    assert "closed the MPC link while connecting" in str(error), error
