@@ -73,7 +73,7 @@ class ControlRequest:
 
 def parse_control(payload: bytes | str) -> ControlRequest:
     """The control request in `payload` (one line), else MessageError with a short reason."""
-    d = f.load(payload.strip(), max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
+    d = f.load(payload, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
     op = f.choice(d, "op", OPS) if "op" in d else ""
     if op == SUBMIT:
         f.exact(d, SUBMIT_FIELDS)

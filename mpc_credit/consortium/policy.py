@@ -4,9 +4,9 @@ Every party checks every request on its own, against the public consortium file 
 clock and history; no party trusts another's word that a request is allowed. The checks fail
 closed: each is written so that a NaN (with which every comparison is False) refuses, and none
 relies on the parser having run, so a request built another way (`Request.from_dict`) cannot
-slip through either. What a party accepts is charged at its own clock (`record_accepted`),
-never at the time the request claims; the ledger can be rebuilt from the party's audit log
-with `QueryLedger.add` and `add_applicants` at the times the log recorded.
+slip through either. What a party accepts is charged at its own clock, never at the time the
+request claims: mpc_credit.consortium.ledger keeps what a party accepted (`record_accepted`)
+and rebuilds it from the audit log (`restore`); its older names are re-exported here.
 
 Refusals are `Refusal` strings: the full reason for this party's log and its local client,
 and a public category for the broker (mpc_credit.consortium.reasons).
@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from mpc_credit.consortium import reasons as why
 from mpc_credit.consortium.config import Consortium, Policy
 from mpc_credit.consortium.fields import clean_text, is_identifier
+from mpc_credit.consortium.ledger import DAY as DAY
+from mpc_credit.consortium.ledger import NonceCache as NonceCache
+from mpc_credit.consortium.ledger import QueryLedger as QueryLedger
 from mpc_credit.consortium.messages import (
     MAX_COUNT,
     MAX_INLINE_IDS,
@@ -37,86 +40,6 @@ from mpc_credit.vocabulary import MODES, REVEALS
 
 if TYPE_CHECKING:
     from mpc_credit.scorecard.model import Scorecard
-
-DAY = 86_400.0
-SWEEP = 3_600.0  # seconds between sweeps of applicants no longer counted
-
-
-class NonceCache:
-    """Nonces seen within the timestamp window (older requests are refused by time)."""
-
-    def __init__(self, window: float) -> None:
-        self.window = window
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def seen(self, nonce: str) -> bool:
-        return nonce in self._seen
-
-    def add(self, nonce: str, ts: float) -> None:
-        self._seen[nonce] = ts
-        horizon = time.time() - 2 * self.window - 60
-        while self._seen:
-            first, t = next(iter(self._seen.items()))
-            if t >= horizon:
-                break
-            self._seen.pop(first)
-
-
-class QueryLedger:
-    """What this party accepted in the last 24 hours, at its own clock: applicants per
-    requester (the daily budgets) and scorings per applicant (the per-applicant limit)."""
-
-    def __init__(self) -> None:
-        self._log: dict[str, list[tuple[float, int]]] = {}
-        self._applicants: dict[str, list[float]] = {}
-        self._swept = 0.0
-
-    def add(self, requester: str, ts: float, count: int) -> None:
-        """Charge `count` applicants to `requester` at local time `ts`."""
-        self._log.setdefault(requester, []).append((ts, count))
-
-    def used(self, requester: str, now: float) -> int:
-        """Applicants charged to `requester` in the 24 hours before `now`."""
-        recent = [(t, c) for t, c in self._log.get(requester, []) if t > now - DAY]
-        self._log[requester] = recent
-        return sum(c for _, c in recent)
-
-    def add_applicants(self, ids: Iterable[str], ts: float) -> None:
-        """Count one scoring of each of `ids` at local time `ts`."""
-        for a in ids:
-            self._applicants.setdefault(a, []).append(ts)
-        if ts - self._swept > SWEEP:
-            self._sweep(ts)
-
-    def applicant_uses(self, applicant: str, now: float) -> int:
-        """How often `applicant` was scored in the 24 hours before `now`."""
-        times = self._applicants.get(applicant)
-        if not times:
-            return 0
-        recent = [t for t in times if t > now - DAY]
-        if recent:
-            self._applicants[applicant] = recent
-        else:
-            del self._applicants[applicant]
-        return len(recent)
-
-    def _sweep(self, now: float) -> None:
-        self._swept = now
-        old = [a for a, times in self._applicants.items() if max(times) <= now - DAY]
-        for a in old:
-            del self._applicants[a]
-
-
-def record_accepted(
-    req: Request, nonces: NonceCache, ledger: QueryLedger, *, now: float | None = None
-) -> None:
-    """Remember an accepted request: its nonce, its charge to the requester's daily budget
-    and (inline ids) each applicant's scoring, all at this party's clock `now`."""
-    now = time.time() if now is None else now
-    nonces.add(req.nonce, req.ts)
-    ledger.add(req.requester, now, req.count)
-    if req.ids is not None:
-        ledger.add_applicants(req.ids, now)
 
 
 def check_applicants(
@@ -266,7 +189,7 @@ def check_request(
 
     In order, cheapest first: the request's shape; requester, batch size, signature and
     reveal policy; freshness on this party's clock; the budgets in `ledger`; the model.
-    On acceptance the caller charges it with `record_accepted`.
+    On acceptance the caller charges it with `ledger.record_accepted`.
     """
     now = time.time() if now is None else now
     return (
