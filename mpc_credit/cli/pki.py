@@ -40,6 +40,10 @@ DailyBudget = Annotated[
     int | None,
     typer.Option(help="Applicants each requester may have scored per 24 hours (no limit)."),
 ]
+PerApplicantDaily = Annotated[
+    int | None,
+    typer.Option(help="Times one applicant may be scored per 24 hours, by all (no limit)."),
+]
 Force = Annotated[bool, typer.Option(help="Replace an existing consortium.")]
 
 
@@ -81,6 +85,7 @@ def pki_init(
     broker_port: BrokerPort = None,
     broker_tls: BrokerTls = False,
     daily_budget: DailyBudget = None,
+    per_applicant_daily: PerApplicantDaily = None,
     force: Force = False,
 ) -> None:
     """Create a whole consortium on this machine (demo, tests): every party's keys, its
@@ -106,6 +111,7 @@ def pki_init(
         broker_port=broker_port,
         broker_tls=broker_tls,
         daily_budget=daily_budget,
+        per_applicant_daily=per_applicant_daily,
         force=force,
     )
     cons = init_consortium(out, model, parties=plans, **choices)
@@ -157,6 +163,7 @@ def pki_sign(
     broker_port: BrokerPort = None,
     broker_tls: BrokerTls = False,
     daily_budget: DailyBudget = None,
+    per_applicant_daily: PerApplicantDaily = None,
     force: Force = False,
 ) -> None:
     """Issue certificates from the parties' requests and write consortium.json and one
@@ -178,6 +185,7 @@ def pki_sign(
         broker_port=broker_port,
         broker_tls=broker_tls,
         daily_budget=daily_budget,
+        per_applicant_daily=per_applicant_daily,
         force=force,
     )
     cons = sign_consortium(reqs, out, model, Setup(**choices))

@@ -59,6 +59,7 @@ class Setup:
     broker_port: int | None = None  # default 1883, or 8883 with TLS
     broker_tls: bool = False
     daily_budget: int | None = None
+    per_applicant_daily: int | None = None  # scorings of one applicant per 24 h (no limit)
     rule: Mapping[str, Any] = field(default_factory=dict)  # more RequesterPolicy fields
     force: bool = False  # replace an existing consortium.json
 
@@ -291,7 +292,10 @@ def sign_consortium(
             }
         )
     rule = RequesterPolicy(tuple(setup.reveals), daily_budget=setup.daily_budget, **setup.rule)
-    policy = Policy({r: rule for r in (setup.requesters or [owner])})
+    policy = Policy(
+        {r: rule for r in (setup.requesters or [owner])},
+        per_applicant_daily=setup.per_applicant_daily,
+    )
     models = (ModelInfo(model.name, model.digest(), owner),)
     cons = Consortium(setup.name, f"mpc-credit/{setup.name}", tuple(infos), models, policy)
     cons.dump(cfile)

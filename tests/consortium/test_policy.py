@@ -23,6 +23,7 @@ from mpc_credit.consortium.policy import check_applicants, check_request
 from mpc_credit.consortium.reasons import Refusal, public_reason
 from mpc_credit.consortium.signing import sign
 from mpc_credit.errors import UsageError
+from tests.conftest import MODEL
 from tests.consortium.members import Members, members
 
 M = members(requesters=("bank", "bureau"))
@@ -226,3 +227,11 @@ def test_per_applicant_daily_is_part_of_the_consortium_file(tmp_path: Path) -> N
     (tmp_path / "bad.json").write_text(json.dumps(data))
     with pytest.raises(UsageError, match=r"policy\.max_session_seconds: expected seconds"):
         load_consortium(tmp_path / "bad.json")
+
+
+def test_pki_init_sets_the_per_applicant_limit(tmp_path: Path) -> None:
+    from mpc_credit.cli.app import main
+
+    args = ["pki", "init", "--out", str(tmp_path), "--model", str(MODEL)]
+    assert main([*args, "--per-applicant-daily", "3"]) == 0
+    assert load_consortium(tmp_path / "consortium.json").policy.per_applicant_daily == 3
