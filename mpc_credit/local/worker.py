@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mpc_credit.engine.links import start_runtime
 from mpc_credit.engine.runtime import close_runtime, make_runtime
 from mpc_credit.engine.session import Prepared, SessionSpec, assemble, execute
 from mpc_credit.errors import ModelError, MpcCreditError, UsageError
@@ -95,9 +96,7 @@ async def run(spec: WorkerSpec) -> int:
         emit("error", kind="failed", message="launcher withdrew the session")
         return 1
     mpc = make_runtime(spec.pid, spec.addresses, ssl=spec.tls is not None)
-    if spec.tls is not None:
-        os.chdir(spec.tls)  # MPyC reads .config/ relative to the working directory
-    await mpc.start()
+    await start_runtime(mpc, spec.tls, names=spec.session.parties)  # checked links, no pickles
     t0 = time.perf_counter()
     result = await execute(prep, mpc)
     mpc_s = time.perf_counter() - t0
