@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from mpc_credit.training.bins import Candidates, onehot, propose
+from mpc_credit.training.woe import MIN_IV, merge
 from tests.conftest import GERMAN_CREDIT
 
 
@@ -36,3 +37,18 @@ def candidates(max_bins: int = 10) -> tuple[list[Candidates], np.ndarray, np.nda
     rows = np.arange(len(y))
     x = np.hstack([onehot(c, columns[c.name], rows) for c in cands])
     return cands, x, y
+
+
+def woe_matrix(rows: int | None = None, min_iv: float = MIN_IV) -> tuple[np.ndarray, np.ndarray]:
+    """Plaintext WOE columns of the features with IV >= min_iv (exact counts), and labels."""
+    cands, x, y = candidates()
+    if rows is not None:
+        x, y = x[:rows], y[:rows]
+    cols, start = [], 0
+    for c in cands:
+        block = x[:, start : start + c.n_bins]
+        start += c.n_bins
+        binned = merge(c, block.sum(axis=0), block.T @ y, min_iv=min_iv)
+        if binned.kept:
+            cols.append(block @ binned.candidate_woe())
+    return np.stack(cols, axis=1), y

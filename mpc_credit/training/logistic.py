@@ -1,0 +1,222 @@
+"""L2-regularized logistic regression on the owners' WOE columns, in MPC (fixed point).
+
+Objective, over theta = (w, b) and x~ = (x, 1), x the WOE row clipped to [-B, B]:
+    F(theta) = (1/n) sum_i [log(1 + e^{z_i}) - y_i z_i] + (lambda/2) |theta|^2,  z_i = x~_i . theta,
+lambda = 1 / (C n) as scikit-learn's C (the intercept is penalized too: strong convexity in every
+coordinate, which the DP bound needs; its effect on b is O(lambda)). Sign constraint: w <= 0,
+which with optbinning's WOE sign (risky bins negative) keeps each feature's points increasing
+in its WOE.
+
+Optimizer: full-batch fixed-Hessian Newton (Böhning & Lindsay 1988): H~ = X~^T X~ / (4n) +
+lambda I bounds the Hessian everywhere, so theta <- theta - H~^{-1} grad F is a majorize-
+minimize step that never overshoots and needs ~10-15 iterations (plain gradient descent needs
+hundreds on correlated WOE columns). H~^{-1} is computed once in MPC by Newton-Schulz iteration
+(matrix products only, (d+1)^2 values). The sign constraint is imposed by clipping after each
+step, which is the exact projection only for a diagonal metric; so `polish_steps` more steps
+use the diagonal majorizer D = diag(sum_k |H~_jk|) (>= H~ by diagonal dominance), where
+clipping is the exact projection and the iteration converges to the constrained optimum.
+
+Sigmoid: sigma(z) = q(|z|) mirrored by the sign of z, q a degree-7 polynomial fit on [0, 8]
+(|z| clamped to 8; max error 3.4e-4): 2 secure comparisons and ~7 products per row and
+iteration, all vectorized. The linear 0.5 + z/4 (DESIGN's measurement: 3.7 s/iteration at
+n = 10,000, d = 20) is exactly the second-order Taylor model of the loss at 0: same AUC, but
+on German credit its coefficients are up to 0.5 away from scikit-learn's (C = 1), which fails
+the coefficient tolerance; the polynomial meets it (tests).
+
+Differential privacy (output perturbation). The exact minimizer theta* of the lambda-strongly
+convex F over the convex set {w <= 0}, with per-row loss L-Lipschitz in theta (L = max |x~| <=
+sqrt(d B^2 + 1), as |sigma(z) - y| <= 1), has L2 sensitivity 2L / (n lambda) = 2 L C under
+replacing one row (Chaudhuri, Monteleoni & Sarwate 2011, Corollary 8; the argument holds over a
+convex set: Wu et al. 2017, "Bolt-on Differential Privacy", Lemma 7). Discrete Gaussian noise
+of variance sigma^2 = (2 L C)^2 / (2 rho) per coordinate, in units of 2^-f and contributed by
+every party outside each release's receivers, makes the released (w, b) rho-zCDP (Canonne,
+Kamath & Steinke 2020). The guarantee is for theta*; the released value is theta* up to the
+optimizer's residual and fixed-point rounding (both far below the noise).
+
+Release: each owner receives only its own features' noisy coefficients; the model owner and the
+lender the noisy intercept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from mpc_credit.errors import DataError
+from mpc_credit.training.counts import check_labels
+from mpc_credit.training.noise import Rng, shared_noise
+
+FRAC_BITS = 16
+BITS = 48
+SIGMOID_RANGE = 8.0
+SIGMOID_DEGREE = 7
+
+
+@dataclass(frozen=True)
+class LrSpec:
+    """Public facts of a regression session."""
+
+    n: int
+    lender: int
+    model_owner: int
+    columns: Sequence[int]  # WOE columns held by each pid (0 for none)
+    c: float = 1.0  # inverse regularization strength, as scikit-learn's C
+    clip: float = 4.0  # B: WOE values are clipped to [-B, B]
+    newton_steps: int = 15
+    polish_steps: int = 25
+    rho: float | None = None  # zCDP budget of the coefficients; None: no noise
+
+    @property
+    def d(self) -> int:
+        return sum(self.columns)
+
+    @property
+    def lam(self) -> float:
+        return 1.0 / (self.c * self.n)
+
+    def sensitivity(self) -> float:
+        """L2 sensitivity of the constrained minimizer: 2 L / (n lambda)."""
+        return 2 * math.sqrt(self.d * self.clip**2 + 1) / (self.n * self.lam)
+
+    def noise_sigma2(self) -> Fraction | None:
+        """Per-coordinate noise variance, in fixed-point units (2^-f)^2, or None."""
+        if self.rho is None:
+            return None
+        return Fraction(self.sensitivity() ** 2 / (2 * self.rho)) * 4**FRAC_BITS
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """What one party receives: its own features' coefficients; the intercept if entitled."""
+
+    own: np.ndarray
+    intercept: float | None
+
+
+def _alpha_and_steps(spec: LrSpec) -> tuple[float, int]:
+    """Public start 1/alpha >= every eigenvalue (and row sum) of H~; Newton-Schulz steps."""
+    top = (spec.d + 1) * (spec.clip**2 / 4 + spec.lam)
+    alpha = 1.0 / top
+    steps = math.ceil(math.log2(FRAC_BITS * math.log(2) / (alpha * spec.lam))) + 2
+    return alpha, min(steps, 60)
+
+
+def _cmp_bits(spec: LrSpec) -> int:
+    """Bits for comparisons of z: |z| <= |theta| |x~|, |theta|^2 <= 2 ln 2 / lambda."""
+    zmax = math.sqrt(2 * math.log(2) / spec.lam) * math.sqrt(spec.d * spec.clip**2 + 1)
+    return min(BITS, FRAC_BITS + math.ceil(math.log2(zmax + 2 * SIGMOID_RANGE)) + 4)
+
+
+def _sigmoid_coefficients() -> np.ndarray:
+    v = np.cos(np.linspace(0, np.pi, 4001))
+    target = 1 / (1 + np.exp(-SIGMOID_RANGE * (1 + v) / 2))
+    return np.polynomial.polynomial.polyfit(v, target, SIGMOID_DEGREE)
+
+
+def _sigmoid(mpc: Any, z: Any, bits: int) -> Any:
+    """q(|z|) mirrored by sign(z), |z| clamped to SIGMOID_RANGE; all rows at once."""
+    coef = _sigmoid_coefficients()
+    s = mpc.np_sgn(z, l=bits, LT=True)  # 1 where z < 0
+    v = (z - 2 * s * z) * (2 / SIGMOID_RANGE) - 1
+    v = v + mpc.np_sgn(1 - v, l=bits, LT=True) * (1 - v)  # clamp v <= 1
+    powers = [v, v * v]
+    while len(powers) < SIGMOID_DEGREE:
+        k = len(powers)
+        hi = min(k, SIGMOID_DEGREE - k)
+        prod = np.stack(powers[:hi]) * powers[k - 1]
+        powers.extend(prod[j] for j in range(hi))
+    q = np.stack(powers[:SIGMOID_DEGREE], axis=1) @ coef[1:] + coef[0]
+    return q + s * (1 - 2 * q)
+
+
+def _inverse(H: Any, alpha: float, steps: int, eye: np.ndarray) -> Any:
+    """Newton-Schulz: M <- M (2I - H M) from M = alpha I; M stays below H^{-1}."""
+    M = H * 0 + alpha * eye
+    for _ in range(steps):
+        M = M @ (2 * eye - H @ M)
+    return M
+
+
+def _diagonal_bound_inverse(mpc: Any, H: Any, alpha: float, steps: int, bits: int) -> Any:
+    """1 / sum_k |H_jk| per row, by the elementwise Newton iteration r <- r (2 - D r)."""
+    negative = mpc.np_sgn(H, l=bits, LT=True)
+    D = np.sum(H - 2 * negative * H, axis=1)
+    r = D * 0 + alpha
+    for _ in range(steps):
+        r = r * (2 - D * r)
+    return r
+
+
+def _check_woe(woe: np.ndarray, n: int, k: int, clip: float) -> np.ndarray:
+    x = np.asarray(woe, dtype=float)
+    if x.shape != (n, k) or not np.isfinite(x).all():
+        raise DataError(f"WOE columns: expected finite values of shape {(n, k)}, got {x.shape}")
+    return np.clip(x, -clip, clip)
+
+
+def _inputs(mpc: Any, secfxp: Any, spec: LrSpec, woe: Any, labels: Any) -> tuple[Any, Any]:
+    """X~ (n, d+1) from the owners' clipped WOE columns and a column of ones; y (n,)."""
+    n, me = spec.n, mpc.pid
+    blocks = []
+    for pid, k in enumerate(spec.columns):
+        if k == 0:
+            continue
+        x = _check_woe(woe, n, k, spec.clip) if pid == me else np.zeros((n, k))
+        blocks.append(mpc.input(secfxp.array(x, integral=False), senders=pid))
+    blocks.append(secfxp.array(np.ones((n, 1))))
+    y = check_labels(labels, n) if me == spec.lender else np.zeros(n, dtype=np.int64)
+    return np.hstack(blocks), mpc.input(secfxp.array(y), senders=spec.lender)
+
+
+async def fit(
+    mpc: Any,
+    spec: LrSpec,
+    woe: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    rng: Rng | None = None,
+) -> Coefficients:
+    """Run at every party; returns what this party is entitled to receive."""
+    secfxp = mpc.SecFxp(BITS, FRAC_BITS)
+    X, y = _inputs(mpc, secfxp, spec, woe, labels)
+    d1, lam, n = spec.d + 1, spec.lam, spec.n
+    bits = _cmp_bits(spec)
+    alpha, steps = _alpha_and_steps(spec)
+    eye = np.eye(d1)
+    H = (X.T @ X) * (1 / (4 * n)) + lam * eye
+    M = _inverse(H, alpha, steps, eye)
+    r = _diagonal_bound_inverse(mpc, H, alpha, steps, bits)
+    intercept_mask = np.zeros(d1)
+    intercept_mask[-1] = 1
+    theta = secfxp.array(np.zeros(d1))
+    for t in range(spec.newton_steps + spec.polish_steps):
+        grad = (X.T @ (_sigmoid(mpc, X @ theta, bits) - y)) * (1 / n) + lam * theta
+        step = M @ grad if t < spec.newton_steps else r * grad
+        theta = theta - step
+        keep = mpc.np_sgn(theta, l=bits, LT=True) * (1 - intercept_mask) + intercept_mask
+        theta = theta * keep
+    return await _release(mpc, secfxp, spec, theta, rng)
+
+
+async def _release(mpc: Any, secfxp: Any, spec: LrSpec, theta: Any, rng: Rng | None) -> Any:
+    """Noisy coefficients to their owners, the noisy intercept to the model owner and lender."""
+    sigma2 = spec.noise_sigma2()
+    own = np.zeros(0)
+    start = 0
+    for pid, k in enumerate(spec.columns):
+        if k == 0:
+            continue
+        part = theta[start : start + k] + shared_noise(mpc, secfxp, (k,), [pid], sigma2, rng)
+        out = await mpc.output(part, receivers=[pid])
+        if pid == mpc.pid:
+            own = np.asarray(out, dtype=float)
+        start += k
+    entitled = sorted({spec.model_owner, spec.lender})
+    b = theta[-1:] + shared_noise(mpc, secfxp, (1,), entitled, sigma2, rng)
+    out = await mpc.output(b, receivers=entitled)
+    intercept = float(np.asarray(out, dtype=float)[0]) if mpc.pid in entitled else None
+    return Coefficients(own, intercept)

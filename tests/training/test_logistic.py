@@ -1,0 +1,88 @@
+"""Logistic regression in MPC against scikit-learn and a constrained plaintext optimum."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from mpc_credit.errors import DataError
+from mpc_credit.training.logistic import LrSpec, fit
+from tests.training.german import woe_matrix
+
+TOLERANCE = 0.05  # absolute, on every coefficient and the intercept
+
+
+def plain_optimum(x: np.ndarray, y: np.ndarray, c: float, constrained: bool) -> np.ndarray:
+    """The same objective (intercept penalized too), solved in floating point."""
+    n, d = x.shape
+    x1 = np.hstack([x, np.ones((n, 1))])
+    lam = 1 / (c * n)
+
+    def f(t):
+        z = x1 @ t
+        return np.mean(np.logaddexp(0, z) - y * z) + lam / 2 * t @ t
+
+    def g(t):
+        return x1.T @ (1 / (1 + np.exp(-(x1 @ t))) - y) / n + lam * t
+
+    bounds = [(None, 0.0) if constrained else (None, None)] * d + [(None, None)]
+    r = minimize(f, np.zeros(d + 1), jac=g, method="L-BFGS-B", bounds=bounds, tol=1e-12)
+    return r.x
+
+
+def test_coefficients_match_scikit_learn(solo_runtime) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = woe_matrix()  # German credit, features with IV >= 0.02
+    sk = LogisticRegression(C=1.0, max_iter=10000, tol=1e-10).fit(x, y)
+    assert (sk.coef_ < 0).all()  # the sign constraint is inactive here
+    spec = LrSpec(
+        n=len(y),
+        lender=0,
+        model_owner=0,
+        columns=[x.shape[1]],
+        c=1.0,
+        newton_steps=10,
+        polish_steps=0,
+    )
+    got = solo_runtime.run(fit(solo_runtime, spec, x, y))
+    assert np.abs(got.own - sk.coef_[0]).max() < TOLERANCE
+    assert abs(got.intercept - sk.intercept_[0]) < TOLERANCE
+
+
+def test_sign_constraint_reaches_the_constrained_optimum(solo_runtime) -> None:
+    x, y = woe_matrix(rows=400, min_iv=0.0)  # every feature: some want a positive sign
+    free = plain_optimum(x, y, 1.0, constrained=False)
+    assert (free[:-1] > 0.05).any()
+    want = plain_optimum(x, y, 1.0, constrained=True)
+    spec = LrSpec(
+        n=len(y),
+        lender=0,
+        model_owner=0,
+        columns=[x.shape[1]],
+        c=1.0,
+        newton_steps=6,
+        polish_steps=12,
+    )
+    got = solo_runtime.run(fit(solo_runtime, spec, x, y))
+    assert (got.own <= 0).all()
+    assert np.abs(got.own - want[:-1]).max() < TOLERANCE
+    assert abs(got.intercept - want[-1]) < TOLERANCE
+
+
+def test_sensitivity_and_noise_follow_the_stated_bound() -> None:
+    spec = LrSpec(n=700, lender=0, model_owner=0, columns=[8, 4], c=0.5, clip=2.0, rho=0.25)
+    lipschitz = math.sqrt(12 * 4 + 1)
+    assert spec.sensitivity() == pytest.approx(2 * lipschitz * 0.5)
+    sigma2 = float(spec.noise_sigma2()) / 4**16
+    assert sigma2 == pytest.approx(spec.sensitivity() ** 2 / 0.5)
+    assert LrSpec(n=10, lender=0, model_owner=0, columns=[1]).noise_sigma2() is None
+
+
+def test_woe_shape_is_checked(solo_runtime) -> None:
+    spec = LrSpec(n=4, lender=0, model_owner=0, columns=[2], newton_steps=1, polish_steps=0)
+    with pytest.raises(DataError, match="WOE"):
+        solo_runtime.run(fit(solo_runtime, spec, np.zeros((4, 3)), np.array([0, 1, 0, 1])))
