@@ -1,8 +1,8 @@
 """The requesting side of a session: what `mpc-credit score` does.
 
 The CLI runs on the receiver's machine with the receiver's `party.toml`, which it reads only
-to find its daemon's control socket. It sends the daemon what to score
-(`{op: score, ids, reveal, mode, model_id, timeout}`); the daemon, which holds the
+to find its daemon's control socket. It sends the daemon what to score (a `score` request of
+`mpc_credit.consortium.control`: ids, reveal, mode, model_id, timeout); the daemon, which holds the
 consortium, the models and the signing key, builds and signs the request, publishes it,
 runs the session with the other daemons (it is the receiver's MPC party, already warm), and
 writes progress lines and finally the typed result back on the socket.
@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from mpc_credit.consortium.config import PartyConfig, load_party_config
+from mpc_credit.consortium.control import SCORE, STATUS, SUBMIT, ControlRequest
 from mpc_credit.consortium.daemon.control import MAX_ANSWER_BYTES, peer_uid
+from mpc_credit.consortium.messages import Request
 from mpc_credit.errors import SessionError, TimedOutError, UsageError, error_of_kind
-from mpc_credit.jsonwire import WireError, encode, read_event
+from mpc_credit.jsonwire import WireError, read_event
 from mpc_credit.scorecard.reveal import Result, result_from_fields
 
 Progress = Callable[[str], None]
@@ -67,14 +69,9 @@ async def score_request(
         raise UsageError("no applicant ids given")
     if len(set(ids)) != len(ids):
         raise UsageError("an applicant id is listed twice")
-    op = {
-        "op": "score",
-        "ids": list(ids),
-        "reveal": reveal,
-        "mode": mode,
-        "model_id": model_id,
-        "timeout": timeout,
-    }
+    op = ControlRequest(
+        SCORE, ids=tuple(ids), reveal=reveal, mode=mode, model_id=model_id, timeout=timeout
+    )
     return await _ask(load_party_config(config), op, ids, timeout, progress)
 
 
@@ -87,7 +84,7 @@ async def submit_request(
     progress: Progress | None = None,
 ) -> ScoreOutcome:
     """Hand the daemon a request signed elsewhere (`body`) and its ids; as `score_request`."""
-    op = {"op": "submit", "request": body, "ids": list(ids)}
+    op = ControlRequest(SUBMIT, ids=tuple(ids), request=Request.from_dict(body))
     return await _ask(load_party_config(config), op, ids, timeout, progress)
 
 
@@ -96,7 +93,7 @@ async def daemon_status(config: str | Path) -> dict[str, Any]:
     cfg = load_party_config(config)
     reader, writer = await _connect(cfg, f"party {cfg.party}'s daemon is not running")
     try:
-        writer.write(encode({"op": "status"}) + b"\n")
+        writer.write(ControlRequest(STATUS).to_json())
         await writer.drain()
         ev = await asyncio.wait_for(read_event(reader, max_bytes=MAX_ANSWER_BYTES), 5)
         if ev is None or ev["event"] != "status":
@@ -127,7 +124,7 @@ async def _connect(
 
 async def _ask(
     cfg: PartyConfig,
-    op: dict[str, Any],
+    op: ControlRequest,
     ids: Sequence[str],
     timeout: float,
     progress: Progress | None,
@@ -140,7 +137,7 @@ async def _ask(
     )
     reader, writer = await _connect(cfg, absent)
     try:
-        writer.write(encode(op) + b"\n")
+        writer.write(op.to_json())
         await writer.drain()
         while True:
             try:

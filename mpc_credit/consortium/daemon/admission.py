@@ -4,13 +4,12 @@
   the broker or from the local client: None to accept, else the reason every party reports.
 - `check_submission(...)`: what only the requester's own daemon checks before it publishes
   a request from its local client (its own, connected, the others online, ids it knows).
-- `parse_score_op` / `parse_submit_op`: a local client's operation, strictly.
+- `choose_model`: the model a local client's request names (or the only one).
 - `read_status` / `presence_state`: what another party's report means for a session.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,6 @@ from mpc_credit.errors import (
 )
 from mpc_credit.jsonwire import WireError, decode_object
 from mpc_credit.scorecard.model import Scorecard
-from mpc_credit.vocabulary import MODES, REVEALS
 
 
 @dataclass(frozen=True)
@@ -108,63 +106,6 @@ def check_submission(
             where = f"{me}'s file {data_name}".rstrip()
             return UsageError(f"applicant {unknown[0]!r}{more} is not in {where}")
     return None
-
-
-# ---------------------------------------------------------------- the local client's operations
-
-
-@dataclass(frozen=True)
-class ScoreOp:
-    """`{op: score, ids, reveal, mode, model_id, timeout}`: the daemon builds and signs it."""
-
-    ids: tuple[str, ...]
-    reveal: str
-    mode: str
-    model_id: str | None
-    timeout: float
-
-
-def parse_score_op(msg: Mapping[str, Any]) -> ScoreOp:
-    """The score operation in a local client's message; UsageError naming the field."""
-    ids = _ids(msg.get("ids"))
-    reveal, mode, model_id = msg.get("reveal"), msg.get("mode"), msg.get("model_id")
-    if reveal not in REVEALS:
-        raise UsageError(f"reveal must be one of {', '.join(REVEALS)}")
-    if mode not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)}")
-    if model_id is not None and not isinstance(model_id, str):
-        raise UsageError("model_id must be a string")
-    timeout = msg.get("timeout")
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise UsageError("timeout must be a positive number of seconds")
-    return ScoreOp(tuple(ids), str(reveal), str(mode), model_id, float(timeout))
-
-
-def parse_submit_op(msg: Mapping[str, Any]) -> tuple[Request, list[str]]:
-    """A request signed elsewhere and its ids: `{op: submit, request, ids}`."""
-    ids = _ids(msg.get("ids"))
-    body = msg.get("request")
-    if not isinstance(body, dict):
-        raise UsageError("malformed request")
-    try:
-        return Request.from_dict(body), ids
-    except (KeyError, TypeError, ValueError):
-        raise UsageError("malformed request") from None
-
-
-def _ids(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
-        raise UsageError("ids must be a list of applicant ids")
-    if not value:
-        raise UsageError("no applicant ids given")
-    if len(set(value)) != len(value):
-        raise UsageError("an applicant id is listed twice")
-    return value
 
 
 def choose_model(cons: Consortium, model_id: str | None) -> ModelInfo:

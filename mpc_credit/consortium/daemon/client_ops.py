@@ -17,6 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_credit.consortium.config import Consortium
+from mpc_credit.consortium.control import ControlRequest
 from mpc_credit.consortium.daemon import admission
 from mpc_credit.consortium.daemon.control import Handler, LocalClient
 from mpc_credit.consortium.daemon.mqtt import MqttLink
@@ -49,12 +50,11 @@ class ClientOps:
     def handlers(self) -> dict[str, Handler]:
         return {"status": self.status, "score": self.score, "submit": self.submit}
 
-    async def status(self, msg: dict[str, Any], local: LocalClient) -> None:
+    async def status(self, op: ControlRequest, local: LocalClient) -> None:
         local.finish("status", **self.state())
 
-    async def score(self, msg: dict[str, Any], local: LocalClient) -> None:
+    async def score(self, op: ControlRequest, local: LocalClient) -> None:
         """Build and sign the request for the local client, then submit it."""
-        op = admission.parse_score_op(msg)
         info = admission.choose_model(self.cons, op.model_id)
         req = new_request(
             self.key,
@@ -68,9 +68,9 @@ class ClientOps:
         )
         await self._submit(req, list(op.ids), local)
 
-    async def submit(self, msg: dict[str, Any], local: LocalClient) -> None:
-        req, ids = admission.parse_submit_op(msg)
-        await self._submit(req, ids, local)
+    async def submit(self, op: ControlRequest, local: LocalClient) -> None:
+        assert op.request is not None  # parse_control gives a submit its request
+        await self._submit(op.request, list(op.ids), local)
 
     async def _submit(self, req: Request, ids: list[str], local: LocalClient) -> None:
         """Check, publish, and wait for the session's outcome (sent by the runner)."""

@@ -2,14 +2,10 @@
 
 A Unix socket of mode 0600 in the party's folder; each connection must also come from the
 daemon's own user (SO_PEERCRED), and the client checks the same of the daemon. A client
-sends one JSON line `{"op": ...}` (read strictly, size-limited by `mpc_credit.jsonwire`);
-the daemon answers in JSON-lines events: `progress` lines, then one `result`, `status` or
-`error` (with the error's `kind`).
-
-Operations: `status`; `score` (ids, reveal, mode, model_id, timeout: the daemon builds the
-request and signs it with the party's key); `submit` (a request already signed, with its
-ids: it goes through the same admission, signature check included, so a client that holds
-no key gains nothing by it; tests use it to send tampered requests).
+sends one line, a request of `mpc_credit.consortium.control` (status, score or submit,
+parsed strictly by `parse_control`); the daemon answers in JSON-lines events
+(`mpc_credit.jsonwire`): `progress` lines, then one `result`, `status` or `error` (with the
+error's `kind`). What each operation does is in `client_ops`.
 """
 
 from __future__ import annotations
@@ -24,11 +20,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mpc_credit.consortium.control import MAX_BYTES, ControlRequest, parse_control
 from mpc_credit.errors import MpcCreditError, RefusedError, SessionError, UsageError
-from mpc_credit.jsonwire import WireError, decode_object, event_line
+from mpc_credit.jsonwire import WireError, event_line
 
 log = logging.getLogger("mpc_credit.daemon")
-MAX_OP_BYTES = 1 << 24  # a score operation lists its ids: 100,000 of them fit many times
 MAX_ANSWER_BYTES = 1 << 27  # a result line: the revealed matrix of a large batch
 
 
@@ -63,7 +59,7 @@ class LocalClient:
         self.finish("error", kind=error.kind, message=str(error))
 
 
-Handler = Callable[[dict[str, Any], LocalClient], Awaitable[None]]
+Handler = Callable[[ControlRequest, LocalClient], Awaitable[None]]
 
 
 class ControlServer:
@@ -80,7 +76,7 @@ class ControlServer:
         old = os.umask(0o177)
         try:
             self.server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_OP_BYTES + 1
+                self._serve, path=str(self.path), limit=MAX_BYTES + 1
             )
         finally:
             os.umask(old)
@@ -99,13 +95,12 @@ class ControlServer:
             if uid is not None and uid != os.geteuid():
                 client.fail(RefusedError(f"user {uid} may not use this daemon"))
             else:
-                msg = await _read_op(reader)
-                op = msg.get("op")
-                handler = self.handlers.get(op) if isinstance(op, str) else None
+                op = await _read_op(reader)
+                handler = self.handlers.get(op.op)
                 if handler is None:
-                    client.fail(UsageError("unknown operation"))
+                    client.fail(UsageError(f"operation {op.op!r} is not served here"))
                 else:
-                    await handler(msg, client)
+                    await handler(op, client)
             await writer.drain()
         except UsageError as exc:
             client.fail(exc)
@@ -120,10 +115,9 @@ class ControlServer:
             writer.close()
 
 
-async def _read_op(reader: asyncio.StreamReader) -> dict[str, Any]:
+async def _read_op(reader: asyncio.StreamReader) -> ControlRequest:
     try:
-        line = await reader.readline()
-        return decode_object(line, max_bytes=MAX_OP_BYTES)
+        return parse_control(await reader.readline())
     except (asyncio.LimitOverrunError, ValueError) as exc:  # WireError is a ValueError
         reason = str(exc) if isinstance(exc, WireError) else "line too long"
         raise UsageError(f"malformed operation: {reason}") from None
