@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import json
 import os
 import signal
@@ -263,6 +264,24 @@ def test_cli_exit_codes(cluster: Cluster) -> None:
     assert len(refused.stderr.decode().strip().splitlines()) == 1
     unknown = subprocess.run([*cmd, "--applicant", "NOPE"], capture_output=True, env=env)
     assert unknown.returncode == 2 and b"NOPE" in unknown.stderr
+
+
+def test_score_out_writes_the_file_and_prints_one_line(cluster: Cluster, tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = tmp_path / "scores.csv"
+    ids = list(csv_rows("bank"))[:150]  # a batch: its ids travel by digest
+    (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
+    cmd = [sys.executable, "-m", "mpc_credit", "score", "--config", str(cluster.config("bank"))]
+    done = subprocess.run(
+        [*cmd, "--batch", str(tmp_path / "ids.txt"), "--out", str(out), "--quiet"],
+        capture_output=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"150 applicant(s) written to {out}"), lines
+    with out.open(newline="") as fh:
+        assert list(csv.reader(fh)) == [["applicant_id", "score"], *expected_scores(ids)]
 
 
 # ---------------------------------------------------------------- failures
