@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,12 @@ def test_pki_init_layout_and_modes(cons_dir: Path) -> None:
             assert (m.part is None) == (p.name == "bank")
             if m.part is not None:
                 assert m.part.mode == mode
+        assert not (folder / ".config" / "mpc.key").exists()  # installed as party_{pid}.key
+        for sub in (folder, folder / ".config", folder / "mqtt"):
+            assert sub.stat().st_mode & 0o777 == 0o700, sub
     for key in (cons_dir / "ca").glob("*.key"):
         assert key.stat().st_mode & 0o777 == 0o600
+    assert (cons_dir / "ca").stat().st_mode & 0o777 == 0o700
 
 
 def test_pki_init_refuses_to_overwrite(cons_dir: Path) -> None:
@@ -184,11 +189,58 @@ def test_mosquitto_files(cons_dir: Path) -> None:
         "set_tcp_nodelay true",
         "require_certificate true",
         "use_identity_as_username true",
+        "use_username_as_clientid true",
+        "message_size_limit 65536",
         "allow_anonymous false",
         "acl_file /etc/acl",
         "listener 8883 0.0.0.0",
     ):
         assert line in conf.splitlines()
+    assert not any(x.startswith("crlfile") for x in conf.splitlines())
+    kw = dict(acl_file="/etc/acl", cafile="ca", certfile="c", keyfile="k")
+    assert "crlfile /etc/crl.pem" in mosquitto_conf(cons, crlfile="/etc/crl.pem", **kw)
+    with pytest.raises(UsageError, match="refusing to write acl_file"):
+        mosquitto_conf(cons, **{**kw, "acl_file": "/etc/acl\nallow_anonymous true"})
+
+
+def test_unsafe_party_names_are_refused(cons_dir: Path, tmp_path: Path) -> None:
+    """A party name is read from consortium.json, party.toml, request files and flags;
+    wherever it comes from, only a-z 0-9 _ - passes (a newline once made an ACL line)."""
+    data = json.loads((cons_dir / "consortium.json").read_text())
+    evil = "telco\ntopic readwrite #"
+    data["parties"][2]["name"] = evil
+    bad = tmp_path / "consortium.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(UsageError) as err:
+        load_consortium(bad)
+    assert str(err.value) == (
+        f"{bad}: invalid consortium file: parties[2].name: 'telco\\ntopic readwrite #' is not "
+        "allowed (a party name is a lowercase letter, then up to 31 of a-z 0-9 _ -)"
+    )
+    for field, value in [("topic_prefix", "mpc-credit/#"), ("name", "a\nb")]:
+        bad.write_text(
+            json.dumps({**json.loads((cons_dir / "consortium.json").read_text()), field: value})
+        )
+        with pytest.raises(UsageError, match=f"invalid consortium file: {field}: "):
+            load_consortium(bad)
+
+    # defence in depth: the ACL generator renders no unsafe name or prefix
+    cons = load_consortium(cons_dir / "consortium.json")
+    forged = replace(cons, parties=(*cons.parties[:2], replace(cons.parties[2], name=evil)))
+    with pytest.raises(UsageError, match="unsafe party name"):
+        mosquitto_acl(forged)
+    with pytest.raises(UsageError, match="unsafe topic prefix"):
+        mosquitto_acl(replace(cons, topic_prefix="mpc-credit/#"))
+
+    toml = (cons_dir / "bank" / "party.toml").read_text()
+    bad_toml = tmp_path / "party.toml"
+    bad_toml.write_text(toml.replace('party = "bank"', 'party = "Bank"'))
+    with pytest.raises(UsageError, match=f"{bad_toml}: party: 'Bank' is not allowed"):
+        load_party_config(bad_toml)
+    with pytest.raises(UsageError, match="--party: 'bank;rm' is not allowed"):
+        parse_party_arg("bank;rm=10.0.0.1")
+    with pytest.raises(UsageError, match="--requester: 'x/y' is not allowed"):
+        init_consortium(tmp_path / "n", MODEL, requesters=["x/y"])
 
 
 def test_party_config_errors(tmp_path: Path) -> None:
