@@ -179,7 +179,7 @@ def check_setup(out: Path, model: Scorecard, names: Sequence[str], setup: Setup)
 def _check_requests(requests: Sequence[PartyRequest]) -> None:
     """No key may be claimed twice, nor an MPC port twice on one host."""
     keys = [r.signing_key.encode() for r in requests]
-    keys += [pki.public_der(c.public_key()) for r in requests for c in (r.mpc_csr, r.mqtt_csr)]
+    keys += [pki.public_der(pki.csr_key(c)) for r in requests for c in (r.mpc_csr, r.mqtt_csr)]
     if len(set(keys)) != len(keys):
         raise UsageError("two requests name the same key: each party makes its own keys")
     taken: dict[str, set[int]] = {}
@@ -232,6 +232,21 @@ def _model_files(
     return files
 
 
+def _write_certificates(
+    folder: Path, pid: int, r: PartyRequest, mpc_ca: pki.Authority, mqtt_ca: pki.Authority
+) -> Path:
+    """Certify the keys of request `r` into the party's bundle folder (public files only)."""
+    mpc = pki.certify(mpc_ca, pki.csr_key(r.mpc_csr), pki.party_name(pid), server=True, client=True)
+    mqtt = pki.certify(mqtt_ca, pki.csr_key(r.mqtt_csr), r.name, client=True)
+    conf = pki.private_dir(pki.private_dir(folder) / ".config")
+    (conf / "mpyc_ca.crt").write_bytes(pki.pem(mpc_ca.cert))
+    (conf / f"party_{pid}.crt").write_bytes(pki.pem(mpc))
+    pki.private_dir(folder / "mqtt")
+    (folder / "mqtt" / "ca.crt").write_bytes(pki.pem(mqtt_ca.cert))
+    (folder / "mqtt" / "client.crt").write_bytes(pki.pem(mqtt))
+    return folder
+
+
 def sign_consortium(
     requests: Sequence[PartyRequest],
     out: str | Path,
@@ -261,17 +276,7 @@ def sign_consortium(
     cfile = out / "consortium.json"
     infos, settings = [], []
     for pid, r in enumerate(requests):
-        folder = pki.private_dir(out / r.name)
-        mpc = pki.certify(
-            mpc_ca, r.mpc_csr.public_key(), pki.party_name(pid), server=True, client=True
-        )  # type: ignore[arg-type]
-        mqtt = pki.certify(mqtt_ca, r.mqtt_csr.public_key(), r.name, client=True)  # type: ignore[arg-type]
-        conf = pki.private_dir(folder / ".config")
-        (conf / "mpyc_ca.crt").write_bytes(pki.pem(mpc_ca.cert))
-        (conf / f"party_{pid}.crt").write_bytes(pki.pem(mpc))
-        pki.private_dir(folder / "mqtt")
-        (folder / "mqtt" / "ca.crt").write_bytes(pki.pem(mqtt_ca.cert))
-        (folder / "mqtt" / "client.crt").write_bytes(pki.pem(mqtt))
+        folder = _write_certificates(out / r.name, pid, r, mpc_ca, mqtt_ca)
         infos.append(PartyInfo(r.name, pid, r.host, r.mpc_port, r.mpc_ports, r.signing_key))
         csv = (data or {}).get(r.name) or folder / "applicants.csv"
         settings.append(

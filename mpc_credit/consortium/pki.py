@@ -178,11 +178,19 @@ def load_csr(path: Path) -> x509.CertificateSigningRequest:
     return csr
 
 
-def public_der(key: object) -> bytes:
+def public_der(key: ec.EllipticCurvePublicKey) -> bytes:
     """A public key's DER SubjectPublicKeyInfo, to compare keys."""
-    return key.public_bytes(  # type: ignore[attr-defined,no-any-return]
+    return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def csr_key(csr: x509.CertificateSigningRequest) -> ec.EllipticCurvePublicKey:
+    """The ECDSA public key a signing request is for (`load_csr` refuses any other)."""
+    key = csr.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise UsageError("a certificate signing request for a key that is not ECDSA")
+    return key
 
 
 def same_key(a: ec.EllipticCurvePublicKey, b: object) -> bool:
