@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -192,3 +193,11 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as err:
         check_private_files(cfg)
     assert str(err.value) == f"{key}: private file readable by others (mode 644); chmod 600 it"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpc_credit", "party", "run", "--config", str(cfg.source)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"mpc-credit: {err.value}"  # at start, before anything runs

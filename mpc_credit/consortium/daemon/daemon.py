@@ -29,7 +29,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from mpc_credit.consortium.config import Consortium, PartyConfig, load_consortium, load_party_config
+from mpc_credit.consortium.config import (
+    Consortium,
+    PartyConfig,
+    check_private_files,
+    load_consortium,
+    load_party_config,
+)
 from mpc_credit.consortium.daemon import admission
 from mpc_credit.consortium.daemon.audit import AuditLog, restore, session_record
 from mpc_credit.consortium.daemon.client_ops import ClientOps
@@ -296,6 +302,7 @@ def run_daemon(config: str | Path, *, verbose: bool = False) -> int:
     )
     log.setLevel(logging.INFO)
     cfg = load_party_config(config)
+    check_private_files(cfg)  # every private key file mode 0600 (or stricter) before anything runs
     os.chdir(cfg.folder)  # MPyC's TLS convention: .config/ relative to the working directory
     daemon = PartyDaemon(cfg)
     asyncio.run(daemon.run(lambda: emit("ready", party=cfg.party, pid=os.getpid())))
