@@ -213,6 +213,11 @@ def install_bundle(bundle: str | Path, folder: str | Path) -> Path:
     `request_party` made); returns the party.toml to run the daemon with."""
     bundle, folder = Path(bundle), Path(folder)
     cfg = load_party_config(bundle / "party.toml")
+    in_place = bundle.resolve() == folder.resolve()
+    if not in_place and cfg.consortium_file != (bundle / "consortium.json").resolve():
+        raise UsageError(
+            f"{bundle / 'party.toml'}: consortium must be the bundle's consortium.json"
+        )
     cons = load_consortium(cfg.consortium_file)
     if cfg.party not in cons.names:
         raise UsageError(f"{bundle / 'party.toml'}: party {cfg.party!r} is not in the consortium")
@@ -230,7 +235,7 @@ def install_bundle(bundle: str | Path, folder: str | Path) -> Path:
     ):
         raise UsageError(f"{folder}: holds no broker client key that {me.name!r} certifies")
     key = _own_mpc_key(folder, mpc)
-    if bundle.resolve() != folder.resolve():
+    if not in_place:
         _copy_public(bundle, folder, cfg, me.pid)
     key.rename(folder / ".config" / f"party_{me.pid}.key")
     for stale in (folder / ".config").glob("party_*.*"):

@@ -149,6 +149,8 @@ def test_a_tampered_request_is_refused(tmp_path: Path) -> None:
     assert load_request(reqs["bank"]).name == "bank"
     with pytest.raises(UsageError, match="holds keys already"):
         request_party(tmp_path / "bank", "bank")
+    assert main(["pki", "request", "--party", "bank\n", "--out", f"{tmp_path / 'eve'}"]) == 2
+    assert not (tmp_path / "eve").exists()  # checked before anything is written
 
     path = reqs["bank"] / "request.json"
     good = path.read_bytes()
