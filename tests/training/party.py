@@ -1,29 +1,39 @@
-"""One party of a 3-process training test: `python -m tests.training.party PID PORT PORT PORT`.
+"""Party processes of the 3-process training tests: `python -m tests.training.party MODE PID PORTS`.
 
-Every process derives the same synthetic data from a fixed seed but passes only its own part
-to the secure steps (the others get placeholders inside the protocol): pid 0 is the lender
-(labels and 2 features), pid 1 the model owner (3 features), pid 2 an owner (2 features).
-Prints one JSON line with what this process received.
+Every process derives the same data from a fixed seed but passes only its own part to the
+secure steps (the others get placeholders inside the protocol). Prints one JSON line with
+what this process received.
+
+mode `steps`: synthetic data; pid 0 the lender (labels, 2 WOE columns), pid 1 the model owner
+(3 columns), pid 2 an owner (2 columns); counts and regression, with and without noise.
+mode `session`: the first ROWS German credit applicants split over bank (lender), bureau
+(model owner) and telco (which does not know every applicant); the whole session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from fractions import Fraction
 
 import numpy as np
 
 from mpc_credit.engine.runtime import make_runtime
+from mpc_credit.local.ports import free_ports
 from mpc_credit.training.counts import CountSpec, bad_counts
 from mpc_credit.training.logistic import LrSpec, fit
+from mpc_credit.training.session import Options, Setup, Table, train
 
 N = 120
 COLUMNS = [2, 3, 2]
 WIDTHS = [5, 4, 3]
 LENDER, MODEL_OWNER = 0, 1
 LR = LrSpec(N, LENDER, MODEL_OWNER, COLUMNS, newton_steps=4, polish_steps=1)
+ROWS = 400
+PARTIES = ("bank", "bureau", "telco")
+SETUP = Setup(PARTIES, "bank", "bureau", Options("joint", 500, newton_steps=4, polish_steps=2))
 
 
 def data() -> dict[str, object]:
@@ -45,19 +55,31 @@ def listed(x: object) -> object:
     return None if x is None else np.asarray(x).tolist()
 
 
-async def main(pid: int, ports: list[int]) -> dict[str, object]:
+def german_table(pid: int) -> Table:
+    """This party's slice of the first ROWS German credit applicants (telco misses 40)."""
+    from tests.training.german import load
+
+    columns, y = load()
+    names = list(columns)
+    mine = names[pid::3]  # features dealt round-robin
+    rows = np.arange(ROWS)
+    if PARTIES[pid] == "telco":
+        rows = np.random.default_rng(1).permutation(ROWS)[40:]
+    ids = [f"A{i:04d}" for i in rows]
+    labels = y[rows] if PARTIES[pid] == SETUP.lender else None
+    return Table(ids, {c: columns[c][rows] for c in mine}, labels)
+
+
+async def steps(mpc) -> dict[str, object]:
     d = data()
-    mpc = make_runtime(pid, [("127.0.0.1", p) for p in ports], ssl=False)
-    await mpc.start()
+    pid = mpc.pid
     labels = d["y"] if pid == LENDER else None
     mine = d["onehots"][pid]
     exact = await bad_counts(mpc, CountSpec(N, LENDER, WIDTHS), mine, labels)
     noisy = await bad_counts(mpc, CountSpec(N, LENDER, WIDTHS, Fraction(400)), mine, labels)
-    spec = LR
-    coef = await fit(mpc, spec, own_woe(pid, d["woe"]), labels)
+    coef = await fit(mpc, LR, own_woe(pid, d["woe"]), labels)
     dp = LrSpec(N, LENDER, MODEL_OWNER, COLUMNS, newton_steps=1, polish_steps=0, rho=1.0)
     coef_dp = await fit(mpc, dp, own_woe(pid, d["woe"]), labels)
-    await mpc.shutdown()
     return {
         "exact": listed(exact),
         "noisy": listed(noisy),
@@ -68,6 +90,53 @@ async def main(pid: int, ports: list[int]) -> dict[str, object]:
     }
 
 
+async def session(mpc) -> dict[str, object]:
+    out = await train(mpc, SETUP, german_table(mpc.pid))
+    return {
+        "rows": out.rows,
+        "known": out.known,
+        "kept": out.kept,
+        "coefficients": out.coefficients,
+        "intercept": out.intercept,
+        "model": out.model,
+    }
+
+
+async def main(mode: str, pid: int, ports: list[int]) -> dict[str, object]:
+    mpc = make_runtime(pid, [("127.0.0.1", p) for p in ports], ssl=False)
+    await mpc.start()
+    result = await (steps(mpc) if mode == "steps" else session(mpc))
+    await mpc.shutdown()
+    return result
+
+
+def run_parties(mode: str) -> list[dict]:
+    """Start the 3 party processes, wait for all, and return what each printed."""
+    from tests.conftest import ROOT
+
+    ports = free_ports(3)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.training.party", mode, str(pid), *map(str, ports)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for pid in range(3)
+    ]
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err[-2000:]
+            outs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            p.kill()
+    return outs
+
+
 if __name__ == "__main__":
-    pid, ports = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
-    print(json.dumps(asyncio.run(main(pid, ports))), flush=True)
+    mode, pid, ports = sys.argv[1], int(sys.argv[2]), [int(p) for p in sys.argv[3:]]
+    print(json.dumps(asyncio.run(main(mode, pid, ports))), flush=True)

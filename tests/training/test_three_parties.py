@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from mpc_credit.local.ports import free_ports
 from mpc_credit.training.logistic import fit
-from tests.conftest import ROOT
 from tests.training import party
 
 
 @pytest.fixture(scope="module")
 def received() -> list[dict]:
-    ports = free_ports(3)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.training.party", str(pid), *map(str, ports)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for pid in range(3)
-    ]
-    outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-2000:]
-        outs.append(json.loads(out.strip().splitlines()[-1]))
-    return outs
+    return party.run_parties("steps")
 
 
 def test_each_owner_receives_exactly_its_own_counts(received) -> None:
