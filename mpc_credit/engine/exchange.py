@@ -7,9 +7,9 @@ party and returns it everywhere, a list of at most `max_count` strings of at mos
 bytes each, or raises SessionError naming the sender.
 
 Nothing a peer sends is ever unpickled. MPyC's `transfer` (and its shutdown barrier, which uses
-it) pickles, and its secure-array protocols pickle numpy arrays of shares; `forbid_pickle` makes
-a runtime send shares as field bytes (MPyC's own `mix32_64bit` format), replaces the shutdown
-barrier by `shutdown_runtime`, and makes any remaining unpickling of peer data raise instead.
+it) pickles, and its secure-array protocols pickle numpy arrays of shares; `forbid_pickle` puts
+a strict integer-array codec (engine/sharewire.py) where MPyC calls pickle, so `transfer`
+refuses and shares travel as numbers, and replaces the shutdown barrier by `shutdown_runtime`.
 Messages here are MPyC messages (a label, a length, the payload) carrying bytes we parse.
 """
 
@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import pickle
 import struct
-import types
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from mpc_credit.engine import sharewire
 from mpc_credit.errors import SessionError
 
 MAX_ID_BYTES = 256
@@ -138,26 +137,8 @@ async def shutdown_runtime(mpc: Any) -> None:
     await mpc.parties[mpc.pid].protocol
 
 
-class _NoUnpickling(types.ModuleType):
-    """Stands in for `pickle` inside mpyc.runtime: dumping works; loading raises while the
-    current runtime has peers (a one-party runtime only ever loads its own bytes)."""
-
-    dumps = staticmethod(pickle.dumps)
-
-    @staticmethod
-    def loads(data: bytes, *args: Any, **kwargs: Any) -> Any:
-        from mpyc import asyncoro
-
-        if asyncoro.runtime is None or len(asyncoro.runtime.parties) > 1:
-            raise SessionError("refused to unpickle data from a peer")
-        return pickle.loads(data, *args, **kwargs)
-
-
 def forbid_pickle(mpc: Any) -> None:
-    """Make a runtime exchange shares as field bytes and never unpickle what a peer sends."""
-    import mpyc.runtime
-
-    mpc.options.mix32_64bit = True  # secure arrays: field.to_bytes/from_bytes, not pickle
+    """Make a runtime send its share arrays as plain numbers (engine/sharewire.py), close with
+    a barrier of empty messages, and never unpickle what a peer sends."""
+    sharewire.install()
     mpc.shutdown = functools.partial(shutdown_runtime, mpc)
-    if not isinstance(mpyc.runtime.pickle, _NoUnpickling):
-        mpyc.runtime.pickle = _NoUnpickling("pickle")
