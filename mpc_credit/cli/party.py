@@ -21,6 +21,9 @@ def party_run(
 
     Example: mpc-credit party run --config parties/bank/party.toml
     """
+    from mpc_credit.engine.runtime import load_mpyc
+
+    load_mpyc()  # before the daemon's modules: MPyC must not parse this command's options
     from mpc_credit.consortium.daemon.daemon import run_daemon
 
     code = run_daemon(config, verbose=verbose)

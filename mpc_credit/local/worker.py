@@ -18,7 +18,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mpc_credit.engine.links import start_runtime
 from mpc_credit.engine.runtime import close_runtime, make_runtime
 from mpc_credit.engine.session import Prepared, SessionSpec, assemble, execute
 from mpc_credit.errors import ModelError, MpcCreditError, UsageError
@@ -96,6 +95,8 @@ async def run(spec: WorkerSpec) -> int:
         emit("error", kind="failed", message="launcher withdrew the session")
         return 1
     mpc = make_runtime(spec.pid, spec.addresses, ssl=spec.tls is not None)
+    from mpc_credit.engine.links import start_runtime  # imports MPyC: after make_runtime did
+
     await start_runtime(mpc, spec.tls, names=spec.session.parties)  # checked links, no pickles
     t0 = time.perf_counter()
     result = await execute(prep, mpc)
@@ -116,6 +117,9 @@ async def run(spec: WorkerSpec) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # MPyC's import sends the root log to stdout unless it is configured already; stdout
+    # carries this worker's events, so the log goes to stderr
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     logging.disable(logging.INFO)
     try:
         spec = WorkerSpec.loads(Path(argv[0]).read_text())

@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_credit.consortium.config import Consortium
-from mpc_credit.consortium.control import ControlRequest
+from mpc_credit.consortium.control import SCORE, STATUS, SUBMIT, ControlRequest
 from mpc_credit.consortium.daemon import admission
 from mpc_credit.consortium.daemon.control import Handler, LocalClient
 from mpc_credit.consortium.daemon.mqtt import MqttLink
@@ -48,7 +48,7 @@ class ClientOps:
         self.party = link.party
 
     def handlers(self) -> dict[str, Handler]:
-        return {"status": self.status, "score": self.score, "submit": self.submit}
+        return {STATUS: self.status, SCORE: self.score, SUBMIT: self.submit}
 
     async def status(self, op: ControlRequest, local: LocalClient) -> None:
         local.finish("status", **self.state())

@@ -50,9 +50,9 @@ class LocalClient:
             self.writer.write(event_line(event, **fields))
 
     def finish(self, event: str, **fields: Any) -> None:
-        """The last event for this client."""
-        self.send(event, **fields)
+        """The last event for this client (once: later ones are dropped)."""
         if not self.finished.done():
+            self.send(event, **fields)
             self.finished.set_result(None)
 
     def fail(self, error: MpcCreditError) -> None:
