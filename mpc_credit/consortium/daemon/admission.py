@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpc_credit.consortium.config import Consortium, ModelInfo
+from mpc_credit.consortium.fields import clean_text
 from mpc_credit.consortium.messages import (
     ACK,
     DONE,
@@ -163,8 +164,9 @@ def read_status(party: str, msg: Mapping[str, Any], cons: Consortium) -> StatusE
 
 
 def _text(msg: Mapping[str, Any], key: str = "reason") -> str:
+    """Another party's words, without control characters or escape sequences."""
     value = msg.get(key, "")
-    return value if isinstance(value, str) else ""
+    return clean_text(value) if isinstance(value, str) else ""
 
 
 def presence_state(payload: bytes) -> str:

@@ -171,6 +171,8 @@ def test_what_a_report_means(cons: Consortium) -> None:
     refused = read_status("telco", {"phase": "refuse", "reason": "busy"}, cons)
     assert refused is not None and isinstance(refused.error, RefusedError) and refused.remote
     assert str(refused.error) == "party telco refused: busy"
+    painted = read_status("telco", {"phase": "refuse", "reason": "\x1b[31mbusy\x07"}, cons)
+    assert painted is not None and str(painted.error) == "party telco refused: busy"
     kinds = {"timeout": TimedOutError, "refused": RefusedError, "failed": SessionError}
     kinds |= {"input": SessionError, "bogus": SessionError}  # another party's input is no usage
     for kind, error in kinds.items():
