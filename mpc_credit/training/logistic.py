@@ -67,8 +67,8 @@ class LrSpec:
     columns: Sequence[int]  # WOE columns held by each pid (0 for none)
     c: float = 1.0  # inverse regularization strength, as scikit-learn's C
     clip: float = 4.0  # B: WOE values are clipped to [-B, B]
-    newton_steps: int = 15
-    polish_steps: int = 25
+    newton_steps: int = 10
+    polish_steps: int = 6
     rho: float | None = None  # zCDP budget of the coefficients; None: no noise
 
     @property
@@ -118,11 +118,15 @@ def _sigmoid_coefficients() -> np.ndarray:
     return np.polynomial.polynomial.polyfit(v, target, SIGMOID_DEGREE)
 
 
-def _sigmoid(mpc: Any, z: Any, bits: int) -> Any:
-    """q(|z|) mirrored by sign(z), |z| clamped to SIGMOID_RANGE; all rows at once."""
+def _sigmoid(mpc: Any, u: Any, bits: int) -> Any:
+    """sigma(z) from u = 2z / SIGMOID_RANGE: q(|u| - 1) mirrored by sign(u), |u| clamped to 2.
+
+    The caller folds the scale into theta (d values), so no row pays a truncation for it; the
+    products by the 0/1 comparison results are integral and need none either.
+    """
     coef = _sigmoid_coefficients()
-    s = mpc.np_sgn(z, l=bits, LT=True)  # 1 where z < 0
-    v = (z - 2 * s * z) * (2 / SIGMOID_RANGE) - 1
+    s = mpc.np_sgn(u, l=bits, LT=True)  # 1 where z < 0
+    v = u - 2 * s * u - 1
     v = v + mpc.np_sgn(1 - v, l=bits, LT=True) * (1 - v)  # clamp v <= 1
     powers = [v, v * v]
     while len(powers) < SIGMOID_DEGREE:
@@ -194,7 +198,8 @@ async def fit(
     intercept_mask[-1] = 1
     theta = secfxp.array(np.zeros(d1))
     for t in range(spec.newton_steps + spec.polish_steps):
-        grad = (X.T @ (_sigmoid(mpc, X @ theta, bits) - y)) * (1 / n) + lam * theta
+        p = _sigmoid(mpc, X @ (theta * (2 / SIGMOID_RANGE)), bits)
+        grad = (X.T @ (p - y)) * (1 / n) + lam * theta
         step = M @ grad if t < spec.newton_steps else r * grad
         theta = theta - step
         keep = mpc.np_sgn(theta, l=bits, LT=True) * (1 - intercept_mask) + intercept_mask

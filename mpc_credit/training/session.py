@@ -58,8 +58,8 @@ class Options:
     min_iv: float = 0.02
     c: float = 1.0
     clip: float = 4.0
-    newton_steps: int = 12
-    polish_steps: int = 12
+    newton_steps: int = 10
+    polish_steps: int = 6
 
 
 @dataclass(frozen=True)
