@@ -181,7 +181,7 @@ class SessionRunner:
     async def _compute(self, s: Session, mpc: Any, local: LocalClient | None) -> Result | None:
         """Connect, check the session, share the batch ids if needed, run the protocol."""
         t0 = time.perf_counter()
-        await connect_runtime(mpc, self.listen, self.tls)
+        await connect_runtime(mpc, self.listen, self.tls, names=s.parties)
         s.phase = "computing"
         t1 = time.perf_counter()
         if local is not None:
