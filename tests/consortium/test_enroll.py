@@ -23,10 +23,11 @@ from mpc_credit.consortium.enroll import (
     request_party,
     write_request,
 )
+from mpc_credit.consortium.requester import score_request
 from mpc_credit.consortium.revoke import MPC_CRL, MQTT_CRL, PARTY_CRL, revoke_party, revoked_serials
-from mpc_credit.errors import UsageError
+from mpc_credit.errors import SessionError, UsageError
 from mpc_credit.local.ports import free_port_blocks, free_ports
-from tests.cluster import expected_scores
+from tests.cluster import Cluster, expected_scores
 from tests.conftest import MODEL, OWNERS, PARTIES
 from tests.mosquitto import MOSQUITTO, needs_mosquitto, write_config
 
@@ -100,7 +101,6 @@ def test_no_private_key_of_a_party_reaches_the_operator(enrolled: dict[str, Path
 @needs_mosquitto
 async def test_the_enrolled_consortium_runs_a_session(enrolled: dict[str, Path], tmp_path) -> None:
     """The daemons of the distributed enrollment score through mosquitto over TLS."""
-    from mpc_credit.consortium.requester import score_request
     from mpc_credit.local.consortium import start_daemons, stop_daemons, wait_all_online
 
     configs = [enrolled[n] / "party.toml" for n in OWNERS]
@@ -203,3 +203,20 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"mpc-credit: {err.value}"  # at start, before anything runs
+
+
+async def test_the_mpc_links_honour_a_revocation(tmp_path: Path) -> None:
+    """After `pki revoke telco` (its list copied into every party folder), a session with
+    telco fails on the MPC links: its certificate is refused as revoked."""
+    c = Cluster(tmp_path / "c")
+    revoke_party(c.root, "telco")
+    c.start_broker()
+    try:
+        c.start()
+        await c.wait_idle()
+        with pytest.raises(SessionError, match="MPC certificate was refused: certificate revoked"):
+            await score_request(c.config("bank"), ["A0191"], reveal="score", timeout=30)
+    finally:
+        codes = c.stop()
+        c.stop_broker()
+    assert all(v == 0 for v in codes.values()), (codes, c.errors)
