@@ -256,6 +256,8 @@ def _copy_public(bundle: Path, folder: Path, cfg: Any, pid: int) -> None:
         names.append("party.toml")
     for rel in dict.fromkeys(names):
         src = bundle / rel
+        if src.is_symlink():
+            raise UsageError(f"{src}: is a symbolic link; a bundle holds plain files")
         if not src.is_file():
             continue
         if b"PRIVATE KEY" in src.read_bytes():
