@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python scripts/bench_train.py [--seed 7] [--epsilon E] [--runs 1]
+    python scripts/bench_train.py [--seed 7] [--epsilon E] [--runs 1] [--c 1.0] [--clip 4.0]
 
 Splits the 1000 applicants 70/30 (fixed seed), deals the features to bank (lender, labels),
 bureau and telco as the demo does (scripts/train_demo.py OWNERS), and runs the training
@@ -61,9 +61,10 @@ def party_table(party: str, seed: int) -> Table:
     return Table(list(ids[train_rows]), {c: column(frame, c, train_rows) for c in mine}, labels)
 
 
-async def party_main(pid: int, ports: list[int], seed: int, epsilon: float | None) -> dict:
-    setup = Setup(PARTIES, LENDER, MODEL_OWNER, Options("joint-german", 500, epsilon=epsilon))
-    table = party_table(PARTIES[pid], seed)
+async def party_main(pid: int, ports: list[int], args: argparse.Namespace) -> dict:
+    opts = Options("joint-german", 500, epsilon=args.epsilon, c=args.c, clip=args.clip)
+    setup = Setup(PARTIES, LENDER, MODEL_OWNER, opts)
+    table = party_table(PARTIES[pid], args.seed)
     mpc = make_runtime(pid, [("127.0.0.1", p) for p in ports], ssl=False)
     await mpc.start()
     out = await train(mpc, setup, table)
@@ -71,10 +72,11 @@ async def party_main(pid: int, ports: list[int], seed: int, epsilon: float | Non
     return {"model": out.model, "seconds": out.seconds, "kept": out.kept}
 
 
-def run_once(seed: int, epsilon: float | None) -> tuple[dict, dict[str, float]]:
+def run_once(args: argparse.Namespace) -> tuple[dict, dict[str, float]]:
     """The model and the slowest party's seconds per phase."""
     ports = free_ports(3)
-    eps = [] if epsilon is None else ["--epsilon", str(epsilon)]
+    eps = [] if args.epsilon is None else ["--epsilon", str(args.epsilon)]
+    eps += ["--c", str(args.c), "--clip", str(args.clip), "--seed", str(args.seed)]
     procs = [
         subprocess.Popen(
             [
@@ -84,8 +86,6 @@ def run_once(seed: int, epsilon: float | None) -> tuple[dict, dict[str, float]]:
                 str(pid),
                 "--ports",
                 *map(str, ports),
-                "--seed",
-                str(seed),
                 *eps,
             ],
             stdout=subprocess.PIPE,
@@ -117,11 +117,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--epsilon", type=float, default=None)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--c", type=float, default=1.0, help="inverse regularization (sklearn's C)")
+    ap.add_argument("--clip", type=float, default=4.0, help="WOE clip bound B")
     ap.add_argument("--party", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--ports", type=int, nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.party is not None:
-        out = asyncio.run(party_main(args.party, args.ports, args.seed, args.epsilon))
+        out = asyncio.run(party_main(args.party, args.ports, args))
         print(json.dumps(out), flush=True)
         return 0
     from sklearn.metrics import roc_auc_score
@@ -134,7 +136,7 @@ def main() -> int:
     aucs = []
     for _ in range(args.runs):
         t0 = time.perf_counter()
-        model, phases = run_once(args.seed, args.epsilon)
+        model, phases = run_once(args)
         wall = time.perf_counter() - t0
         aucs.append(roc_auc_score(y[test_rows], -scores(model, frame, test_rows)))
         print(
@@ -144,6 +146,7 @@ def main() -> int:
             flush=True,
         )
     dp = "no DP" if args.epsilon is None else f"epsilon {args.epsilon:g} (delta 1e-6)"
+    dp += f", C {args.c:g}, WOE clip {args.clip:g}"
     print(f"German credit, 70/30 split seed {args.seed}, {len(train_rows)} training rows, {dp}")
     print(f"  optbinning + scikit-learn, pooled: test AUC {ref_auc:.4f} ({ref_s:.1f} s)")
     spread = f" (sd {statistics.stdev(aucs):.4f}, {len(aucs)} runs)" if len(aucs) > 1 else ""
