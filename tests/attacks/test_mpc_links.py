@@ -1,0 +1,233 @@
+"""Attacks on the MPC links between party processes, over loopback TLS.
+
+Each party is its own OS process running the daemons' link code (`make_runtime`,
+`connect_runtime`, `agree_session`, `share_ids`, a secure computation on arrays, the closing
+barrier); one process is the attacker. A crafted pickle sent where MPyC used to unpickle
+(the session-id exchange, the id list, array shares) aborts the session and its code never
+runs; telco's certificate announcing bank is refused by bureau and by telco.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import OWNERS, ROOT
+
+SID = "session-7"
+IDS = ["a-1", "a-2", "a-3"]
+TIMEOUT = 60.0  # a party process gives up by itself after this many seconds
+RUNNING: list[Any] = []  # the party process's runtime, once connected
+
+
+class Marker:
+    """A pickle whose loading creates a directory: proof that a peer's code ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (os.mkdir, (self.path,))
+
+
+async def _steps(mpc: Any, role: str, marker: str) -> int:
+    """The daemons' session steps on small data; an attacker role replaces one of them."""
+    import numpy as np
+
+    from mpc_credit.engine.exchange import agree_session, broadcast, share_ids
+
+    crafted = pickle.dumps(Marker(marker))
+    if role == "pickle-sid":  # answers the session-id exchange with a crafted pickle
+        await broadcast(mpc, crafted, range(3))
+    else:
+        await agree_session(mpc, SID, OWNERS)
+    if role == "pickle-ids":  # bank sends a crafted pickle as its list of ids
+        await broadcast(mpc, crafted, [0])
+    else:
+        assert await share_ids(mpc, 0, IDS if mpc.pid == 0 else None, 3, "bank") == IDS
+    if role == "pickle-shares":  # its MPyC sends array shares the old way: pickled
+        import mpyc.runtime
+
+        from mpc_credit.engine import sharewire
+
+        fake = {"dumps": staticmethod(lambda _: crafted), "loads": sharewire.loads}
+        mpyc.runtime.pickle = type("CraftingPickle", (), fake)
+    secint = mpc.SecInt(32)
+    mine = secint.array(np.array([mpc.pid + 1, 10 * (mpc.pid + 1)]))
+    xs = mpc.input(mine, senders=list(range(3)))
+    total = (xs[0] + xs[1] + xs[2]) * xs[0]  # a product: shares are re-shared too
+    return int(sum(int(v) for v in await mpc.output(total)))
+
+
+async def _party(role: str, pid: int, folder: str, ports: list[int], marker: str) -> Any:
+    from mpc_credit.engine.exchange import shutdown_runtime
+    from mpc_credit.engine.links import install_mpc_guard, start_runtime
+    from mpc_credit.engine.runtime import make_runtime
+
+    mpc = make_runtime(pid, [("127.0.0.1", p) for p in ports])
+    install_mpc_guard()
+    await start_runtime(mpc, folder, names=OWNERS)
+    RUNNING.append(mpc)
+    result = await _steps(mpc, role, marker)
+    RUNNING.clear()  # links close from here on
+    await shutdown_runtime(mpc)
+    return result
+
+
+async def _impostor(target: int, folder: str, ports: list[int]) -> Any:
+    """Party 0 as MPyC's own client announces it, with the certificate in `folder` (telco's);
+    whether `target` dropped the link."""
+    from mpyc import asyncoro
+
+    from mpc_credit.engine.runtime import make_runtime
+    from mpc_credit.engine.tls import TlsContexts
+
+    addresses = [("127.0.0.1", p) for p in ports]
+    fake = make_runtime(0, addresses)
+    loop = fake._loop = asyncio.get_running_loop()
+    stolen = TlsContexts.load(Path(folder), 2)
+    while True:
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: asyncoro.MessageExchanger(fake, target),
+                *addresses[target],
+                ssl=stolen.client,
+                server_hostname=f"MPyC party {target}",
+            )
+            break
+        except OSError:
+            await asyncio.sleep(0.01)
+    while not transport.is_closing():
+        await asyncio.sleep(0.01)
+    return "dropped"
+
+
+async def _run(role: str, pid: int, folder: str, ports: list[int], marker: str) -> dict[str, Any]:
+    from mpc_credit.engine.links import MPC_FAILURES, lost_peers
+
+    if role.startswith("impostor-at-"):
+        work = _impostor(int(role[-1]), folder, ports)
+    else:
+        work = _party(role, pid, folder, ports, marker)
+    task = asyncio.ensure_future(work)
+    t = 0.0
+    lost: list[int] = []
+    while not task.done() and not MPC_FAILURES and not lost and t < TIMEOUT:
+        await asyncio.sleep(0.05)
+        t += 0.05
+        lost = lost_peers(RUNNING[0]) if RUNNING else []  # as the daemons' watchdog does
+    if not task.done():
+        task.cancel()
+        if MPC_FAILURES:
+            return {"error": str(MPC_FAILURES[0])}
+        return {"error": f"lost the MPC link to {lost}" if lost else "timeout"}
+    if task.exception() is not None:
+        exc = task.exception()
+        return {"error": str(exc), "type": type(exc).__name__}
+    return {"ok": task.result()}
+
+
+def main(argv: list[str]) -> None:
+    role, pid, folder, ports, marker = argv
+    out = asyncio.run(_run(role, int(pid), folder, json.loads(ports), marker))
+    print(json.dumps(out), flush=True)
+
+
+def _start(role: str, pid: int, folder: Path, ports: list[int], marker: Path) -> Any:
+    code = "import sys; from tests.attacks.test_mpc_links import main; main(sys.argv[1:])"
+    args = [role, str(pid), str(folder), json.dumps(ports), str(marker)]
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+
+
+def _outcomes(procs: list[Any], honest: list[int]) -> list[dict[str, Any]]:
+    """Each process's last line; the others are stopped once the `honest` ones are done."""
+    outs: list[dict[str, Any]] = [{} for _ in procs]
+    for i in honest + [i for i in range(len(procs)) if i not in honest]:
+        p = procs[i]
+        if i not in honest and p.poll() is None:
+            p.kill()
+        stdout, stderr = p.communicate(timeout=TIMEOUT + 30)
+        lines = [x for x in stdout.decode().splitlines() if x.startswith("{")]  # MPyC logs too
+        if i in honest:
+            assert lines, stderr.decode()[-3000:]
+        outs[i] = json.loads(lines[-1]) if lines else {}
+    return outs
+
+
+@pytest.fixture()
+def folders(tmp_path: Path) -> list[Path]:
+    from mpc_credit.consortium import pki
+
+    return pki.ephemeral_consortium(tmp_path / "tls", 3)
+
+
+def _session(
+    roles: list[str], folders: list[Path], marker: Path, honest: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """One process per role (pid = position; an impostor uses telco's folder)."""
+    from mpc_credit.local.ports import free_ports
+
+    ports = free_ports(3)
+    procs = []
+    for pid, role in enumerate(roles):
+        folder = folders[2] if role.startswith("impostor") else folders[pid]
+        procs.append(_start(role, pid, folder, ports, marker))
+    return _outcomes(procs, honest if honest is not None else list(range(len(roles))))
+
+
+def test_honest_parties_compute(folders: list[Path], tmp_path: Path) -> None:
+    outs = _session(["honest"] * 3, folders, tmp_path / "pwned")
+    assert outs == [{"ok": 606}] * 3  # (1+2+3) * 1 + (10+20+30) * 10 at every party
+
+
+@pytest.mark.parametrize(
+    "attacker, role, expected",
+    [
+        (2, "pickle-sid", "party telco joined the MPC link for another session"),
+        (0, "pickle-ids", "party bank sent a malformed list of applicant ids"),
+        (2, "pickle-shares", "not a share message"),
+    ],
+)
+def test_a_crafted_pickle_aborts_and_never_runs(
+    folders: list[Path], tmp_path: Path, attacker: int, role: str, expected: str
+) -> None:
+    marker = tmp_path / "pwned"
+    roles = ["honest"] * 3
+    roles[attacker] = role
+    honest = [p for p in range(3) if p != attacker]
+    outs = _session(roles, folders, marker, honest)
+    for p in honest:
+        assert "ok" not in outs[p], outs
+        assert expected in outs[p]["error"], outs
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(Marker(str(marker))))  # the payload is live: loading runs it
+    assert marker.is_dir()
+
+
+@pytest.mark.parametrize("target", [1, 2])
+def test_telcos_certificate_claiming_bank_is_refused(
+    folders: list[Path], tmp_path: Path, target: int
+) -> None:
+    """At bureau and at telco, each in its own run (the first refusal aborts the refusing
+    party; the daemons then abort the others through the control plane, which this test has
+    not: the third party is stopped once the target has answered)."""
+    roles = [f"impostor-at-{target}", "honest", "honest"]
+    outs = _session(roles, folders, tmp_path / "m", honest=[0, target])
+    assert outs[0] == {"ok": "dropped"}
+    refusal = "a peer claiming to be party bank presented the certificate of party telco"
+    assert outs[target] == {"error": refusal, "type": "SessionError"}
+    assert "ok" not in outs[3 - target]
