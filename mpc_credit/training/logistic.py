@@ -52,7 +52,7 @@ from mpc_credit.training.counts import check_labels
 from mpc_credit.training.noise import Rng, shared_noise
 
 FRAC_BITS = 16
-BITS = 48
+BITS = 64  # field and truncation mask size: X~^T X~ before truncation needs l + f bits
 SIGMOID_RANGE = 8.0
 SIGMOID_DEGREE = 7
 
