@@ -182,8 +182,19 @@ def test_sign_and_install_check_whose_keys(tmp_path: Path) -> None:
     sign_consortium(reqs, tmp_path / "op", MODEL)
     with pytest.raises(UsageError, match="another signing key for 'bank'"):
         install_bundle(tmp_path / "op" / "bank", tmp_path / "bureau")
-    install_bundle(tmp_path / "op" / "bank", tmp_path / "bank")
+    bundle = tmp_path / "op" / "bank"
+    smuggled = bundle / ".config" / "mpyc_crl.pem"  # a file install would copy
+    smuggled.write_bytes((tmp_path / "op" / "ca" / "mpc-ca.key").read_bytes())
+    with pytest.raises(UsageError, match="holds a private key; a bundle never does"):
+        install_bundle(bundle, tmp_path / "bank")
+    smuggled.unlink()
+    smuggled.symlink_to(tmp_path / "op" / "ca" / "mpc-ca.key")
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        install_bundle(bundle, tmp_path / "bank")
+    smuggled.unlink()
+    install_bundle(bundle, tmp_path / "bank")
     assert load_party_config(tmp_path / "bank" / "party.toml").party == "bank"
+    assert not (tmp_path / "bank" / ".config" / "mpyc_crl.pem").exists()
 
 
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
