@@ -82,18 +82,15 @@ async def _party(role: str, pid: int, folder: str, ports: list[int], marker: str
     return result
 
 
-async def _impostor(target: int, folder: str, ports: list[int]) -> Any:
-    """Party 0 as MPyC's own client announces it, with the certificate in `folder` (telco's);
-    whether `target` dropped the link."""
+async def connect_as(claimed: int, target: int, addresses: list[Any], stolen: Any) -> Any:
+    """Connect to party `target` announcing party `claimed` the way MPyC's own client does,
+    with the client certificate of TLS contexts `stolen`; the transport, once connected."""
     from mpyc import asyncoro
 
     from mpc_credit.engine.runtime import make_runtime
-    from mpc_credit.engine.tls import TlsContexts
 
-    addresses = [("127.0.0.1", p) for p in ports]
-    fake = make_runtime(0, addresses)
+    fake = make_runtime(claimed, addresses)
     loop = fake._loop = asyncio.get_running_loop()
-    stolen = TlsContexts.load(Path(folder), 2)
     while True:
         try:
             transport, _ = await loop.create_connection(
@@ -102,9 +99,17 @@ async def _impostor(target: int, folder: str, ports: list[int]) -> Any:
                 ssl=stolen.client,
                 server_hostname=f"MPyC party {target}",
             )
-            break
+            return transport
         except OSError:
             await asyncio.sleep(0.01)
+
+
+async def _impostor(target: int, folder: str, ports: list[int]) -> Any:
+    """Party 0 announced with the certificate in `folder` (telco's); once `target` drops it."""
+    from mpc_credit.engine.tls import TlsContexts
+
+    addresses = [("127.0.0.1", p) for p in ports]
+    transport = await connect_as(0, target, addresses, TlsContexts.load(Path(folder), 2))
     while not transport.is_closing():
         await asyncio.sleep(0.01)
     return "dropped"

@@ -34,6 +34,7 @@ from mpc_credit.engine.runtime import make_runtime
 from mpc_credit.engine.tls import CRL_FILE, TlsContexts, certificate_pid
 from mpc_credit.errors import SessionError, UsageError
 from mpc_credit.local.ports import free_ports
+from tests.attacks.test_mpc_links import Marker, connect_as
 from tests.conftest import OWNERS
 
 OTHER_SESSION = "party telco joined the MPC link for another session"
@@ -138,22 +139,10 @@ def test_another_session_id_is_named(consortium) -> None:
     assert str(results[2]) == "party bank, bureau joined the MPC link for another session"
 
 
-class _Marker:
-    """A pickle whose loading creates a directory: proof that code ran."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        import os
-
-        return (os.mkdir, (str(self.path),))
-
-
 def test_crafted_pickle_instead_of_a_session_id(consortium, tmp_path: Path) -> None:
     _, folders, _ = consortium
     marker = tmp_path / "pwned"
-    crafted = pickle.dumps(_Marker(marker))
+    crafted = pickle.dumps(Marker(str(marker)))
 
     async def attacker(mpc: Any) -> None:
         await broadcast(mpc, crafted, range(3))  # the label agree_session uses
@@ -186,7 +175,7 @@ def test_malformed_id_lists_name_the_sender(consortium, tmp_path: Path, payload,
     _, folders, _ = consortium
     marker = tmp_path / "pwned"
     if payload is None:
-        payload = b"\x01\x00\x00\x00\x02\x00\x80\x80" + pickle.dumps(_Marker(marker))
+        payload = b"\x01\x00\x00\x00\x02\x00\x80\x80" + pickle.dumps(Marker(str(marker)))
 
     async def sender(mpc: Any) -> None:
         await broadcast(mpc, payload, [0])
@@ -215,8 +204,6 @@ def test_id_codec_round_trip_and_limits() -> None:
 async def _impostor_at(folders: Sequence[Path], target: int) -> BaseException | None:
     """Honest bureau and telco; an attacker with telco's certificate connects to `target`
     announcing party 0 (bank), the way MPyC's own client does. The target's outcome."""
-    from mpyc import asyncoro
-
     addresses = [("127.0.0.1", p) for p in free_ports(3)]
     contexts = _load(folders)
 
@@ -225,20 +212,7 @@ async def _impostor_at(folders: Sequence[Path], target: int) -> BaseException | 
         await connect_runtime(mpc, "127.0.0.1", contexts[pid], names=OWNERS)
 
     tasks = {pid: asyncio.ensure_future(honest(pid)) for pid in (1, 2)}
-    fake = make_runtime(0, addresses)
-    fake._loop = asyncio.get_running_loop()
-    stolen = TlsContexts.load(folders[2], 2)
-    while not tasks[target].done():
-        try:
-            await fake._loop.create_connection(
-                lambda: asyncoro.MessageExchanger(fake, target),
-                *addresses[target],
-                ssl=stolen.client,
-                server_hostname=f"MPyC party {target}",
-            )
-            break
-        except OSError:
-            await asyncio.sleep(0.01)
+    await connect_as(0, target, addresses, TlsContexts.load(folders[2], 2))
     await asyncio.wait_for(asyncio.wait([tasks[target]]), 30)
     for t in tasks.values():
         t.cancel()
@@ -351,5 +325,5 @@ def test_no_unpickling_once_connected(tmp_path: Path) -> None:
     forbid_pickle(mpc)
     marker = tmp_path / "pwned"
     with pytest.raises(ValueError, match="not a share message"):
-        mpyc.runtime.pickle.loads(pickle.dumps(_Marker(marker)))
+        mpyc.runtime.pickle.loads(pickle.dumps(Marker(str(marker))))
     assert not marker.exists()

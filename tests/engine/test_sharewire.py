@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpc_credit.engine import sharewire
+from tests.attacks.test_mpc_links import Marker
 
 
 def _obj(values: list[int], shape: tuple[int, ...]) -> np.ndarray:
@@ -58,14 +59,8 @@ def test_anything_else_is_refused_on_sending(x: object) -> None:
 def test_a_pickle_is_not_a_share_message(tmp_path) -> None:
     marker = tmp_path / "pwned"
 
-    class Marker:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
-            import os
-
-            return (os.mkdir, (str(marker),))
-
     with pytest.raises(ValueError):
-        sharewire.loads(pickle.dumps(Marker()))
+        sharewire.loads(pickle.dumps(Marker(str(marker))))
     with pytest.raises(ValueError):
         sharewire.loads(pickle.dumps(np.arange(3)))
     assert not marker.exists()
