@@ -8,6 +8,9 @@ certificate signing request made elsewhere (`certify`, `load_csr`), so that a pa
 private key never has to leave its machine (mpc_credit.consortium.enroll); revocation lists
 are in mpc_credit.consortium.revoke. Folders that hold private keys are created with mode
 0700, key files with mode 0600.
+
+(A little over 300 lines on purpose: every certificate, key and request file operation of the
+project in one place, so there is one issuer.)
 """
 
 from __future__ import annotations
