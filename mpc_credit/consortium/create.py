@@ -327,8 +327,9 @@ def init_consortium(
     out = Path(out)
     model = _full_model(model_path)
     plans = list(parties) or [PartyPlan(o) for o in model.owners]
+    where = "--party" if parties else f"{model_path}: feature owner"
     for p in plans:
-        check_party_name(p.name, "--party")
+        check_party_name(p.name, where)
     check_setup(out, model, [p.name for p in plans], setup)
     requests = [
         request_party(
