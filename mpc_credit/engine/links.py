@@ -13,7 +13,8 @@ daemon together with the failed session; `install_mpc_guard` records the excepti
 for the session instead, and `teardown_runtime` makes an aborted runtime's leftover
 coroutines harmless. Both rely on MPyC 0.10/0.11 internals (`asyncoro._reconcile`,
 `Party.protocol`, `MessageExchanger`), which tests/engine/test_links.py and the daemon
-tests exercise.
+tests exercise. Connecting and tearing down share one module (a little over 300 lines)
+because a refused link tears its runtime down the way an aborted session does.
 """
 
 from __future__ import annotations
@@ -141,6 +142,8 @@ async def connect_runtime(
     mpc._loop = loop
     mpc._mpc_credit_names = tuple(names or ())
     forbid_pickle(mpc)
+    if tls is not None:
+        tls.refresh()  # a CRL written since the last session counts for this one
     if len(mpc.parties) == 1:
         mpc.start_time = time.time()
         return

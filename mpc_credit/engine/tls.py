@@ -63,34 +63,68 @@ def _check_crl(crl: Path, ca: Path) -> None:
         raise UsageError(f"{crl}: the CRL is not signed by the MPC CA {ca}")
 
 
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """When and how big a file was last written, or None when there is none."""
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st else None
+
+
 @dataclass
 class TlsContexts:
-    """The party's TLS contexts for MPyC links, built once at daemon start."""
+    """The party's TLS contexts for MPyC links, built once at daemon start and again when
+    its CRL file changes (`refresh`, called before every session's links)."""
 
     server: ssl.SSLContext
     client: ssl.SSLContext
+    folder: Path | None = None
+    pid: int = 0
+    crl: Path | None = None  # given explicitly; else .config/mpyc_crl.pem when present
+    crl_stamp: tuple[int, int] | None = None
 
     @classmethod
     def load(cls, folder: Path, pid: int, crl: Path | None = None) -> TlsContexts:
         """Contexts from `folder/.config`; with a CRL (`crl`, or `.config/mpyc_crl.pem` when
         present) a revoked peer certificate fails verification."""
-        conf = Path(folder) / ".config"
-        crt, key, ca = conf / f"party_{pid}.crt", conf / f"party_{pid}.key", conf / "mpyc_ca.crt"
-        for f in (crt, key, ca):
-            if not f.is_file():
-                raise UsageError(f"{f}: TLS file missing (run `mpc-credit pki init`)")
-        _check_own_certificate(crt, pid)
-        if crl is None and (conf / CRL_FILE).exists():
-            crl = conf / CRL_FILE
+        out = cls(*_contexts(Path(folder), pid, crl), folder=Path(folder), pid=pid, crl=crl)
+        out.crl_stamp = _stamp(out.crl_file())
+        return out
+
+    def crl_file(self) -> Path | None:
+        if self.crl is not None or self.folder is None:
+            return self.crl
+        return self.folder / ".config" / CRL_FILE
+
+    def refresh(self) -> None:
+        """Rebuild the contexts if the CRL file appeared, changed or went since they were."""
+        stamp = _stamp(self.crl_file())
+        if self.folder is None or stamp == self.crl_stamp:
+            return
+        self.server, self.client = _contexts(self.folder, self.pid, self.crl)
+        self.crl_stamp = stamp
+
+
+def _contexts(folder: Path, pid: int, crl: Path | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """Server and client contexts of party `pid` from `folder/.config` (and a CRL)."""
+    conf = folder / ".config"
+    crt, key, ca = conf / f"party_{pid}.crt", conf / f"party_{pid}.key", conf / "mpyc_ca.crt"
+    for f in (crt, key, ca):
+        if not f.is_file():
+            raise UsageError(f"{f}: TLS file missing (run `mpc-credit pki init`)")
+    _check_own_certificate(crt, pid)
+    if crl is None and (conf / CRL_FILE).exists():
+        crl = conf / CRL_FILE
+    if crl is not None:
+        _check_crl(crl, ca)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+    server.verify_mode = ssl.CERT_REQUIRED
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+    for ctx in (server, client):  # client: check_hostname holds the server to its pid
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(crt), str(key))
         if crl is not None:
-            _check_crl(crl, ca)
-        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
-        server.verify_mode = ssl.CERT_REQUIRED
-        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
-        for ctx in (server, client):  # client: check_hostname holds the server to its pid
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            ctx.load_cert_chain(str(crt), str(key))
-            if crl is not None:
-                ctx.load_verify_locations(cafile=str(crl))
-                ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-        return cls(server, client)
+            ctx.load_verify_locations(cafile=str(crl))
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    return server, client

@@ -282,9 +282,10 @@ def test_revoked_party_is_refused(consortium, pid: int) -> None:
     """Bank and bureau (each on its own: one refusal closes the refusing party's other links)
     refuse telco's revoked certificate."""
     ca, folders, certs = consortium
+    contexts = _load(folders)  # loaded before the revocation: `refresh` reads the new CRL
     for f in folders:
         (f / ".config" / CRL_FILE).write_bytes(_crl(ca, [certs[2]]))
-    result = asyncio.run(_session(_load(folders), expect_failures=[pid], present=[pid, 2]))[0]
+    result = asyncio.run(_session(contexts, expect_failures=[pid], present=[pid, 2]))[0]
     assert isinstance(result, SessionError)
     assert str(result) == "party telco's MPC certificate was refused: certificate revoked"
 
@@ -294,6 +295,17 @@ def test_crl_without_revocations_lets_everyone_in(consortium) -> None:
     for f in folders:
         (f / ".config" / CRL_FILE).write_bytes(_crl(ca, []))
     assert asyncio.run(_session(_load(folders))) == [None, None, None]
+
+
+def test_revoked_client_learns_it(consortium) -> None:
+    """Bank's revoked certificate: bureau and telco refuse its handshake, and bank (which with
+    TLS 1.3 completes its side first) fails when no hello comes back."""
+    ca, folders, certs = consortium
+    for f in folders:
+        (f / ".config" / CRL_FILE).write_bytes(_crl(ca, [certs[0]]))
+    error = asyncio.run(_session(_load(folders), expect_failures=[0]))[0]
+    assert isinstance(error, SessionError)
+    assert "closed the MPC link while connecting" in str(error), error
 
 
 def test_bad_crl_files_are_refused_at_load(consortium, tmp_path: Path) -> None:
