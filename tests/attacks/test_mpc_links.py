@@ -236,3 +236,32 @@ def test_telcos_certificate_claiming_bank_is_refused(
     refusal = "a peer claiming to be party bank presented the certificate of party telco"
     assert outs[target] == {"error": refusal, "type": "SessionError"}
     assert "ok" not in outs[3 - target]
+
+
+async def test_running_daemons_refuse_a_revoked_party(tmp_path: Path) -> None:
+    """Real daemons and broker: after `pki revoke telco` writes the CRL into every party's
+    folder, the next session's links refuse telco's certificate; once the list is lifted, a
+    request succeeds again (the daemons read the CRL before every session, no restart)."""
+    from mpc_credit.consortium.requester import score_request
+    from mpc_credit.consortium.revoke import PARTY_CRL, revoke_party
+    from mpc_credit.errors import SessionError
+    from tests.cluster import Cluster, expected_scores
+
+    ids = ["A0191", "A0922"]
+    c = Cluster(tmp_path / "consortium", reveals=("score",))
+    c.start_broker()
+    c.start()
+    try:
+        await c.wait_idle()
+        revoke_party(c.root, "telco")
+        with pytest.raises(SessionError, match="certificate was refused: certificate revoked"):
+            await score_request(c.config("bank"), ids, reveal="score", timeout=30)
+        for name in OWNERS:
+            (c.root / name / PARTY_CRL).unlink()
+        await c.wait_idle()
+        out = await score_request(c.config("bank"), ids, reveal="score", timeout=30)
+        assert out.rows == expected_scores(ids)
+    finally:
+        codes = c.stop()
+        c.stop_broker()
+    assert all(code == 0 for code in codes.values()), c.errors
