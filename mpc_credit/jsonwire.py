@@ -80,8 +80,8 @@ def nesting_depth(text: str) -> int:
 
     An unterminated string's brackets count as brackets: the estimate errs high, never low.
     """
-    if text.count("[") + text.count("{") <= 1:
-        return 1 if "[" in text or "{" in text else 0
+    if "[" not in text and "{" not in text:
+        return 0
     depth = deepest = 0
     for m in _STRING_OR_BRACKET.finditer(text):
         ch = m.group()
