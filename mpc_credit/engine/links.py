@@ -73,7 +73,9 @@ class CheckedLink(asyncoro.MessageExchanger):
                 self._refuse(problem)
                 return
         super().data_received(data)
-        if len(self.bytes) >= 12 and struct.unpack_from("<qI", self.bytes)[1] > MAX_MESSAGE:
+        if self.peer_pid is None or len(self.bytes) < 12:  # before the pid: no header yet
+            return
+        if struct.unpack_from("<qI", self.bytes)[1] > MAX_MESSAGE:
             name = party(self.runtime, self.peer_pid)
             self._refuse(f"party {name} sent an MPC message over {MAX_MESSAGE} bytes")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import pickle
+import struct
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from mpc_credit.engine.exchange import (
     share_ids,
     shutdown_runtime,
 )
-from mpc_credit.engine.links import connect_runtime
+from mpc_credit.engine.links import MAX_MESSAGE, CheckedLink, connect_runtime
 from mpc_credit.engine.runtime import make_runtime
 from mpc_credit.engine.tls import CRL_FILE, TlsContexts, certificate_pid
 from mpc_credit.errors import SessionError, UsageError
@@ -339,3 +340,59 @@ def test_no_unpickling_once_connected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a share message"):
         mpyc.runtime.pickle.loads(pickle.dumps(Marker(str(marker))))
     assert not marker.exists()
+
+
+class _Transport:
+    """The side of a socket a link sees, for feeding it bytes by hand."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+
+async def _fed(chunks: Sequence[bytes]) -> tuple[Any, _Transport]:
+    """Party 1 of 3 (no TLS) accepting a link and receiving `chunks`; its runtime, transport."""
+    mpc = make_runtime(1, [("127.0.0.1", p) for p in (1, 2, 3)], ssl=False)
+    loop = mpc._loop = asyncio.get_running_loop()
+    mpc._mpc_credit_names = OWNERS
+    mpc._mpc_credit_failed = loop.create_future()
+    for peer in mpc.parties:
+        peer.protocol = loop.create_future() if peer.pid == mpc.pid else None
+    link, transport = CheckedLink(mpc, tls=False), _Transport()
+    link.connection_made(transport)
+    for chunk in chunks:
+        link.data_received(chunk)
+    return mpc, transport
+
+
+def test_a_hello_split_into_single_bytes_is_accepted() -> None:
+    hello = (0).to_bytes(2, "little") + b"\xff" * 16  # bank's pid and its PRSS key
+    message = struct.pack("<qI", 7, 3) + b"abc"
+    mpc, transport = asyncio.run(_fed([bytes([b]) for b in hello + message]))
+    assert not transport.aborted and not mpc._mpc_credit_failed.done()
+    assert mpc.parties[0].protocol.buffers == {7: b"abc"}
+
+
+@pytest.mark.parametrize(
+    "chunks, reason",
+    [
+        ([(1).to_bytes(2, "little")], "a peer announced party id 1, which does not connect"),
+        ([(9).to_bytes(2, "little")], "a peer announced party id 9"),
+        (
+            [(0).to_bytes(2, "little") + bytes(16), struct.pack("<qI", 7, MAX_MESSAGE + 1)],
+            f"party bank sent an MPC message over {MAX_MESSAGE} bytes",
+        ),
+    ],
+)
+def test_bad_announcements_and_oversized_messages_drop_the_link(chunks, reason) -> None:
+    mpc, transport = asyncio.run(_fed(chunks))
+    assert transport.aborted
+    assert reason in str(mpc._mpc_credit_failed.exception())
