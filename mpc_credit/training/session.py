@@ -157,14 +157,15 @@ async def train(mpc: Any, setup: Setup, table: Table, rng: Rng | None = None) ->
     )
     coef = await fit(mpc, lr, woe, labels, rng)
     clock.lap("regression")
-    mine = [owner_feature(names[me], b, float(c)) for b, c in zip(kept, coef.own)]
+    own = np.minimum(coef.own, 0.0)  # noise may flip a sign: clipping is post-processing
+    mine = [owner_feature(names[me], b, float(c)) for b, c in zip(kept, own)]
     model = await _collect(mpc, owner, mine, names, setup, coef.intercept)
     clock.lap("points")
     return Outcome(
         rows=n,
         known=int((rows >= 0).sum()),
         binning=binned,
-        coefficients={b.cand.name: float(c) for b, c in zip(kept, coef.own)},
+        coefficients={b.cand.name: float(c) for b, c in zip(kept, own)},
         kept=[[k[0] for k in p] for p in public],
         intercept=coef.intercept,
         model=model,
