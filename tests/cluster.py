@@ -6,7 +6,6 @@ Imported by the daemon, mosquitto and attack tests; it holds no tests itself.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -42,8 +41,14 @@ class Cluster:
     """A consortium folder, a broker process and one daemon process per party."""
 
     def __init__(
-        self, root: Path, *, broker_tls: bool = False, reveals: Sequence[str] = ()
+        self,
+        root: Path,
+        *,
+        broker_tls: bool = False,
+        reveals: Sequence[str] = (),
+        **options: Any,
     ) -> None:
+        """`options`: more of `init_consortium`'s (requesters, per_applicant_daily, ...)."""
         self.root = root
         (self.broker_port,) = free_ports(1)
         bases = free_port_blocks(len(NAMES), 4, lo=30000)  # above any credit amount
@@ -51,7 +56,7 @@ class Cluster:
             PartyPlan(n, "127.0.0.1", b, PARTIES / n / "applicants.csv")
             for n, b in zip(NAMES, bases)
         ]
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(options)
         if reveals:
             kwargs["reveals"] = reveals
         init_consortium(
@@ -148,10 +153,10 @@ class Cluster:
         return codes
 
     def audit(self, party: str) -> list[dict[str, Any]]:
-        path = self.root / party / "audit.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        """The party's audit records (each with its line's seq, ts and party)."""
+        from mpc_credit.consortium.audit import read_records
+
+        return read_records(self.root / party / "audit.jsonl")
 
     async def status(self, party: str) -> dict[str, Any]:
         from mpc_credit.consortium.requester import daemon_status

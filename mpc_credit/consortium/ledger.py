@@ -18,6 +18,7 @@ from mpc_credit.consortium.messages import Request
 DAY = 86_400.0
 SWEEP = 3_600.0  # seconds between sweeps of applicants no longer counted
 CHARGED = ("accepted", "done", "aborted")  # audit outcomes of sessions a party accepted
+APPLICANTS = "applicants"  # audit outcome of a batch's ids, recorded once they arrived
 
 
 class NonceCache:
@@ -109,8 +110,9 @@ def restore(
     Per record it reads `ts` (the local time the party wrote it), `outcome`, `session`,
     `requester`, `count`, `nonce`, `request_ts` and `ids`. Every nonce of the last window is
     remembered (one with an unreadable time too: fail closed); a session with an outcome in
-    CHARGED is charged once, at its first such record's time, and its ids (inline, or a
-    batch's ids recorded once they arrived) are counted once. Malformed records are skipped.
+    CHARGED is charged once, at its first such record's time, and its ids are counted once:
+    inline ids from its first record that lists them, a batch's from every APPLICANTS record
+    (one per part of the batch). Malformed records are skipped.
     """
     now = time.time() if now is None else now
     horizon = now - 2 * nonces.window - 60
@@ -135,8 +137,10 @@ def restore(
             charged[session] = at
             ledger.add(requester, at, count)
         ids = rec.get("ids")
-        if session in charged and session not in counted and isinstance(ids, list):
-            counted.add(session)
+        part = rec.get("outcome") == APPLICANTS
+        if session in charged and (part or session not in counted) and isinstance(ids, list):
+            if not part:
+                counted.add(session)
             ledger.add_applicants((a for a in ids if isinstance(a, str)), charged[session])
 
 

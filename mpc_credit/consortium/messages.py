@@ -18,8 +18,7 @@ presence messages are verified against the sender's key named by the topic (a fo
 refuses. Text from another party comes back stripped of control characters.
 
 (Over 300 lines for a reason: the schema of every message on the broker is read in one
-place. `parse_request`, `parse_status` and the unsigned `presence` form are the daemon's old
-entry points, kept until it calls the decoders.)
+place. `parse_request` and `parse_status` are old entry points some tests still use.)
 """
 
 from __future__ import annotations
@@ -338,14 +337,9 @@ class Presence:
     host: str = ""
 
 
-def presence(
-    key: Ed25519PrivateKey | str, party: str, state: str | None = None, **fields: Any
-) -> bytes:
+def presence(key: Ed25519PrivateKey, party: str, state: str, **fields: Any) -> bytes:
     """A signed presence payload (retained: public facts only; `fields` among reason, pid,
-    host). Transition: the old unsigned call `presence(party, state, **fields)` still works
-    until the daemon passes its key; remove that branch then."""
-    if isinstance(key, str):  # the old call form: key is the party, party the state
-        return encode({"party": key, "state": party, "ts": time.time(), **fields})
+    host), dated now: the others keep a party's newest."""
     if state not in STATES or not set(fields) <= PRESENCE_OPTIONAL:
         raise ValueError(f"presence: state {state!r}, fields {sorted(fields)}")
     if "reason" in fields:

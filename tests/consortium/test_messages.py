@@ -512,7 +512,7 @@ def test_an_error_never_quotes_the_payload() -> None:
 def test_a_forged_offline_is_refused_and_a_genuine_one_accepted() -> None:
     unsigned = encode({"type": "presence", "party": "bank", "state": "offline", "ts": 1.0e9})
     by_telco = presence(M.keys["telco"], "bank", "offline", reason="connection lost")
-    old_form = presence("bank", "offline", reason="connection lost")  # the unsigned old call
+    old_form = encode({"party": "bank", "state": "offline", "ts": 1.0e9})  # the old unsigned form
     for forged in (unsigned, by_telco, old_form, b"", b"offline"):
         with pytest.raises(MessageError):
             decode_presence(forged, CONS, "bank")

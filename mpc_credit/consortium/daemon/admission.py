@@ -5,7 +5,12 @@
 - `check_submission(...)`: what only the requester's own daemon checks before it publishes
   a request from its local client (its own, connected, the others online, ids it knows).
 - `choose_model`: the model a local client's request names (or the only one).
-- `read_status` / `presence_state`: what another party's report means for a session.
+- `signed`: whether a request carries its requester's valid signature (what decides between
+  a `refused` audit line and a bounded `rejected` summary);
+- `read_status`: what another party's report means for a session.
+
+A refusal is a `Refusal`: the full reason for this party's log, its audit line and its local
+client, with the public category that goes on the broker (`reasons.public_reason`).
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from mpc_credit.consortium.messages import (
     FAILED,
     PROGRESS,
     REFUSE,
+    REQUEST_LABEL,
     Request,
     ids_digest,
 )
 from mpc_credit.consortium.policy import NonceCache, QueryLedger, check_request
+from mpc_credit.consortium.reasons import MALFORMED, Refusal
+from mpc_credit.consortium.signing import verify
 from mpc_credit.errors import (
     MpcCreditError,
     RefusedError,
@@ -33,7 +41,6 @@ from mpc_credit.errors import (
     UsageError,
     error_of_kind,
 )
-from mpc_credit.jsonwire import WireError, decode_object
 from mpc_credit.scorecard.model import Scorecard
 
 
@@ -51,22 +58,35 @@ class Here:
     max_queue: int = 16
 
 
-def refusal(req: Request, here: Here, *, holds_batch: bool, now: float | None = None) -> str | None:
+SHUTTING_DOWN = "shutting down"
+BUSY = "too many sessions queued"
+
+
+def refusal(
+    req: Request, here: Here, *, holds_batch: bool, now: float | None = None
+) -> Refusal | None:
     """Why this party refuses `req`, or None to accept it.
 
     `holds_batch`: this daemon holds the ids of the session (its local client sent them);
     a receiver must, when the request carries only their digest.
     """
     if here.stopping:
-        return f"party {here.party} is shutting down"
+        return Refusal(f"party {here.party} is shutting down", SHUTTING_DOWN)
     reason = check_request(req, here.cons, here.models, here.nonces, ledger=here.ledger, now=now)
     if reason is not None:
         return reason
     if here.queued >= here.max_queue:
-        return f"{here.queued} sessions already queued"
+        return Refusal(f"{here.queued} sessions already queued", BUSY)
     if req.ids is None and req.receiver == here.party and not holds_batch:
-        return "batch ids were not submitted through the receiver's daemon"
+        return Refusal("batch ids were not submitted through the receiver's daemon", MALFORMED)
     return None
+
+
+def signed(req: Request, cons: Consortium) -> bool:
+    """Whether `req` carries a valid signature of the consortium member it names."""
+    if req.requester not in cons.names:
+        return False
+    return verify(REQUEST_LABEL, req.body(), cons.party(req.requester).public_key)
 
 
 def check_submission(
@@ -149,9 +169,10 @@ def read_status(party: str, msg: Mapping[str, Any], cons: Consortium) -> StatusE
             return StatusEvent("abort", error=error, remote=False)
         return StatusEvent("ack", port=port)
     if phase == REFUSE:
-        return StatusEvent("abort", error=RefusedError(f"party {party} refused: {_text(msg)}"))
+        why = _public(msg, party).removeprefix("refused: ")
+        return StatusEvent("abort", error=RefusedError(f"party {party} refused: {why}"))
     if phase == FAILED:
-        message = f"party {party} failed: {_text(msg)}"
+        message = f"party {party} failed: {_public(msg, party)}"
         error = error_of_kind(msg.get("kind"), message)
         if not isinstance(error, SessionError):  # another party's input is not ours
             error = SessionError(message)
@@ -169,12 +190,6 @@ def _text(msg: Mapping[str, Any], key: str = "reason") -> str:
     return clean_text(value) if isinstance(value, str) else ""
 
 
-def presence_state(payload: bytes) -> str:
-    """A presence message's state; anything unreadable counts as offline."""
-    if not payload:
-        return "offline"
-    try:
-        state = decode_object(payload).get("state", "offline")
-    except WireError:
-        return "offline"
-    return state if isinstance(state, str) else "offline"
+def _public(msg: Mapping[str, Any], party: str) -> str:
+    """A report's public reason (`party: category`) without the party, which we name."""
+    return _text(msg).removeprefix(f"{party}: ")

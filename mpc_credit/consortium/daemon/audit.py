@@ -1,76 +1,119 @@
-"""The party's audit log: one JSON line per session, accepted or refused.
+"""The daemon's audit trail: what it writes to its tamper-evident log, when, and how much.
 
-`AuditLog.append` writes a record (file mode 0600, append only); `history` reads them back
-so that a restarted daemon remembers recent nonces and the requesters' daily budgets
-(`restore`): a restart opens no replay window and resets no budget.
+Over `mpc_credit.consortium.audit.AuditLog` (signed, hash-chained JSON lines, fsync):
+
+- `accepted` is written and on disk BEFORE the session is acknowledged and runs (write-ahead):
+  a crash loses neither its nonce nor its budget entry; when it cannot be written (AuditError,
+  a full disk) the caller refuses the session rather than run it unaudited;
+- `applicants` records a batch's ids once they arrived over the MPC links, before the
+  computation, in lines of bounded size, so a restart keeps the per-applicant counts;
+- `refused` (a request with a valid signature) and `ended` (done or aborted) are written too;
+  their failures are only logged;
+- `rejected` is a bounded summary (size, SHA-256, the reason) of a payload that failed parsing
+  or its signature check, never its bytes, and at most `REJECTED_BURST` such lines a minute
+  per topic kind: a flood costs the log a few lines, and the next one says how many were not
+  recorded.
+
+`restore` rebuilds the nonces and the ledger from the log (mpc_credit.consortium.ledger).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
+import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mpc_credit.consortium.audit import AuditError, AuditLog, read_records, rejected_record
 from mpc_credit.consortium.audit import session_record as request_facts
+from mpc_credit.consortium.ledger import APPLICANTS, NonceCache, QueryLedger, restore
 from mpc_credit.consortium.messages import Request
-from mpc_credit.consortium.policy import DAY, NonceCache, QueryLedger
+
+log = logging.getLogger("mpc_credit.daemon")
+REJECTED_BURST = 20  # rejected-payload lines per topic kind and minute, at most
+APPLICANT_LINE = 64 * 1024  # bytes of ids in one `applicants` line, about
 
 
-class AuditLog:
-    """Append-only JSON lines in one file."""
+class Throttle:
+    """At most `burst` events per key in each `period` seconds; the others are counted."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, period: float, burst: int = 1) -> None:
+        self.period, self.burst = period, burst
+        self._window: dict[str, tuple[float, int, int]] = {}  # key: (start, emitted, held)
+
+    def allow(self, key: str, now: float | None = None) -> int | None:
+        """None to hold this event back, else how many were held back before it."""
+        now = time.monotonic() if now is None else now
+        start, emitted, held = self._window.get(key, (now, 0, 0))
+        if now - start >= self.period:
+            start, emitted = now, 0
+        if emitted >= self.burst:
+            self._window[key] = (start, emitted, held + 1)
+            return None
+        self._window[key] = (start, emitted + 1, 0)
+        return held
+
+
+class DaemonAudit:
+    """One party's audit trail as its daemon writes it."""
+
+    def __init__(self, path: Path, party: str, key: Ed25519PrivateKey) -> None:
         self.path = path
+        self.log = AuditLog(path, party, key)  # AuditError: a cut-off or foreign tail
+        self._rejected = Throttle(60.0, REJECTED_BURST)
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(dict(record), separators=(",", ":")) + "\n")
+    def restore(self, nonces: NonceCache, ledger: QueryLedger) -> None:
+        """The nonces and budgets of the sessions this log recorded (after a restart)."""
+        restore(read_records(self.path), nonces, ledger)
 
-    def history(self) -> Iterator[dict[str, Any]]:
-        """The records written so far, oldest first; unreadable lines are skipped."""
-        try:
-            fh = self.path.open(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
+    def accepted(self, req: Request, port: int) -> None:
+        """Write-ahead: on disk before the session runs; raises AuditError."""
+        self.log.append(request_facts(req, "accepted", port=port))
+
+    def applicants(self, sid: str, ids: Sequence[str]) -> None:
+        """A batch's ids, on disk before it is scored; raises AuditError."""
+        chunks = _chunks(ids)
+        for n, chunk in enumerate(chunks, 1):
+            record = {"outcome": APPLICANTS, "session": sid, "count": len(chunk), "ids": chunk}
+            self.log.append(record, durable=n == len(chunks))
+
+    def refused(self, req: Request, reason: str) -> None:
+        self._quietly(request_facts(req, "refused", reason), durable=False)
+
+    def ended(self, req: Request, outcome: str, reason: str = "", **fields: Any) -> None:
+        """done or aborted; an error is logged (the session is over either way)."""
+        self._quietly(request_facts(req, outcome, reason, **fields), durable=True)
+
+    def rejected(self, topic: str, payload: bytes, kind: str, reason: str) -> None:
+        """A bounded summary of a payload refused before its signature was verified."""
+        held = self._rejected.allow(kind)
+        if held is None:
             return
-        with fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict):
-                    yield rec
+        if held:
+            reason = f"{reason} ({held} more {kind} payload(s) before this one not recorded)"
+        self._quietly(rejected_record(topic, payload, reason), durable=False)
+
+    def _quietly(self, record: dict[str, Any], *, durable: bool) -> None:
+        try:
+            self.log.append(record, durable=durable)
+        except AuditError as exc:
+            log.error("audit: %s", exc)
+
+    def close(self) -> None:
+        self.log.close()
 
 
-def session_record(
-    party: str, req: Request, outcome: str, reason: str = "", **fields: Any
-) -> dict[str, Any]:
-    """This party's record of a session: the request's facts (`ids` only when the request
-    listed them), never a feature value or a result."""
-    record = request_facts(req, outcome, reason, **fields)
-    return {"ts": time.time(), "party": party, "ids": None, **record}
-
-
-def restore(
-    records: Iterable[Mapping[str, Any]],
-    nonces: NonceCache,
-    ledger: QueryLedger,
-    window: float,
-    now: float | None = None,
-) -> None:
-    """Recent nonces, and the sessions of the last day charged to their requesters."""
-    now = time.time() if now is None else now
-    horizon = now - 2 * window - 60
-    for rec in records:
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            ts = float(rec["request_ts"])
-            if rec.get("nonce") and ts >= horizon:
-                nonces.add(str(rec["nonce"]), ts)
-            if rec.get("outcome") in ("done", "aborted") and ts > now - DAY:
-                ledger.add(str(rec["requester"]), ts, int(rec["count"]))
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    """`ids` in runs of at most about APPLICANT_LINE bytes (an audit line stays bounded)."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for a in ids:
+        if size + len(a) + 3 > APPLICANT_LINE and chunks[-1]:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(a)
+        size += len(a) + 3
+    return chunks

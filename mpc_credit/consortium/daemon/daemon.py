@@ -5,16 +5,21 @@ runs them until SIGTERM, which drains: new requests are refused, queued and runn
 sessions finish, then the daemon says `offline` and exits.
 
 - `tables.LocalData`: the party's models and CSV, loaded and checked at start;
-- `audit.AuditLog`: one JSON line per session, accepted or refused;
-- `mqtt.MqttLink`: the broker (presence, requests, the parties' signed status reports);
+- `audit.DaemonAudit`: the tamper-evident audit log, written ahead of every session;
+- `mqtt.MqttLink`: the broker (signed presence, requests, the parties' signed status reports);
+- `inbox.Inbox`: every broker message through its strict decoder, failures summarised;
 - `admission`: the pure decisions: accept or refuse a request, what a report means;
 - `runner.SessionRunner`: one accepted session at a time over the MPC links;
 - `control.ControlServer` and `client_ops`: the local socket where `score` asks (the daemon
   signs the request) and receives the result.
 
-Requests are accepted in the order the broker delivers them (the same at every party), so
-no two parties ever wait for each other in different sessions; each session uses the next
-port of the party's range, so a straggler of an aborted session never reaches the next one.
+An accepted request is on disk in the audit log before it is acknowledged (write-ahead), and
+charged to the requester's budget at this party's clock; a request without its requester's
+valid signature gets no answer on the broker (its session id is not the sender's to claim),
+only a bounded audit summary. Requests are accepted in the order the broker delivers them
+(the same at every party), so no two parties ever wait for each other in different sessions;
+each session uses the next port of the party's range, so a straggler of an aborted session
+never reaches the next one.
 The result exists only at the receiver and leaves its daemon only through the local socket:
 the broker never carries a feature value, a share or a result.
 """
@@ -29,6 +34,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from mpc_credit.consortium.audit import AuditError
 from mpc_credit.consortium.config import (
     Consortium,
     PartyConfig,
@@ -37,21 +43,17 @@ from mpc_credit.consortium.config import (
     load_party_config,
 )
 from mpc_credit.consortium.daemon import admission
-from mpc_credit.consortium.daemon.audit import AuditLog, restore, session_record
+from mpc_credit.consortium.daemon.audit import DaemonAudit
 from mpc_credit.consortium.daemon.client_ops import ClientOps
 from mpc_credit.consortium.daemon.control import ControlServer, LocalClient
+from mpc_credit.consortium.daemon.inbox import Inbox
 from mpc_credit.consortium.daemon.mqtt import MqttLink
 from mpc_credit.consortium.daemon.runner import SessionRunner
 from mpc_credit.consortium.daemon.session import Session, until
 from mpc_credit.consortium.daemon.tables import LocalData
-from mpc_credit.consortium.messages import (
-    ACK,
-    REFUSE,
-    Request,
-    parse_request,
-    parse_status,
-)
-from mpc_credit.consortium.policy import NonceCache, QueryLedger
+from mpc_credit.consortium.ledger import NonceCache, QueryLedger, record_accepted
+from mpc_credit.consortium.messages import ACK, OFFLINE, REFUSE, Presence, Request, Status
+from mpc_credit.consortium.reasons import Refusal, public_reason
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.engine.links import TlsContexts
 from mpc_credit.engine.runtime import load_mpyc
@@ -60,6 +62,7 @@ from mpc_credit.jsonwire import emit
 
 log = logging.getLogger("mpc_credit.daemon")
 EARLY_SESSIONS = 256  # reports kept for sessions whose request has not arrived yet
+AUDIT_DOWN = "audit log not writable"  # the public category of a refusal for that reason
 
 
 def load_identity(cfg: PartyConfig) -> Consortium:
@@ -87,16 +90,18 @@ class PartyDaemon:
         self.key = load_signing_key(cfg.signing_key)
         tls = TlsContexts.load(cfg.folder, self.me.pid) if cfg.mpc_tls else None
         self.data = LocalData(cfg)
-        self.audit = AuditLog(cfg.audit)
+        self.audit = DaemonAudit(cfg.audit, cfg.party, self.key)
         self.nonces = NonceCache(self.cons.policy.timestamp_window)
         self.ledger = QueryLedger()
-        restore(self.audit.history(), self.nonces, self.ledger, self.cons.policy.timestamp_window)
+        self.audit.restore(self.nonces, self.ledger)
         self.sessions: dict[str, Session] = {}
         self.early: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self.queue: asyncio.Queue[Session] = asyncio.Queue()
         self.presence: dict[str, str] = {}
+        self.presence_ts: dict[str, float] = {}  # the newest presence message's time, by party
         self.locals: dict[str, LocalClient] = {}
         self.link = MqttLink(cfg, self.cons, self.key, self.on_message, self.on_broker_lost)
+        self.inbox = Inbox(self.cons, self.link.topics, self.audit)
         self.runner = SessionRunner(
             cfg.party,
             self.cons,
@@ -104,7 +109,8 @@ class PartyDaemon:
             tls,
             self.data,
             self.link,
-            self.record,
+            self.audit,
+            self.ledger,
             self.locals,
         )
         ops = ClientOps(
@@ -138,9 +144,6 @@ class PartyDaemon:
             self.cfg.max_queue,
         )
 
-    def record(self, req: Request, outcome: str, reason: str = "", **fields: Any) -> None:
-        self.audit.append(session_record(self.party, req, outcome, reason, **fields))
-
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -149,47 +152,48 @@ class PartyDaemon:
     # ------------------------------------------------------------ the broker's messages
 
     def on_message(self, topic: str, payload: bytes) -> None:
-        kind = self.link.topics.parse(topic)
-        if not kind:
-            return
-        if kind[0] == "request":
-            req = parse_request(payload)
-            if req is not None:
-                self.on_request(req)
-        elif kind[0] == "presence":
-            self.on_presence(kind[1], admission.presence_state(payload))
-        elif kind[0] == "session" and kind[2] in self.cons.names:
-            msg = parse_status(payload, self.cons, kind[1], kind[2])
-            if msg is not None:
-                self.on_status(kind[1], kind[2], msg)
+        msg = self.inbox.decode(topic, payload)
+        if isinstance(msg, Request):
+            self.on_request(msg, topic, payload)
+        elif isinstance(msg, Presence):
+            self.on_presence(msg)
+        elif isinstance(msg, Status):
+            self.on_status(msg.session, msg.party, msg.as_dict())
 
     def on_broker_lost(self) -> None:
         for s in list(self.sessions.values()):
             s.abort(SessionError(f"party {self.party} lost its broker connection"))
 
-    def on_presence(self, party: str, state: str) -> None:
+    def on_presence(self, p: Presence) -> None:
+        """A party's signed state; one not newer than the last seen is a replay: ignored."""
+        party, state = p.party, p.state
+        if not p.ts > self.presence_ts.get(party, -1.0):
+            return
+        self.presence_ts[party] = p.ts
         self.presence[party] = state
-        if state == "offline" and party != self.party:
+        if state == OFFLINE and party != self.party:
             for s in list(self.sessions.values()):
                 if party in s.parties:
                     s.abort(SessionError(f"party {party} went offline during the session"))
 
-    def on_request(self, req: Request) -> None:
+    def on_request(self, req: Request, topic: str, payload: bytes) -> None:
+        """Refuse, or accept: audited (on disk) first, charged, acknowledged, queued."""
         if req.session in self.sessions:
             return
         local = self.locals.get(req.session)
         reason = admission.refusal(req, self.here(), holds_batch=local is not None)
+        port = self._next_port()
+        if reason is None:
+            try:
+                self.audit.accepted(req, port)
+            except AuditError as exc:
+                log.error("refusing session %s: %s", req.session, exc)
+                reason = Refusal(f"party {self.party} cannot write its audit log", AUDIT_DOWN)
         if reason is not None:
-            log.info("refused session %s: %s", req.session, reason)
-            self.record(req, "refused", reason)
-            self._spawn(self.link.report(req.session, REFUSE, reason=reason))
-            if local is not None:
-                self.locals.pop(req.session, None)
-                local.fail(RefusedError(f"party {self.party} refused: {reason}"))
+            self._refuse(req, reason, local, topic, payload)
             return
-        self.nonces.add(req.nonce, req.ts)
-        self.ledger.add(req.requester, req.ts, req.count)
-        s = Session(req, self._next_port(), self.cons.names)
+        record_accepted(req, self.nonces, self.ledger)
+        s = Session(req, port, self.cons.names)
         s.ids = list(req.ids) if req.ids is not None else (local.ids if local else None)
         self.sessions[req.session] = s
         self._spawn(self.link.report(req.session, ACK, port=s.port))
@@ -197,6 +201,25 @@ class PartyDaemon:
         s.acked(self.party, s.port)
         for party, msg in self.early.pop(req.session, []):
             self.on_status(req.session, party, msg)
+
+    def _refuse(
+        self,
+        req: Request,
+        reason: Refusal,
+        local: LocalClient | None,
+        topic: str,
+        payload: bytes,
+    ) -> None:
+        """Answer a signed request with the public reason; drop an unsigned one quietly."""
+        if local is not None:
+            self.locals.pop(req.session, None)
+            local.fail(RefusedError(f"party {self.party} refused: {reason}"))
+        if not admission.signed(req, self.cons):
+            self.inbox.drop("request", topic, payload, str(reason))
+            return
+        log.info("refused session %s: %s", req.session, reason)
+        self.audit.refused(req, reason)
+        self._spawn(self.link.report(req.session, REFUSE, reason=public_reason(reason, self.party)))
 
     def _next_port(self) -> int:
         port = self.me.mpc_port + self._port_turn % self.me.mpc_ports
@@ -239,6 +262,7 @@ class PartyDaemon:
             "busy": self.current is not None,
             "queued": self.queue.qsize(),
             "sessions_run": self.runner.sessions_run,
+            "dropped": self.inbox.dropped,
         }
 
     # ------------------------------------------------------------ life cycle
@@ -291,6 +315,7 @@ class PartyDaemon:
             with contextlib.suppress(BaseException):
                 await mqtt
             self.control.close()
+            self.audit.close()
 
 
 def run_daemon(config: str | Path, *, verbose: bool = False) -> int:

@@ -2,7 +2,11 @@
 
 It connects with TLS and a client certificate when configured, Nagle off, and a retained
 last will saying `offline`; it announces the party with a retained presence message and
-hands every message to the daemon's handler. A handler that raises loses only that message
+hands every message to the daemon's handler. Presence messages are signed with the party's
+key and carry the time they were signed; the others keep a party's newest one, so a replayed
+old message says nothing. The `online` of a connection is signed just before its last will,
+so the will (sent by the broker when the connection is lost) is newer than that `online`,
+and older than the next connection's. A handler that raises loses only that message
 (logged in one line, without the payload); a lost connection is retried with backoff until
 the daemon stops.
 """
@@ -20,7 +24,7 @@ import aiomqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_credit.consortium.config import Consortium, PartyConfig
-from mpc_credit.consortium.messages import Topics, presence, status
+from mpc_credit.consortium.messages import OFFLINE, ONLINE, Topics, presence, status
 
 log = logging.getLogger("mpc_credit.daemon")
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -44,7 +48,8 @@ class MqttLink:
         self.on_message, self.on_lost = on_message, on_lost
         self.client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
-        self.state = "online"  # what `announce` says: online or draining
+        self.state = ONLINE  # what `announce` says: online or draining
+        self._hello: bytes | None = None  # this connection's `online`, signed before its will
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """Publish with QoS 1; False when not connected."""
@@ -67,16 +72,24 @@ class MqttLink:
         """The retained presence message: online or draining, with the MPC address."""
         if state is not None:
             self.state = state
-        me = self.cons.party(self.party)
-        payload = presence(self.party, self.state, pid=me.pid, host=me.host)
+        payload, self._hello = self._hello, None
+        if payload is None or self.state != ONLINE:
+            payload = self._presence(self.state)
         await self.publish(self.topics.presence(self.party), payload, retain=True)
+
+    def _presence(self, state: str, **fields: Any) -> bytes:
+        """This party's signed presence message, signed now."""
+        if state != OFFLINE:
+            me = self.cons.party(self.party)
+            fields.update(pid=me.pid, host=me.host)
+        return presence(self.key, self.party, state, **fields)
 
     async def say_offline(self, reason: str) -> None:
         """The retained presence `offline`, when stopping on purpose (best effort)."""
         client = self.client
         if client is not None:
             with contextlib.suppress(Exception):
-                payload = presence(self.party, "offline", reason=reason)
+                payload = self._presence(OFFLINE, reason=reason)
                 await client.publish(self.topics.presence(self.party), payload, qos=1, retain=True)
 
     def _client(self) -> aiomqtt.Client:
@@ -88,9 +101,10 @@ class MqttLink:
                 certfile=str(b.cert) if b.cert else None,
                 keyfile=str(b.key) if b.key else None,
             )
+        self._hello = self._presence(ONLINE)
         will = aiomqtt.Will(
             self.topics.presence(self.party),
-            presence(self.party, "offline", reason="connection lost"),
+            self._presence(OFFLINE, reason="connection lost"),
             qos=1,
             retain=True,
         )

@@ -4,8 +4,11 @@ MPyC keeps its runtime in module globals, so a daemon runs one session at a time
 queue orders them as the broker delivered the requests, the same order at every party).
 A session runs `mpc_credit.engine` on the ports every party acknowledged, over mutual TLS;
 a watchdog aborts it when an MPC link drops or an MPyC coroutine fails, and the deadline
-bounds every wait. The result is released to the local client only when every party
-reported done; any abort is reported on the broker (unless learnt from there) and audited.
+bounds every wait. A batch's ids, once they arrived over the MPC links, must be as many as
+the signed count, match its digest and pass the per-applicant limit; they are audited before
+they are scored. The result is released to the local client only when every party reported
+done; any abort is reported on the broker (unless learnt from there) with a public reason
+only, and audited with the full one.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from mpc_credit.consortium.config import Consortium
+from mpc_credit.consortium.daemon.audit import DaemonAudit
 from mpc_credit.consortium.daemon.control import LocalClient
 from mpc_credit.consortium.daemon.mqtt import MqttLink
-from mpc_credit.consortium.daemon.session import Session, until, until_task
+from mpc_credit.consortium.daemon.session import PolicyRefusal, Session, public, until, until_task
 from mpc_credit.consortium.daemon.tables import LocalData
+from mpc_credit.consortium.ledger import QueryLedger
 from mpc_credit.consortium.messages import DONE, FAILED, ids_digest
+from mpc_credit.consortium.policy import check_applicants
 from mpc_credit.engine.exchange import agree_session, share_ids
 from mpc_credit.engine.links import (
     MPC_FAILURES,
@@ -43,8 +49,6 @@ log = logging.getLogger("mpc_credit.daemon")
 SHUTDOWN_GRACE = 5.0  # seconds for MPyC's closing barrier
 WATCH_EVERY = 0.05  # seconds between the watchdog's looks at the links
 
-Record = Callable[..., None]  # (request, outcome, reason="", **fields): the audit line
-
 
 class SessionRunner:
     """Runs this party's side of accepted sessions, one at a time."""
@@ -57,12 +61,14 @@ class SessionRunner:
         tls: TlsContexts | None,
         data: LocalData,
         link: MqttLink,
-        record: Record,
+        audit: DaemonAudit,
+        ledger: QueryLedger,
         locals_: MutableMapping[str, LocalClient],
     ) -> None:
         self.party, self.cons, self.listen, self.tls = party, cons, listen, tls
         self.pid = cons.party(party).pid
-        self.data, self.link, self.record, self.locals = data, link, record, locals_
+        self.data, self.link, self.audit, self.ledger = data, link, audit, ledger
+        self.locals = locals_
         self.sessions_run = 0
 
     async def run(self, s: Session) -> None:
@@ -109,7 +115,7 @@ class SessionRunner:
         """Tell the others (unless they told us), audit, answer the local client."""
         error = error or SessionError(f"party {self.party}: session aborted")
         if not s.remote:
-            await self.link.report(s.sid, FAILED, reason=str(error), kind=error.kind)
+            await self.link.report(s.sid, FAILED, reason=public(error, self.party), kind=error.kind)
         self.finish(s, None, error)
 
     async def _secure_part(
@@ -145,7 +151,9 @@ class SessionRunner:
                 return None
             if isinstance(exc, SessionError):
                 return exc
-            return SessionError(f"party {self.party}: {type(exc).__name__}: {exc}")
+            error = SessionError(f"party {self.party}: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc  # its category for the public reason
+            return error
         if s.aborted.is_set() and s.error is not None:
             return s.error
         return TimedOutError(self._deadline_reason(s, mpc))
@@ -175,7 +183,9 @@ class SessionRunner:
                         s.abort(
                             TimedOutError(f"deadline passed; party {names} closed its MPC link")
                         )
-                    s.abort(SessionError(f"lost the MPC connection to party {names}"))
+                    lost = SessionError(f"lost the MPC connection to party {names}")
+                    lost.__cause__ = ConnectionResetError()  # public reason: MPC link lost
+                    s.abort(lost)
                     return
 
     async def _compute(self, s: Session, mpc: Any, local: LocalClient | None) -> Result | None:
@@ -195,6 +205,7 @@ class SessionRunner:
                 raise SessionError(
                     f"the ids sent by {req.receiver} do not match the request's count and digest"
                 )
+            self._admit_batch(s, ids)
             s.ids = ids
         assert s.ids is not None
         result = await execute(self._prepare(s, s.ids), mpc)
@@ -205,6 +216,16 @@ class SessionRunner:
                 "progress", message=f"secure computation done in {time.perf_counter() - t1:.3f} s"
             )
         return result
+
+    def _admit_batch(self, s: Session, ids: list[str]) -> None:
+        """A batch's ids, once they arrived: within the per-applicant limit, then counted
+        and audited (write-ahead) before they are scored."""
+        now = time.time()
+        refusal = check_applicants(ids, self.ledger, self.cons.policy, now)
+        if refusal is not None:
+            raise PolicyRefusal(self.party, refusal)
+        self.audit.applicants(s.sid, ids)  # AuditError: the batch is not scored unaudited
+        self.ledger.add_applicants(ids, now)
 
     def _prepare(self, s: Session, ids: list[str]) -> Prepared:
         """The engine's input from the cached model and table (no file I/O per session)."""
@@ -224,7 +245,7 @@ class SessionRunner:
             model = self.data.models[(req.model_id, req.mode)]
             return assemble(spec, model, list(ids), self.data.table(req.model_id, req.mode))
         except MpcCreditError as exc:
-            raise SessionError(f"party {self.party}: {exc}") from None
+            raise SessionError(f"party {self.party}: {exc}") from exc  # the cause: its category
 
     def finish(self, s: Session, result: Result | None, error: SessionError | None) -> None:
         """End a session: audit, hand the result (receiver) or the reason to the local client."""
@@ -234,11 +255,13 @@ class SessionRunner:
         self.sessions_run += 1
         if error is not None:
             log.info("session %s aborted: %s", s.sid, error)
-            self.record(s.req, "aborted", str(error), kind=error.kind, seconds=seconds, port=s.port)
+            self.audit.ended(
+                s.req, "aborted", str(error), kind=error.kind, seconds=seconds, port=s.port
+            )
             if local is not None:
                 local.fail(error)
             return
-        self.record(s.req, "done", seconds=seconds, port=s.port, received=result is not None)
+        self.audit.ended(s.req, "done", seconds=seconds, port=s.port, received=result is not None)
         if local is None:
             return
         if result is None:

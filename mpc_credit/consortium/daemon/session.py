@@ -2,7 +2,8 @@
 
 A session ends in one of two ways: a result (at the receiver) or an error from
 `mpc_credit.errors` (SessionError, or its RefusedError and TimedOutError), whose `kind`
-travels in the party's `failed` report and to the local client.
+travels in the party's `failed` report and to the local client; the report's reason is only
+`public(error, party)`, a category (the full text stays in the party's log and audit line).
 """
 
 from __future__ import annotations
@@ -13,7 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mpc_credit.consortium.messages import Request
-from mpc_credit.errors import SessionError
+from mpc_credit.consortium.reasons import Refusal, public_reason
+from mpc_credit.errors import RefusedError, SessionError
+
+
+class PolicyRefusal(RefusedError):
+    """The policy refused a session once it ran (a batch's ids over the per-applicant limit)."""
+
+    def __init__(self, party: str, refusal: Refusal) -> None:
+        super().__init__(f"party {party} refused: {refusal}")
+        self.refusal = refusal
+
+
+def public(error: BaseException, party: str) -> str:
+    """What the broker may say of `error`: `party: category`, never a file, row or value."""
+    return public_reason(error.refusal if isinstance(error, PolicyRefusal) else error, party)
 
 
 @dataclass

@@ -21,7 +21,6 @@ from mpc_credit.consortium.messages import MAX_INLINE_IDS, Request, new_request
 from mpc_credit.consortium.policy import NonceCache, QueryLedger
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.errors import RefusedError, SessionError, TimedOutError, UsageError
-from mpc_credit.jsonwire import encode
 from mpc_credit.scorecard.model import load_model
 from tests.conftest import MODEL, OWNERS
 
@@ -186,11 +185,20 @@ def test_what_a_report_means(cons: Consortium) -> None:
     assert read_status("telco", {"phase": "dance"}, cons) is None
 
 
-def test_presence_state_of_anything() -> None:
-    assert admission.presence_state(encode({"party": "bank", "state": "online"})) == "online"
-    assert admission.presence_state(encode({"party": "bank", "state": "draining"})) == "draining"
-    for junk in (b"", b"\xff", b"[" * 100_000, b'{"state": 1}', b"[]", b'{"state": NaN}'):
-        assert admission.presence_state(junk) == "offline"
+def test_a_refusal_has_a_public_category_and_a_signature_is_checked(
+    root: Path, cons: Consortium
+) -> None:
+    req = request(root, cons)
+    assert admission.signed(req, cons)
+    for tampered in (replace(req, count=3), replace(req, requester="telco"), replace(req, sig="")):
+        assert not admission.signed(tampered, cons)
+    assert not admission.signed(replace(req, requester="mallory"), cons)
+    why = refusal(req, here(cons, stopping=True), holds_batch=True)
+    assert why is not None and why.category == admission.SHUTTING_DOWN
+    why = refusal(req, here(cons, queued=16), holds_batch=True)
+    assert why is not None and why.category == admission.BUSY
+    why = refusal(replace(req, sig=req.sig[:-4] + "AAA="), here(cons), holds_batch=True)
+    assert why is not None and why.category == "bad signature"
 
 
 def test_refusal_takes_the_clock_it_is_given(root: Path, cons: Consortium) -> None:
