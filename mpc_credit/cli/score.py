@@ -49,6 +49,7 @@ def score(
 
     Example: mpc-credit score --config parties/bank/party.toml --applicant A0191 --reveal reasons
     """
+    from mpc_credit.consortium.fields import clean_text
     from mpc_credit.consortium.requester import score_request
 
     options.reveal(reveal)
@@ -63,9 +64,9 @@ def score(
     if out is not None and (out.is_dir() or not out.resolve().parent.is_dir()):
         raise UsageError(f"--out {out}: not a file in an existing folder")
 
-    def progress(message: str) -> None:
+    def progress(message: str) -> None:  # other parties' words: no control characters
         if not quiet:
-            typer.echo(f"  {message}", err=True)
+            typer.echo(f"  {clean_text(message)}", err=True)
 
     result = asyncio.run(
         score_request(

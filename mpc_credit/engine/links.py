@@ -13,7 +13,9 @@ daemon together with the failed session; `install_mpc_guard` records the excepti
 for the session instead, and `teardown_runtime` makes an aborted runtime's leftover
 coroutines harmless. Both rely on MPyC 0.10/0.11 internals (`asyncoro._reconcile`,
 `Party.protocol`, `MessageExchanger`), which tests/engine/test_links.py and the daemon
-tests exercise. Connecting and tearing down share one module (a little over 300 lines)
+tests exercise. MPyC is imported only when a link is made, through `runtime.load_mpyc`
+(importing it parses sys.argv: it must not see the options of the process importing this).
+Connecting and tearing down share one module (a little over 300 lines)
 because a refused link tears its runtime down the way an aborted session does.
 """
 
@@ -25,12 +27,12 @@ import ssl
 import struct
 import time
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from mpyc import asyncoro
-
 from mpc_credit.engine.exchange import broadcast, forbid_pickle
+from mpc_credit.engine.runtime import load_mpyc
 from mpc_credit.engine.tls import TlsContexts, certificate_pid
 from mpc_credit.errors import SessionError
 
@@ -49,8 +51,24 @@ def party(mpc: Any, pid: int | None) -> str:
     return names[pid] if 0 <= pid < len(names) else str(pid)
 
 
-class CheckedLink(asyncoro.MessageExchanger):
-    """MPyC's message exchanger, holding the peer to the party its certificate names."""
+@cache
+def checked_link() -> type:
+    """CheckedLink: `_CheckedLink` over MPyC's message exchanger (MPyC imported now)."""
+    load_mpyc()
+    from mpyc import asyncoro
+
+    return type("CheckedLink", (_CheckedLink, asyncoro.MessageExchanger), {})
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CheckedLink":
+        return checked_link()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _CheckedLink:
+    """MPyC's message exchanger (the next class in CheckedLink's order), holding the peer to
+    the party its certificate names."""
 
     def __init__(self, rt: Any, peer_pid: int | None = None, *, tls: bool) -> None:
         super().__init__(rt, peer_pid)
@@ -176,7 +194,7 @@ async def _establish(mpc: Any, listen: str, tls: TlsContexts | None) -> None:
     mpc._mpc_credit_server = None
     if mpc.pid:
         mpc._mpc_credit_server = await loop.create_server(
-            lambda: CheckedLink(mpc, tls=tls is not None),
+            lambda: checked_link()(mpc, tls=tls is not None),
             host=listen,
             port=mpc.parties[mpc.pid].port,
             ssl=tls.server if tls else None,
@@ -198,7 +216,7 @@ async def _connect(mpc: Any, peer: Any, tls: TlsContexts | None) -> None:
     while True:
         try:
             await loop.create_connection(
-                lambda: CheckedLink(mpc, peer.pid, tls=tls is not None),
+                lambda: checked_link()(mpc, peer.pid, tls=tls is not None),
                 peer.host,
                 peer.port,
                 ssl=tls.client if tls else None,

@@ -24,7 +24,14 @@ from mpc_credit.consortium.config import Consortium
 from mpc_credit.consortium.daemon.audit import DaemonAudit
 from mpc_credit.consortium.daemon.control import LocalClient
 from mpc_credit.consortium.daemon.mqtt import MqttLink
-from mpc_credit.consortium.daemon.session import PolicyRefusal, Session, public, until, until_task
+from mpc_credit.consortium.daemon.session import (
+    PolicyRefusal,
+    Session,
+    link_failures,
+    public,
+    until,
+    until_task,
+)
 from mpc_credit.consortium.daemon.tables import LocalData
 from mpc_credit.consortium.ledger import QueryLedger
 from mpc_credit.consortium.messages import DONE, FAILED, ids_digest
@@ -171,7 +178,11 @@ class SessionRunner:
             await asyncio.sleep(WATCH_EVERY)
             if MPC_FAILURES:
                 exc = MPC_FAILURES[0]
-                s.abort(SessionError(f"party {self.party}: MPC error: {type(exc).__name__}: {exc}"))
+                if not isinstance(exc, SessionError):  # a refused link says why itself
+                    exc = SessionError(
+                        f"party {self.party}: MPC error: {type(exc).__name__}: {exc}"
+                    )
+                s.abort(exc)
                 return
             if s.phase == "computing":
                 gone = lost_peers(mpc)
@@ -191,20 +202,24 @@ class SessionRunner:
     async def _compute(self, s: Session, mpc: Any, local: LocalClient | None) -> Result | None:
         """Connect, check the session, share the batch ids if needed, run the protocol."""
         t0 = time.perf_counter()
-        await connect_runtime(mpc, self.listen, self.tls, names=s.parties)
+        with link_failures():
+            await connect_runtime(mpc, self.listen, self.tls, names=s.parties)
         s.phase = "computing"
         t1 = time.perf_counter()
         if local is not None:
             local.send("progress", message=f"connected to all parties in {1000 * (t1 - t0):.0f} ms")
-        await agree_session(mpc, s.sid, s.parties)
+        with link_failures():
+            await agree_session(mpc, s.sid, s.parties)
         req = s.req
         if req.ids is None:
             receiver = s.parties.index(req.receiver)
-            ids = await share_ids(mpc, receiver, s.ids, req.count, req.receiver)
-            if len(ids) != req.count or ids_digest(ids) != req.batch_digest:
-                raise SessionError(
-                    f"the ids sent by {req.receiver} do not match the request's count and digest"
-                )
+            with link_failures():
+                ids = await share_ids(mpc, receiver, s.ids, req.count, req.receiver)
+                if len(ids) != req.count or ids_digest(ids) != req.batch_digest:
+                    raise SessionError(
+                        f"the ids sent by {req.receiver} do not match the request's signed "
+                        "count and digest"
+                    )
             self._admit_batch(s, ids)
             s.ids = ids
         assert s.ids is not None

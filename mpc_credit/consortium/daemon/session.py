@@ -9,7 +9,9 @@ travels in the party's `failed` report and to the local client; the report's rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +28,30 @@ class PolicyRefusal(RefusedError):
         self.refusal = refusal
 
 
+class LinkFailure(SessionError):
+    """A failure of the MPC links or of what travels on them before any input is read (who
+    is on a link, the session id, a batch's ids): its text names parties, never a value, so
+    the broker may carry it whole (which party's certificate claimed to be which)."""
+
+
+@contextlib.contextmanager
+def link_failures() -> Iterator[None]:
+    """Raise the SessionErrors of the block as LinkFailure (same text and kind)."""
+    try:
+        yield
+    except LinkFailure:
+        raise
+    except SessionError as exc:
+        if type(exc) is not SessionError:  # a timeout or a refusal keeps its own kind
+            raise
+        raise LinkFailure(str(exc)) from exc
+
+
 def public(error: BaseException, party: str) -> str:
-    """What the broker may say of `error`: `party: category`, never a file, row or value."""
+    """What the broker may say of `error`: `party: category`, never a file, row or value;
+    a link failure's text names parties only, and goes whole."""
+    if isinstance(error, LinkFailure):
+        return f"{party}: MPC link: {error}"
     return public_reason(error.refusal if isinstance(error, PolicyRefusal) else error, party)
 
 
