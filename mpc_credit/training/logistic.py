@@ -156,6 +156,18 @@ def _diagonal_bound_inverse(mpc: Any, H: Any, alpha: float, steps: int, bits: in
     return r
 
 
+def _times(mpc: Any, x: Any, c: float) -> Any:
+    """x * c for a public c > 0, to 16 significant bits however small c is.
+
+    MPyC rounds a public factor to a multiple of 2^-f, so 1 / (4n) would vanish at n = 100,000;
+    a truncation by k bits first (exact division by 2^k) leaves a factor in [0.5, 1).
+    """
+    k = max(0, -math.floor(math.log2(c)) - 1)
+    if k:
+        x = mpc.np_trunc(x, f=k)
+    return x * (c * 2**k)
+
+
 def _check_woe(woe: np.ndarray, n: int, k: int, clip: float) -> np.ndarray:
     x = np.asarray(woe, dtype=float)
     if x.shape != (n, k) or not np.isfinite(x).all():
@@ -187,11 +199,11 @@ async def fit(
     """Run at every party; returns what this party is entitled to receive."""
     secfxp = mpc.SecFxp(BITS, FRAC_BITS)
     X, y = _inputs(mpc, secfxp, spec, woe, labels)
-    d1, lam, n = spec.d + 1, spec.lam, spec.n
+    d1, n = spec.d + 1, spec.n
     bits = _cmp_bits(spec)
     alpha, steps = _alpha_and_steps(spec)
     eye = np.eye(d1)
-    H = (X.T @ X) * (1 / (4 * n)) + lam * eye
+    H = _times(mpc, X.T @ X + (4 / spec.c) * eye, 1 / (4 * n))  # + lambda I, lambda = 1/(Cn)
     M = _inverse(H, alpha, steps, eye)
     r = _diagonal_bound_inverse(mpc, H, alpha, steps, bits)
     intercept_mask = np.zeros(d1)
@@ -199,7 +211,7 @@ async def fit(
     theta = secfxp.array(np.zeros(d1))
     for t in range(spec.newton_steps + spec.polish_steps):
         p = _sigmoid(mpc, X @ (theta * (2 / SIGMOID_RANGE)), bits)
-        grad = (X.T @ (p - y)) * (1 / n) + lam * theta
+        grad = _times(mpc, X.T @ (p - y) + theta * (1 / spec.c), 1 / n)  # + lambda theta
         step = M @ grad if t < spec.newton_steps else r * grad
         theta = theta - step
         keep = mpc.np_sgn(theta, l=bits, LT=True) * (1 - intercept_mask) + intercept_mask

@@ -86,3 +86,15 @@ def test_woe_shape_is_checked(solo_runtime) -> None:
     spec = LrSpec(n=4, lender=0, model_owner=0, columns=[2], newton_steps=1, polish_steps=0)
     with pytest.raises(DataError, match="WOE"):
         solo_runtime.run(fit(solo_runtime, spec, np.zeros((4, 3)), np.array([0, 1, 0, 1])))
+
+
+def test_small_public_factors_keep_their_precision(solo_runtime) -> None:
+    from mpc_credit.training.logistic import BITS, FRAC_BITS, _times
+
+    x = np.array([123456.0, 7000.5, -3000.25])
+    sec = solo_runtime.SecFxp(BITS, FRAC_BITS).array(x)
+    for n in (700, 100_000, 10_000_000):  # 1 / (4n) is below 2^-16 from n = 16,384 on
+        got = np.asarray(
+            solo_runtime.run(solo_runtime.output(_times(solo_runtime, sec, 1 / (4 * n))))
+        )
+        assert np.allclose(got, x / (4 * n), rtol=1e-3, atol=2**-FRAC_BITS)
