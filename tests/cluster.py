@@ -6,13 +6,15 @@ Imported by the daemon, mosquitto and attack tests; it holds no tests itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import aiomqtt
 
 from mpc_credit.consortium.config import load_consortium
 from mpc_credit.consortium.create import PartyPlan, init_consortium
+from mpc_credit.consortium.messages import Topics
 from mpc_credit.jsonwire import parse_event
 from mpc_credit.local.ports import free_port_blocks, free_ports
 from tests.conftest import MODEL, OWNERS, PARTIES, ROOT
@@ -186,6 +189,71 @@ class Cluster:
 
     def client(self, **kw: Any) -> aiomqtt.Client:
         return aiomqtt.Client("127.0.0.1", self.broker_port, **kw)
+
+    # ---------------------------------------------------------- hand-made broker traffic
+
+    def request(self, signer: str = "bank", **kw: Any) -> dict[str, Any]:
+        """A request body signed with `signer`'s key (kw: new_request's, e.g. ids, reveal)."""
+        from mpc_credit.consortium.messages import new_request
+        from mpc_credit.consortium.signing import load_signing_key
+
+        info = self.cons.models[0]
+        args: dict[str, Any] = dict(
+            requester=signer,
+            model_id=info.id,
+            model_digest=info.digest,
+            mode="shared",
+            reveal="score",
+            ids=["A0191"],
+            timeout=20.0,
+        )
+        args.update(kw)
+        return new_request(load_signing_key(self.root / signer / "signing.key"), **args).body()
+
+    def resign(self, body: dict[str, Any], signer: str = "bank") -> dict[str, Any]:
+        """`body` signed again by `signer` (after a test changed it)."""
+        from mpc_credit.consortium.messages import REQUEST_LABEL
+        from mpc_credit.consortium.signing import load_signing_key, sign
+
+        return sign(REQUEST_LABEL, body, load_signing_key(self.root / signer / "signing.key"))
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        async with self.client(identifier=f"test-{time.monotonic_ns()}") as c:
+            await c.publish(topic, payload, qos=1, retain=retain)
+
+    async def collect(
+        self, body: dict[str, Any], payload: bytes | None = None, wait: float = 5.0
+    ) -> dict[str, dict[str, Any]]:
+        """Publish a request (`payload`, or `body` as JSON) straight to the broker; each
+        party's first status report about `body`'s session, within `wait` seconds."""
+        topics = Topics(self.cons.topic_prefix)
+        got: dict[str, dict[str, Any]] = {}
+        async with self.client(identifier=f"test-{time.monotonic_ns()}") as c:
+            await c.subscribe(f"{topics.prefix}/session/{body['session']}/+", qos=1)
+            await c.publish(topics.request, payload or json.dumps(body).encode(), qos=1)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    async for m in c.messages:
+                        if "/session/" not in str(m.topic):
+                            continue  # amqtt also replays retained presence messages here
+                        d = json.loads(m.payload)  # type: ignore[arg-type]
+                        got.setdefault(d["party"], d)
+                        if len(got) == len(NAMES):
+                            break
+        return got
+
+    async def audited(
+        self, party: str, match: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """The party's audit records that `match`, once there is one (TimeoutError if not)."""
+        t = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.audit(party) if match(r)]
+            if found:
+                return found
+            if time.monotonic() > t:
+                raise TimeoutError(f"no such audit record at {party}")
+            await asyncio.sleep(0.05)
 
 
 def csv_rows(party: str) -> dict[str, dict[str, str]]:

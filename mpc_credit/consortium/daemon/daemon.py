@@ -43,7 +43,7 @@ from mpc_credit.consortium.config import (
     load_party_config,
 )
 from mpc_credit.consortium.daemon import admission
-from mpc_credit.consortium.daemon.audit import DaemonAudit
+from mpc_credit.consortium.daemon.audit import DaemonAudit, Throttle
 from mpc_credit.consortium.daemon.client_ops import ClientOps
 from mpc_credit.consortium.daemon.control import ControlServer, LocalClient
 from mpc_credit.consortium.daemon.inbox import Inbox
@@ -102,6 +102,8 @@ class PartyDaemon:
         self.locals: dict[str, LocalClient] = {}
         self.link = MqttLink(cfg, self.cons, self.key, self.on_message, self.on_broker_lost)
         self.inbox = Inbox(self.cons, self.link.topics, self.audit)
+        self._reasserts = Throttle(1.0)
+        self._own_seen = False  # our own announce of this connection came back
         self.runner = SessionRunner(
             cfg.party,
             self.cons,
@@ -153,6 +155,8 @@ class PartyDaemon:
 
     def on_message(self, topic: str, payload: bytes) -> None:
         msg = self.inbox.decode(topic, payload)
+        if topic == self.link.topics.presence(self.party):
+            self._reassert(msg)
         if isinstance(msg, Request):
             self.on_request(msg, topic, payload)
         elif isinstance(msg, Presence):
@@ -161,6 +165,7 @@ class PartyDaemon:
             self.on_status(msg.session, msg.party, msg.as_dict())
 
     def on_broker_lost(self) -> None:
+        self._own_seen = False
         for s in list(self.sessions.values()):
             s.abort(SessionError(f"party {self.party} lost its broker connection"))
 
@@ -175,6 +180,20 @@ class PartyDaemon:
             for s in list(self.sessions.values()):
                 if party in s.parties:
                     s.abort(SessionError(f"party {party} went offline during the session"))
+
+    def _reassert(self, msg: object) -> None:
+        """Our own retained presence says something else than we do (junk, a cleared or a
+        replayed message on a broker without ACLs): say it again, at most once a second, so
+        that daemons connecting later read the truth. What arrives before our own announce of
+        this connection came back is the previous one's, which that announce replaces."""
+        if isinstance(msg, Presence) and msg.state == self.link.state and msg.ts >= self.link.since:
+            self._own_seen = True
+            return
+        if self.stopping or not self._own_seen or not self.link.connected.is_set():
+            return
+        if self._reasserts.allow("presence") is not None:
+            log.warning("our retained presence was overwritten; announcing it again")
+            self._spawn(self.link.announce())
 
     def on_request(self, req: Request, topic: str, payload: bytes) -> None:
         """Refuse, or accept: audited (on disk) first, charged, acknowledged, queued."""

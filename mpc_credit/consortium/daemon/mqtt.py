@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,7 @@ class MqttLink:
         self.connected = asyncio.Event()
         self.state = ONLINE  # what `announce` says: online or draining
         self._hello: bytes | None = None  # this connection's `online`, signed before its will
+        self.since = 0.0  # when this connection's presence messages began (their ts are later)
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """Publish with QoS 1; False when not connected."""
@@ -101,6 +103,7 @@ class MqttLink:
                 certfile=str(b.cert) if b.cert else None,
                 keyfile=str(b.key) if b.key else None,
             )
+        self.since = time.time()
         self._hello = self._presence(ONLINE)
         will = aiomqtt.Will(
             self.topics.presence(self.party),

@@ -21,9 +21,7 @@ from typing import Any
 
 import pytest
 
-from mpc_credit.consortium.messages import Topics, new_request
 from mpc_credit.consortium.requester import score_request, submit_request
-from mpc_credit.consortium.signing import load_signing_key, sign
 from mpc_credit.errors import RefusedError, SessionError, TimedOutError
 from tests.cluster import NAMES, Cluster, csv_rows, expected_scores
 from tests.conftest import PARTIES, ROOT
@@ -152,46 +150,15 @@ async def test_two_requests_at_once(cluster: Cluster) -> None:
 
 
 async def _publish_and_collect(cluster: Cluster, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Publish a request straight to the broker; each party's first status about it."""
-    topics = Topics(cluster.cons.topic_prefix)
-    got: dict[str, dict[str, Any]] = {}
-    async with cluster.client(identifier=f"test-{time.monotonic_ns()}") as c:
-        await c.subscribe(f"{topics.prefix}/session/{body['session']}/+", qos=1)
-        await c.publish(topics.request, json.dumps(body).encode(), qos=1)
-        try:
-            async with asyncio.timeout(5):
-                async for m in c.messages:
-                    if "/session/" not in str(m.topic):
-                        continue  # amqtt also replays retained presence messages here
-                    d = json.loads(m.payload)  # type: ignore[arg-type]
-                    got.setdefault(d["party"], d)
-                    if len(got) == len(NAMES):
-                        break
-        except TimeoutError:
-            pass
-    return got
+    return await cluster.collect(body)
 
 
 def _request(cluster: Cluster, signer: str = "bank", **kw: Any) -> dict[str, Any]:
-    key = load_signing_key(cluster.root / signer / "signing.key")
-    info = cluster.cons.models[0]
-    args: dict[str, Any] = dict(
-        requester=signer,
-        model_id=info.id,
-        model_digest=info.digest,
-        mode="shared",
-        reveal="score",
-        ids=IDS[:1],
-        timeout=20.0,
-    )
-    args.update(kw)
-    return new_request(key, **args).body()
+    return cluster.request(signer, **{"ids": IDS[:1], **kw})
 
 
 def _resign(cluster: Cluster, body: dict[str, Any], signer: str = "bank") -> dict[str, Any]:
-    return sign(
-        "mpc-credit/request@1", body, load_signing_key(cluster.root / signer / "signing.key")
-    )
+    return cluster.resign(body, signer)
 
 
 REFUSALS = {  # a signed request each party refuses: the public category on the broker
@@ -235,9 +202,9 @@ async def test_an_unsigned_request_gets_no_answer(cluster: Cluster, case: str) -
     await cluster.wait_idle()
     make, reason = UNSIGNED[case]
     body = make(cluster)
-    assert await _publish_and_collect(cluster, body) == {}
+    assert await cluster.collect(body, wait=1.0) == {}
     for party in NAMES:
-        rec = [r for r in cluster.audit(party) if r.get("claimed_session") == body["session"]]
+        rec = await cluster.audited(party, lambda r: r.get("claimed_session") == body["session"])
         assert len(rec) == 1 and rec[0]["outcome"] == "rejected", (party, rec)
         assert reason in rec[0]["reason"]
 
