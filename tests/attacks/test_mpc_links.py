@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -136,7 +137,9 @@ async def _run(role: str, pid: int, folder: str, ports: list[int], marker: str) 
         return {"error": f"lost the MPC link to {lost}" if lost else "timeout"}
     if task.exception() is not None:
         exc = task.exception()
-        return {"error": str(exc), "type": type(exc).__name__}
+        from mpc_credit.errors import SessionError
+
+        return {"error": str(exc), "session_error": isinstance(exc, SessionError)}
     return {"ok": task.result()}
 
 
@@ -234,7 +237,7 @@ def test_telcos_certificate_claiming_bank_is_refused(
     outs = _session(roles, folders, tmp_path / "m", honest=[0, target])
     assert outs[0] == {"ok": "dropped"}
     refusal = "a peer claiming to be party bank presented the certificate of party telco"
-    assert outs[target] == {"error": refusal, "type": "SessionError"}
+    assert outs[target] == {"error": refusal, "session_error": True}
     assert "ok" not in outs[3 - target]
 
 
@@ -258,6 +261,95 @@ async def test_running_daemons_refuse_a_revoked_party(tmp_path: Path) -> None:
             await score_request(c.config("bank"), ids, reveal="score", timeout=30)
         for name in OWNERS:
             (c.root / name / PARTY_CRL).unlink()
+        await c.wait_idle()
+        out = await score_request(c.config("bank"), ids, reveal="score", timeout=30)
+        assert out.rows == expected_scores(ids)
+    finally:
+        codes = c.stop()
+        c.stop_broker()
+    assert all(code == 0 for code in codes.values()), c.errors
+
+
+async def _scan_as_bank(ports: list[tuple[int, int]], stolen: Any, stop: asyncio.Event) -> int:
+    """Connect to every (target pid, port) announcing bank, again and again until `stop`;
+    how many links were made (each then refused by its target)."""
+    from mpyc import asyncoro
+
+    from mpc_credit.engine.runtime import make_runtime
+
+    loop = asyncio.get_running_loop()
+    made = 0
+    while not stop.is_set():
+        for target, port in ports:
+            fake = make_runtime(0, [("127.0.0.1", port)] * 3, ssl=False)
+            fake._loop = loop
+            try:
+                await loop.create_connection(
+                    lambda t=target, f=fake: asyncoro.MessageExchanger(f, t),
+                    "127.0.0.1",
+                    port,
+                    ssl=stolen.client,
+                    server_hostname=f"MPyC party {target}",
+                )
+                made += 1
+            except OSError:
+                pass
+        await asyncio.sleep(0.005)
+    return made
+
+
+async def test_running_daemons_refuse_telcos_certificate_claiming_bank(tmp_path: Path) -> None:
+    """Real daemons and broker. Bank's daemon is given wrong addresses for bureau and telco
+    (its own copy of consortium.json), so during a session it never reaches them; meanwhile an
+    attacker holding telco's MPC certificate connects to bureau's and telco's MPC ports
+    announcing bank. The session aborts at every party, and the party the attacker reached
+    first records the refusal by name; with bank's true addresses back, the next request
+    succeeds."""
+    from mpc_credit.consortium.requester import score_request
+    from mpc_credit.engine.tls import TlsContexts
+    from mpc_credit.errors import SessionError
+    from tests.cluster import Cluster, expected_scores
+
+    ids = ["A0191", "A0922"]
+    c = Cluster(tmp_path / "consortium", reveals=("score",))
+    toml = c.config("bank")
+    honest_toml = toml.read_text()
+    lost = json.loads((c.root / "consortium.json").read_text())
+    for p in lost["parties"]:
+        if p["name"] != "bank":
+            p["host"] = "127.0.0.2"  # nothing listens there: bank's links never come up
+    (c.root / "bank" / "lost.json").write_text(json.dumps(lost))
+    assert 'consortium = "../consortium.json"' in honest_toml
+    toml.write_text(
+        honest_toml.replace('consortium = "../consortium.json"', 'consortium = "lost.json"')
+    )
+    stolen = TlsContexts.load(c.root / "telco", 2)
+    ports = [
+        (c.cons.party(n).pid, c.cons.party(n).mpc_port + k)
+        for n in ("bureau", "telco")
+        for k in range(c.cons.party(n).mpc_ports)
+    ]
+    c.start_broker()
+    c.start()
+    try:
+        await c.wait_idle()
+        stop = asyncio.Event()
+        attack = asyncio.ensure_future(_scan_as_bank(ports, stolen, stop))
+        refusal = "a peer claiming to be party bank presented the certificate of party telco"
+        with pytest.raises(SessionError, match="MPC link"):
+            await score_request(c.config("bank"), ids, reveal="score", timeout=30)
+        stop.set()
+        lines = {n: c.audit(n)[-1] for n in OWNERS}
+        assert all(x["outcome"] == "aborted" for x in lines.values()), lines
+        assert len({x["session"] for x in lines.values()}) == 1
+        # whichever of bureau and telco the attacker reached first refused it by name; the
+        # other then lost that party's link (the requester hears whoever reported first)
+        assert refusal in (lines["bureau"]["reason"], lines["telco"]["reason"]), lines
+        assert await attack > 0
+        c.signal("bank", signal.SIGTERM)
+        assert c.wait("bank") == 0
+        toml.write_text(honest_toml)
+        c.start("bank")
         await c.wait_idle()
         out = await score_request(c.config("bank"), ids, reveal="score", timeout=30)
         assert out.rows == expected_scores(ids)
