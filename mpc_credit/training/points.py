@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from mpc_credit.errors import SessionError
+from mpc_credit.jsonwire import encode
 from mpc_credit.scorecard.model import FORMAT, Scaling, from_dict, to_dict
 from mpc_credit.training.woe import Binned
 
@@ -90,3 +92,39 @@ def build_model(
         "features": out,
     }
     return to_dict(from_dict(model, source=f"trained model {name!r}"))
+
+
+def features_to_bytes(features: Sequence[OwnerFeature]) -> bytes:
+    """An owner's message to the model owner (JSON)."""
+    return encode(
+        [
+            {
+                "name": f.name,
+                "kind": f.kind,
+                "edges": list(f.edges),
+                "categories": [list(g) for g in f.categories],
+                "partial": list(f.partial),
+            }
+            for f in features
+        ]
+    )
+
+
+def features_from_json(value: Any, sender: str) -> list[OwnerFeature]:
+    """The decoded message of `sender`; its contents are checked again by `build_model`."""
+    out = []
+    try:
+        for f in value:
+            out.append(
+                OwnerFeature(
+                    name=str(f["name"]),
+                    owner=sender,
+                    kind=str(f["kind"]),
+                    edges=tuple(float(e) for e in f["edges"]),
+                    categories=tuple(tuple(str(c) for c in g) for g in f["categories"]),
+                    partial=tuple(float(p) for p in f["partial"]),
+                )
+            )
+    except (TypeError, KeyError, ValueError):
+        raise SessionError(f"party {sender} sent malformed feature points") from None
+    return out

@@ -29,15 +29,21 @@ from typing import Any
 
 import numpy as np
 
-from mpc_credit.errors import SessionError, UsageError
+from mpc_credit.errors import ModelError, SessionError, UsageError
 from mpc_credit.scorecard.model import Scaling
 from mpc_credit.training import align
 from mpc_credit.training.bins import Candidates, onehot, propose
 from mpc_credit.training.counts import CountSpec, bad_counts, check_labels, count_sigma2
 from mpc_credit.training.ledger import rho_for
-from mpc_credit.training.logistic import LrSpec, fit
+from mpc_credit.training.logistic import LrSpec, Sigmoid, fit
 from mpc_credit.training.noise import Rng
-from mpc_credit.training.points import OwnerFeature, build_model, owner_feature
+from mpc_credit.training.points import (
+    OwnerFeature,
+    build_model,
+    features_from_json,
+    features_to_bytes,
+    owner_feature,
+)
 from mpc_credit.training.wire import parse, publish, send_to
 from mpc_credit.training.woe import Binned, Monotone, merge
 
@@ -60,6 +66,7 @@ class Options:
     clip: float = 4.0
     newton_steps: int = 10
     polish_steps: int = 6
+    sigmoid: Sigmoid = "poly"  # "linear": quadratic model, for large n without DP
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,8 @@ class Setup:
             raise UsageError(
                 f"training needs at least 3 parties (honest majority), not {len(self.parties)}"
             )
+        if self.options.sigmoid == "linear" and self.options.epsilon is not None:
+            raise UsageError("the linear sigmoid has no DP bound: train with DP on the polynomial")
         for role in (self.lender, self.model_owner):
             if role not in self.parties:
                 raise UsageError(f"{role!r} is not one of the parties {', '.join(self.parties)}")
@@ -154,6 +163,7 @@ async def train(mpc: Any, setup: Setup, table: Table, rng: Rng | None = None) ->
         opts.newton_steps,
         opts.polish_steps,
         None if rho is None else rho / 2,
+        opts.sigmoid,
     )
     coef = await fit(mpc, lr, woe, labels, rng)
     clock.lap("regression")
@@ -262,48 +272,15 @@ async def _collect(
     """Every party's features to the model owner, which builds the model file."""
     gathered: list[OwnerFeature] = []
     for pid in range(len(names)):
-        data = _encode_features(mine) if pid == mpc.pid else None
+        data = features_to_bytes(mine) if pid == mpc.pid else None
         got = await send_to(mpc, data, pid, owner)
         if mpc.pid == owner:
-            gathered += _decode_features(parse(got, "feature points", names[pid]), names[pid])
+            gathered += features_from_json(parse(got, "feature points", names[pid]), names[pid])
     if mpc.pid != owner:
         return None
     assert intercept is not None
     o = setup.options
-    return build_model(o.name, o.scaling, o.cutoff, intercept, gathered)
-
-
-def _encode_features(features: list[OwnerFeature]) -> bytes:
-    from mpc_credit.jsonwire import encode
-
-    return encode(
-        [
-            {
-                "name": f.name,
-                "kind": f.kind,
-                "edges": list(f.edges),
-                "categories": [list(g) for g in f.categories],
-                "partial": list(f.partial),
-            }
-            for f in features
-        ]
-    )
-
-
-def _decode_features(value: Any, sender: str) -> list[OwnerFeature]:
-    out = []
     try:
-        for f in value:
-            out.append(
-                OwnerFeature(
-                    name=str(f["name"]),
-                    owner=sender,
-                    kind=str(f["kind"]),
-                    edges=tuple(float(e) for e in f["edges"]),
-                    categories=tuple(tuple(str(c) for c in g) for g in f["categories"]),
-                    partial=tuple(float(p) for p in f["partial"]),
-                )
-            )
-    except (TypeError, KeyError, ValueError):
-        raise SessionError(f"party {sender} sent malformed feature points") from None
-    return out
+        return build_model(o.name, o.scaling, o.cutoff, intercept, gathered)
+    except ModelError as exc:
+        raise SessionError(f"the owners' features do not form a valid model: {exc}") from None

@@ -98,3 +98,21 @@ def test_small_public_factors_keep_their_precision(solo_runtime) -> None:
             solo_runtime.run(solo_runtime.output(_times(solo_runtime, sec, 1 / (4 * n))))
         )
         assert np.allclose(got, x / (4 * n), rtol=1e-3, atol=2**-FRAC_BITS)
+
+
+def test_linear_sigmoid_solves_the_quadratic_model_in_one_step(solo_runtime) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    x, y = woe_matrix()
+    n, d = x.shape
+    x1 = np.hstack([x, np.ones((n, 1))])
+    lam = 1 / n  # C = 1
+    want = np.linalg.solve(x1.T @ x1 / (4 * n) + lam * np.eye(d + 1), x1.T @ (y - 0.5) / n)
+    spec = LrSpec(n, 0, 0, [d], newton_steps=1, polish_steps=0, sigmoid="linear")
+    got = solo_runtime.run(fit(solo_runtime, spec, x, y))
+    assert np.abs(got.own - want[:-1]).max() < 0.01
+    sk = LogisticRegression(C=1.0, max_iter=10000).fit(x, y)
+    assert abs(roc_auc_score(y, x @ got.own) - roc_auc_score(y, x @ sk.coef_[0])) < 0.005
+    with pytest.raises(ValueError, match="no DP"):
+        LrSpec(n, 0, 0, [d], sigmoid="linear", rho=0.1)

@@ -62,3 +62,16 @@ def test_model_file_from_owner_features() -> None:
     job = card.features[1]
     assert job.other_points == job.missing_points
     assert model["intercept"] == 0
+
+
+def test_owner_features_travel_as_json_and_garbage_is_one_error() -> None:
+    from mpc_credit.errors import SessionError
+    from mpc_credit.jsonwire import decode
+    from mpc_credit.training.points import features_from_json, features_to_bytes
+
+    cand = Candidates("job", "categorical", groups=(("a",), ("b", "c")))
+    b = merge(cand, np.array([500, 400, 100]), np.array([60, 120, 10]), min_share=0.0)
+    sent = [owner_feature("telco", b, -0.7)]
+    assert features_from_json(decode(features_to_bytes(sent)), "telco") == sent
+    with pytest.raises(SessionError, match="party telco sent malformed"):
+        features_from_json([{"name": "x"}], "telco")
