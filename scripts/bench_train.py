@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python scripts/bench_train.py [--seed 7] [--epsilon E] [--runs 1] [--c 1.0] [--clip 4.0]
+        [--sigmoid poly|linear]
 
 Splits the 1000 applicants 70/30 (fixed seed), deals the features to bank (lender, labels),
 bureau and telco as the demo does (scripts/train_demo.py OWNERS), and runs the training
@@ -62,7 +63,8 @@ def party_table(party: str, seed: int) -> Table:
 
 
 async def party_main(pid: int, ports: list[int], args: argparse.Namespace) -> dict:
-    opts = Options("joint-german", 500, epsilon=args.epsilon, c=args.c, clip=args.clip)
+    fast = {"sigmoid": "linear", "newton_steps": 2} if args.sigmoid == "linear" else {}
+    opts = Options("joint-german", 500, epsilon=args.epsilon, c=args.c, clip=args.clip, **fast)
     setup = Setup(PARTIES, LENDER, MODEL_OWNER, opts)
     table = party_table(PARTIES[pid], args.seed)
     mpc = make_runtime(pid, [("127.0.0.1", p) for p in ports], ssl=False)
@@ -77,6 +79,7 @@ def run_once(args: argparse.Namespace) -> tuple[dict, dict[str, float]]:
     ports = free_ports(3)
     eps = [] if args.epsilon is None else ["--epsilon", str(args.epsilon)]
     eps += ["--c", str(args.c), "--clip", str(args.clip), "--seed", str(args.seed)]
+    eps += ["--sigmoid", args.sigmoid]
     procs = [
         subprocess.Popen(
             [
@@ -119,6 +122,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--c", type=float, default=1.0, help="inverse regularization (sklearn's C)")
     ap.add_argument("--clip", type=float, default=4.0, help="WOE clip bound B")
+    ap.add_argument("--sigmoid", choices=["poly", "linear"], default="poly")
     ap.add_argument("--party", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--ports", type=int, nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -146,7 +150,7 @@ def main() -> int:
             flush=True,
         )
     dp = "no DP" if args.epsilon is None else f"epsilon {args.epsilon:g} (delta 1e-6)"
-    dp += f", C {args.c:g}, WOE clip {args.clip:g}"
+    dp += f", C {args.c:g}, WOE clip {args.clip:g}, {args.sigmoid} sigmoid"
     print(f"German credit, 70/30 split seed {args.seed}, {len(train_rows)} training rows, {dp}")
     print(f"  optbinning + scikit-learn, pooled: test AUC {ref_auc:.4f} ({ref_s:.1f} s)")
     spread = f" (sd {statistics.stdev(aucs):.4f}, {len(aucs)} runs)" if len(aucs) > 1 else ""
