@@ -11,10 +11,11 @@ Differential privacy. Protected unit: one applicant, its row at every owner and 
 (neighbouring data sets differ by replacing one applicant). Replacing one applicant moves at
 most one bad from one bin to another in each feature: two entries change by 1, so the bad
 counts of all F features together have squared L2 sensitivity 2F. Each contributor's noise is
-a discrete Gaussian of variance parameter sigma2 = F / rho per entry, so the counts released to
-all owners together are rho-zCDP (Canonne, Kamath & Steinke 2020, Theorem 14, whose extra term
-is below 1e-30 at these scales), even if the receiver colludes with all contributors but one.
-With `sigma2=None` the counts are exact.
+a discrete Gaussian of variance parameter sigma2 = max(F / rho, 25) per entry, so the counts
+released to all owners together are rho-zCDP (Canonne, Kamath & Steinke 2020, Theorem 14: the
+multivariate discrete Gaussian adds to the continuous bound a term exponentially small in
+sigma2, below 1e-100 from sigma2 = 25 on, hence the floor), even if the receiver colludes with
+all contributors but one. With `sigma2=None` the counts are exact.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from mpc_credit.errors import DataError
 from mpc_credit.training.noise import Rng, shared_noise
 
 COUNT_BITS = 64
+MIN_SIGMA2 = 25  # keeps CKS20's discretization term negligible
 
 
 def count_sigma2(n_features: int, rho: float) -> Fraction:
     """Per-entry, per-contributor noise variance for rho-zCDP bad counts of n_features features."""
     if not rho > 0:
         raise ValueError("rho must be positive")
-    return Fraction(n_features) / Fraction(rho)
+    return max(Fraction(n_features) / Fraction(rho), Fraction(MIN_SIGMA2))
 
 
 @dataclass(frozen=True)

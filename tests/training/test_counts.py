@@ -28,3 +28,7 @@ def test_noise_grows_with_features_and_shrinks_with_rho() -> None:
     assert count_sigma2(20, 0.5) == 40
     with pytest.raises(ValueError):
         count_sigma2(3, 0)
+
+
+def test_noise_has_a_floor_that_keeps_the_discrete_bound_clean() -> None:
+    assert count_sigma2(1, 10.0) == 25
