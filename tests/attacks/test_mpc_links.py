@@ -10,12 +10,14 @@ runs; telco's certificate announcing bank is refused by bureau and by telco.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pickle
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,20 @@ SID = "session-7"
 IDS = ["a-1", "a-2", "a-3"]
 TIMEOUT = 60.0  # a party process gives up by itself after this many seconds
 RUNNING: list[Any] = []  # the party process's runtime, once connected
+
+
+@pytest.fixture(autouse=True)
+def restore_mpyc_globals() -> Iterator[None]:
+    """make_runtime points MPyC's modules at the newest runtime (this process makes fake
+    ones); other tests expect theirs."""
+    saved = {
+        name: mod.runtime
+        for name, mod in list(sys.modules.items())
+        if name.startswith("mpyc.") and name != "mpyc.runtime" and hasattr(mod, "runtime")
+    }
+    yield
+    for name, runtime in saved.items():
+        sys.modules[name].runtime = runtime  # type: ignore[attr-defined]
 
 
 class Marker:
@@ -83,24 +99,29 @@ async def _party(role: str, pid: int, folder: str, ports: list[int], marker: str
     return result
 
 
-async def connect_as(claimed: int, target: int, addresses: list[Any], stolen: Any) -> Any:
-    """Connect to party `target` announcing party `claimed` the way MPyC's own client does,
-    with the client certificate of TLS contexts `stolen`; the transport, once connected."""
+async def announce(claimed: int, target: int, address: tuple[str, int], stolen: Any) -> Any:
+    """One connection to party `target` at `address`, announcing party `claimed` the way
+    MPyC's own client does, with the client certificate of TLS contexts `stolen`."""
     from mpyc import asyncoro
 
     from mpc_credit.engine.runtime import make_runtime
 
-    fake = make_runtime(claimed, addresses)
+    fake = make_runtime(claimed, [address] * 3)
     loop = fake._loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_connection(
+        lambda: asyncoro.MessageExchanger(fake, target),
+        *address,
+        ssl=stolen.client,
+        server_hostname=f"MPyC party {target}",
+    )
+    return transport
+
+
+async def connect_as(claimed: int, target: int, addresses: list[Any], stolen: Any) -> Any:
+    """`announce`, retried until `target` listens; the transport."""
     while True:
         try:
-            transport, _ = await loop.create_connection(
-                lambda: asyncoro.MessageExchanger(fake, target),
-                *addresses[target],
-                ssl=stolen.client,
-                server_hostname=f"MPyC party {target}",
-            )
-            return transport
+            return await announce(claimed, target, addresses[target], stolen)
         except OSError:
             await asyncio.sleep(0.01)
 
@@ -241,6 +262,20 @@ def test_telcos_certificate_claiming_bank_is_refused(
     assert "ok" not in outs[3 - target]
 
 
+@contextlib.asynccontextmanager
+async def _running(c: Any) -> AsyncIterator[None]:
+    """A cluster's broker and daemons, idle, for the block; every daemon must exit cleanly."""
+    c.start_broker()
+    c.start()
+    try:
+        await c.wait_idle()
+        yield
+    finally:
+        codes = c.stop()
+        c.stop_broker()
+    assert all(code == 0 for code in codes.values()), c.errors
+
+
 async def test_running_daemons_refuse_a_revoked_party(tmp_path: Path) -> None:
     """Real daemons and broker: after `pki revoke telco` writes the CRL into every party's
     folder, the next session's links refuse telco's certificate; once the list is lifted, a
@@ -252,10 +287,7 @@ async def test_running_daemons_refuse_a_revoked_party(tmp_path: Path) -> None:
 
     ids = ["A0191", "A0922"]
     c = Cluster(tmp_path / "consortium", reveals=("score",))
-    c.start_broker()
-    c.start()
-    try:
-        await c.wait_idle()
+    async with _running(c):
         revoke_party(c.root, "telco")
         with pytest.raises(SessionError, match="certificate was refused: certificate revoked"):
             await score_request(c.config("bank"), ids, reveal="score", timeout=30)
@@ -264,36 +296,17 @@ async def test_running_daemons_refuse_a_revoked_party(tmp_path: Path) -> None:
         await c.wait_idle()
         out = await score_request(c.config("bank"), ids, reveal="score", timeout=30)
         assert out.rows == expected_scores(ids)
-    finally:
-        codes = c.stop()
-        c.stop_broker()
-    assert all(code == 0 for code in codes.values()), c.errors
 
 
 async def _scan_as_bank(ports: list[tuple[int, int]], stolen: Any, stop: asyncio.Event) -> int:
     """Connect to every (target pid, port) announcing bank, again and again until `stop`;
     how many links were made (each then refused by its target)."""
-    from mpyc import asyncoro
-
-    from mpc_credit.engine.runtime import make_runtime
-
-    loop = asyncio.get_running_loop()
     made = 0
     while not stop.is_set():
         for target, port in ports:
-            fake = make_runtime(0, [("127.0.0.1", port)] * 3, ssl=False)
-            fake._loop = loop
-            try:
-                await loop.create_connection(
-                    lambda t=target, f=fake: asyncoro.MessageExchanger(f, t),
-                    "127.0.0.1",
-                    port,
-                    ssl=stolen.client,
-                    server_hostname=f"MPyC party {target}",
-                )
+            with contextlib.suppress(OSError):
+                await announce(0, target, ("127.0.0.1", port), stolen)
                 made += 1
-            except OSError:
-                pass
         await asyncio.sleep(0.005)
     return made
 
@@ -329,10 +342,7 @@ async def test_running_daemons_refuse_telcos_certificate_claiming_bank(tmp_path:
         for n in ("bureau", "telco")
         for k in range(c.cons.party(n).mpc_ports)
     ]
-    c.start_broker()
-    c.start()
-    try:
-        await c.wait_idle()
+    async with _running(c):
         stop = asyncio.Event()
         attack = asyncio.ensure_future(_scan_as_bank(ports, stolen, stop))
         refusal = "a peer claiming to be party bank presented the certificate of party telco"
@@ -353,7 +363,3 @@ async def test_running_daemons_refuse_telcos_certificate_claiming_bank(tmp_path:
         await c.wait_idle()
         out = await score_request(c.config("bank"), ids, reveal="score", timeout=30)
         assert out.rows == expected_scores(ids)
-    finally:
-        codes = c.stop()
-        c.stop_broker()
-    assert all(code == 0 for code in codes.values()), c.errors

@@ -11,8 +11,7 @@ import asyncio
 import datetime as dt
 import pickle
 import struct
-import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from mpc_credit.engine.runtime import make_runtime
 from mpc_credit.engine.tls import CRL_FILE, TlsContexts, certificate_pid
 from mpc_credit.errors import SessionError, UsageError
 from mpc_credit.local.ports import free_ports
-from tests.attacks.test_mpc_links import Marker, connect_as
+from tests.attacks.test_mpc_links import Marker, connect_as, restore_mpyc_globals  # noqa: F401
 from tests.conftest import OWNERS
 
 OTHER_SESSION = "party telco joined the MPC link for another session"
@@ -52,19 +51,6 @@ def consortium(tmp_path: Path) -> tuple[pki.Authority, list[Path], list[x509.Cer
         folders.append(pki.write_party_tls(tmp_path / OWNERS[pid], pid, ca.cert, key, cert))
         certs.append(cert)
     return ca, folders, certs
-
-
-@pytest.fixture(autouse=True)
-def _restore_mpyc_globals() -> Iterator[None]:
-    """make_runtime points MPyC's modules at the newest runtime; other tests expect theirs."""
-    saved = {
-        name: mod.runtime
-        for name, mod in list(sys.modules.items())
-        if name.startswith("mpyc.") and name != "mpyc.runtime" and hasattr(mod, "runtime")
-    }
-    yield
-    for name, runtime in saved.items():
-        sys.modules[name].runtime = runtime  # type: ignore[attr-defined]
 
 
 async def _session(
