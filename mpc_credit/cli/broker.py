@@ -81,8 +81,10 @@ def mosquitto_config(
         ),
     ] = None,
 ) -> None:
-    """Write a mosquitto 2 configuration: TLS client certificates bound to client ids,
-    per-party ACLs, a message size limit, the revocation list, set_tcp_nodelay true.
+    """Write a mosquitto 2 configuration for a deployment.
+
+    TLS client certificates bound to client ids, per-party ACLs, a message size limit,
+    the revocation list, set_tcp_nodelay true.
 
     Example: mpc-credit broker mosquitto-config --consortium parties/consortium.json --out deploy
     then: mosquitto -c deploy/mosquitto.conf

@@ -88,9 +88,11 @@ def pki_init(
     per_applicant_daily: PerApplicantDaily = None,
     force: Force = False,
 ) -> None:
-    """Create a whole consortium on this machine (demo, tests): every party's keys, its
-    certificates, consortium.json and one party.toml per party. For real institutions use
-    pki request / sign / install, which never moves a private key.
+    """Create a whole consortium on this machine (demo and tests).
+
+    Writes every party's keys, its certificates, consortium.json and one party.toml per
+    party. For real institutions use pki request / sign / install, which never moves a
+    private key.
 
     Example: mpc-credit pki init --out parties --model parties/bank/german-credit-demo.json
     """
@@ -135,8 +137,10 @@ def pki_request(
     ports: Annotated[int, typer.Option(help="Number of MPC ports.")] = DEFAULT_MPC_PORTS,
     force: Annotated[bool, typer.Option(help="Replace this party's existing keys.")] = False,
 ) -> None:
-    """Make this party's private keys here (they never leave this machine) and a public
-    request for the consortium operator: OUT/request/ (request.json and two CSRs).
+    """Make this party's private keys here and a public request for the operator.
+
+    The keys never leave this machine; OUT/request/ (request.json and two CSRs) goes to
+    the consortium operator.
 
     Example: mpc-credit pki request --party bank --host mpc.bank.example --out bank
     """
@@ -166,8 +170,10 @@ def pki_sign(
     per_applicant_daily: PerApplicantDaily = None,
     force: Force = False,
 ) -> None:
-    """Issue certificates from the parties' requests and write consortium.json and one
-    bundle per party, OUT/NAME/, holding no private key: ship it to that party.
+    """Issue certificates from the parties' requests (the consortium operator).
+
+    Writes consortium.json and one bundle per party, OUT/NAME/, holding no private key:
+    ship it to that party.
 
     Example: mpc-credit pki sign --requests bank/request --requests bureau/request
     --requests telco/request --out consortium --model german-credit-demo.json
@@ -216,8 +222,10 @@ def pki_revoke(
         "parties"
     ),
 ) -> None:
-    """Put a party's MPC and broker certificates on the revocation lists; hand the MPC
-    list to every party (.config/mpyc_crl.pem) and regenerate the mosquitto configuration.
+    """Put a party's MPC and broker certificates on the revocation lists.
+
+    Hand the MPC list to every party (.config/mpyc_crl.pem) and regenerate the mosquitto
+    configuration.
 
     Example: mpc-credit pki revoke telco --consortium parties
     """
