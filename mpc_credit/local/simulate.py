@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +21,9 @@ from pathlib import Path
 from mpc_credit.consortium.pki import ephemeral_consortium
 from mpc_credit.engine.plan import make_plan
 from mpc_credit.engine.session import SessionSpec
-from mpc_credit.errors import DataError, ModelError, SessionError, UsageError, error_of_kind
-from mpc_credit.jsonwire import WireError, read_event
+from mpc_credit.errors import DataError, ModelError, SessionError, UsageError
 from mpc_credit.local.ports import free_ports
+from mpc_credit.local.processes import run_parties, staged_output
 from mpc_credit.local.worker import WorkerSpec
 from mpc_credit.scorecard.data import check_known, load_ids, load_owner_csv
 from mpc_credit.scorecard.model import Scorecard, dump_model, load_model
@@ -156,61 +153,6 @@ def _write_specs(
     return specs
 
 
-def _exit_reason(rc: int) -> str:
-    if rc < 0:
-        try:
-            return f"was killed by {signal.Signals(-rc).name}"
-        except ValueError:
-            return f"was killed by signal {-rc}"
-    return f"exited with code {rc}"
-
-
-class _Party:
-    """A running party process and the events it reported."""
-
-    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        self.name = name
-        self.proc = proc
-
-    async def event(self) -> dict[str, object]:
-        """The next JSON event; an error event, a malformed line or a process that dies
-        first raises the error of its kind, naming the party."""
-        assert self.proc.stdout is not None
-        try:
-            ev = await read_event(self.proc.stdout)
-        except WireError as exc:
-            raise SessionError(f"party {self.name} sent a malformed event: {exc}") from None
-        if ev is not None:
-            if ev["event"] == "error":
-                raise error_of_kind(ev.get("kind"), f"party {self.name}: {ev.get('message')}")
-            return ev
-        rc = await self.proc.wait()
-        raise SessionError(f"party {self.name} {_exit_reason(rc)} before finishing the session")
-
-    def send(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode() + b"\n")
-
-    def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-
-
-async def _first_failure(
-    tasks: list[asyncio.Task[dict[str, object]]], timeout: float, what: str
-) -> list[dict[str, object]]:
-    """All tasks' results; the first exception (or the deadline) cancels the rest."""
-    done, pending = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
-    for t in pending:
-        t.cancel()
-    for t in done:
-        if t.exception() is not None:
-            raise t.exception()  # type: ignore[misc]
-    if pending:
-        raise SessionError(f"session timed out after {timeout:.0f} s while {what}")
-    return [t.result() for t in tasks]
-
-
 async def run_simulation(
     sim: Simulation, on_started: Callable[[dict[str, int]], None] | None = None
 ) -> Outcome:
@@ -221,53 +163,22 @@ async def run_simulation(
     model = load_model(sim.model)
     parties = _check(sim, model)
     ids = _request_ids(sim, model)
-    out = sim.out.resolve()
-    if not out.parent.is_dir():
-        raise UsageError(f"--out {sim.out}: folder {out.parent} does not exist")
-    if out.is_dir():
-        raise UsageError(f"--out {sim.out}: is a folder, expected a file name")
-    staged = out.parent / f".{out.name}.{os.getpid()}.part"
+    out, staged = staged_output(sim.out, "--out")
     work = Path(tempfile.mkdtemp(prefix="mpc-credit-"))
-    procs: list[_Party] = []
     try:
         specs = _write_specs(sim, model, parties, ids, work, staged)
-        for name, spec in zip(parties, specs):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "mpc_credit.local.worker",
-                str(spec),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-            procs.append(_Party(name, proc))
-        await _first_failure(
-            [asyncio.ensure_future(p.event()) for p in procs], sim.timeout, "parties prepared"
+        done = await run_parties(
+            "mpc_credit.local.worker", list(zip(parties, specs)), sim.timeout, "scoring", on_started
         )
-        t0 = time.perf_counter()
-        for p in procs:
-            p.send("go")
-        if on_started is not None:
-            on_started({p.name: p.proc.pid for p in procs})
-        events = await _first_failure(
-            [asyncio.ensure_future(p.event()) for p in procs], sim.timeout, "scoring"
-        )
-        seconds = time.perf_counter() - t0
-        for p in procs:
-            await p.proc.wait()
-        received = {p.name: bool(ev.get("received")) for p, ev in zip(procs, events)}
+        events = done.events
+        received = {name: bool(ev.get("received")) for name, ev in zip(parties, events)}
         if not staged.exists():
             raise SessionError(f"receiver {sim.receiver} reported done but wrote no result")
         os.replace(staged, out)
-        peak = {p.name: float(ev.get("peak_mb", 0.0)) for p, ev in zip(procs, events)}  # type: ignore[arg-type]
-        mpc_s = max(float(ev.get("mpc_s", 0.0)) for ev in events)  # type: ignore[arg-type]
-        return Outcome(len(ids), seconds, mpc_s, received, peak)
+        peak = {name: float(ev.get("peak_mb", 0.0)) for name, ev in zip(parties, events)}
+        mpc_s = max(float(ev.get("mpc_s", 0.0)) for ev in events)
+        return Outcome(len(ids), done.seconds, mpc_s, received, peak)
     finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            await p.proc.wait()
         staged.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,27 +1,23 @@
 """A party process for one session: `python -m mpc_credit.local.worker SPEC.json`.
 
-It talks to its launcher in JSON lines (`mpc_credit.jsonwire`): `ready` (or `error` with
-its kind) after the local checks, then waits for `go` on stdin, runs the session, and
-reports `done`. The receiver writes its result to the spec's `out` path; every other
+It talks to its launcher in JSON lines (local/processes.py): `ready` (or `error` with its
+kind) after the local checks, then waits for `go` on stdin, runs the session, and reports
+`done`. The receiver writes its result to the spec's `out` path; every other
 party writes nothing. This is where a one-shot party reads its files: the engine's
 `SessionSpec` names no path.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import resource
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from mpc_credit.engine.runtime import close_runtime, make_runtime
 from mpc_credit.engine.session import Prepared, SessionSpec, assemble, execute
-from mpc_credit.errors import ModelError, MpcCreditError, UsageError
+from mpc_credit.errors import ModelError, UsageError
 from mpc_credit.jsonwire import WireError, decode_object, emit, encode
+from mpc_credit.local.processes import memory_mb, party_main, wait_for_go
 from mpc_credit.scorecard.data import load_ids, load_owner_csv
 from mpc_credit.scorecard.model import load_model
 
@@ -75,24 +71,10 @@ def prepare(spec: WorkerSpec) -> Prepared:
     return assemble(spec.session, model, ids, table)
 
 
-def memory_mb(field: str = "VmHWM", pid: int | str = "self") -> float:
-    """A process's memory figure from /proc, in MB: VmHWM its peak resident set (of its own
-    image: ru_maxrss would include the launcher's), VmRSS its current one."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 async def run(spec: WorkerSpec) -> int:
     prep = prepare(spec)
     emit("ready", party=spec.party, rows=len(prep.ids))
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    if line.strip() != "go":
-        emit("error", kind="failed", message="launcher withdrew the session")
+    if not await wait_for_go():
         return 1
     mpc = make_runtime(spec.pid, spec.addresses, ssl=spec.tls is not None)
     from mpc_credit.engine.links import start_runtime  # imports MPyC: after make_runtime did
@@ -116,28 +98,7 @@ async def run(spec: WorkerSpec) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    # MPyC's import sends the root log to stdout unless it is configured already; stdout
-    # carries this worker's events, so the log goes to stderr
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    logging.disable(logging.INFO)
-    try:
-        spec = WorkerSpec.loads(Path(argv[0]).read_text())
-        profile_dir = os.environ.get("MPC_CREDIT_PROFILE")  # developers: cProfile each party
-        if profile_dir:
-            import cProfile
-
-            out = Path(profile_dir) / f"{spec.party}.prof"
-            with cProfile.Profile() as prof:
-                rc = asyncio.run(run(spec))
-            prof.dump_stats(out)
-            return rc
-        return asyncio.run(run(spec))
-    except MpcCreditError as exc:
-        emit("error", kind=exc.kind, message=str(exc))
-    except Exception as exc:
-        emit("error", kind="failed", message=f"internal error: {type(exc).__name__}: {exc}")
-    return 1
+    return party_main(sys.argv[1:] if argv is None else argv, WorkerSpec.loads, run)
 
 
 if __name__ == "__main__":
