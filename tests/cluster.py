@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,19 @@ class Cluster:
         self.broker: subprocess.Popen[bytes] | None = None
         self.daemons: dict[str, subprocess.Popen[bytes]] = {}
         self.errors: dict[str, str] = {}  # stderr tails of daemons that exited non-zero
+
+    @contextlib.contextmanager
+    def running(self, broker: Sequence[str] | None = None) -> Iterator[Cluster]:
+        """The broker (`broker`'s command, default the embedded one) and every daemon for
+        the block; then every daemon must have exited 0 on SIGTERM."""
+        self.start_broker(broker)
+        try:
+            self.start()
+            yield self
+        finally:
+            codes = self.stop()
+            self.stop_broker()
+        assert all(code == 0 for code in codes.values()), f"exit codes {codes}: {self.errors}"
 
     def config(self, party: str) -> Path:
         return self.root / party / "party.toml"
@@ -217,6 +230,27 @@ class Cluster:
 
         return sign(REQUEST_LABEL, body, load_signing_key(self.root / signer / "signing.key"))
 
+    @contextlib.asynccontextmanager
+    async def sniffing(self) -> AsyncIterator[list[tuple[str, bytes]]]:
+        """Every (topic, payload) the broker forwards during the block."""
+        captured: list[tuple[str, bytes]] = []
+        ready = asyncio.Event()
+
+        async def sniff() -> None:
+            async with self.client(identifier=f"sniffer-{time.monotonic_ns()}") as c:
+                await c.subscribe("#", qos=1)
+                ready.set()
+                async for m in c.messages:
+                    captured.append((str(m.topic), bytes(m.payload)))  # type: ignore[arg-type]
+
+        task = asyncio.create_task(sniff())
+        try:
+            await asyncio.wait_for(ready.wait(), 5)
+            yield captured
+            await asyncio.sleep(0.3)  # what is still on its way
+        finally:
+            task.cancel()
+
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         async with self.client(identifier=f"test-{time.monotonic_ns()}") as c:
             await c.publish(topic, payload, qos=1, retain=retain)
@@ -227,6 +261,7 @@ class Cluster:
         """Publish a request (`payload`, or `body` as JSON) straight to the broker; each
         party's first status report about `body`'s session, within `wait` seconds."""
         topics = Topics(self.cons.topic_prefix)
+        sid = body["session"]
         got: dict[str, dict[str, Any]] = {}
         async with self.client(identifier=f"test-{time.monotonic_ns()}") as c:
             await c.subscribe(f"{topics.prefix}/session/{body['session']}/+", qos=1)
@@ -234,8 +269,8 @@ class Cluster:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     async for m in c.messages:
-                        if "/session/" not in str(m.topic):
-                            continue  # amqtt also replays retained presence messages here
+                        if not str(m.topic).startswith(f"{topics.prefix}/session/{sid}/"):
+                            continue  # amqtt also replays other topics' retained messages
                         d = json.loads(m.payload)  # type: ignore[arg-type]
                         got.setdefault(d["party"], d)
                         if len(got) == len(NAMES):

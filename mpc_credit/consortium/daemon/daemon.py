@@ -43,7 +43,7 @@ from mpc_credit.consortium.config import (
     load_party_config,
 )
 from mpc_credit.consortium.daemon import admission
-from mpc_credit.consortium.daemon.audit import DaemonAudit, Throttle
+from mpc_credit.consortium.daemon.audit import DaemonAudit
 from mpc_credit.consortium.daemon.client_ops import ClientOps
 from mpc_credit.consortium.daemon.control import ControlServer, LocalClient
 from mpc_credit.consortium.daemon.inbox import Inbox
@@ -62,6 +62,7 @@ from mpc_credit.jsonwire import emit
 
 log = logging.getLogger("mpc_credit.daemon")
 EARLY_SESSIONS = 256  # reports kept for sessions whose request has not arrived yet
+REASSERT_AFTER = 0.5  # seconds before announcing again a presence someone overwrote
 AUDIT_DOWN = "audit log not writable"  # the public category of a refusal for that reason
 
 
@@ -102,7 +103,7 @@ class PartyDaemon:
         self.locals: dict[str, LocalClient] = {}
         self.link = MqttLink(cfg, self.cons, self.key, self.on_message, self.on_broker_lost)
         self.inbox = Inbox(self.cons, self.link.topics, self.audit)
-        self._reasserts = Throttle(1.0)
+        self._reasserting = False  # an announce of our presence is pending
         self._own_seen = False  # our own announce of this connection came back
         self.runner = SessionRunner(
             cfg.party,
@@ -183,17 +184,26 @@ class PartyDaemon:
 
     def _reassert(self, msg: object) -> None:
         """Our own retained presence says something else than we do (junk, a cleared or a
-        replayed message on a broker without ACLs): say it again, at most once a second, so
-        that daemons connecting later read the truth. What arrives before our own announce of
-        this connection came back is the previous one's, which that announce replaces."""
+        replayed message on a broker without ACLs): say it again, REASSERT_AFTER seconds later
+        (one announce pending at a time), so that daemons connecting later read the truth.
+        What arrives before our own announce of this connection came back is the previous
+        connection's, which that announce replaces."""
         if isinstance(msg, Presence) and msg.state == self.link.state and msg.ts >= self.link.since:
             self._own_seen = True
             return
         if self.stopping or not self._own_seen or not self.link.connected.is_set():
             return
-        if self._reasserts.allow("presence") is not None:
+        if not self._reasserting:
             log.warning("our retained presence was overwritten; announcing it again")
-            self._spawn(self.link.announce())
+            self._reasserting = True
+            self._spawn(self._announce_again())
+
+    async def _announce_again(self) -> None:
+        try:
+            await asyncio.sleep(REASSERT_AFTER)
+            await self.link.announce()
+        finally:
+            self._reasserting = False
 
     def on_request(self, req: Request, topic: str, payload: bytes) -> None:
         """Refuse, or accept: audited (on disk) first, charged, acknowledged, queued."""

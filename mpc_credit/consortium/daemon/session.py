@@ -52,7 +52,11 @@ def public(error: BaseException, party: str) -> str:
     a link failure's text names parties only, and goes whole."""
     if isinstance(error, LinkFailure):
         return f"{party}: MPC link: {error}"
-    return public_reason(error.refusal if isinstance(error, PolicyRefusal) else error, party)
+    if isinstance(error, PolicyRefusal):
+        return public_reason(error.refusal, party)
+    while type(error) is SessionError and error.__cause__ is not None:
+        error = error.__cause__  # a plain wrapper: the category is its cause's
+    return public_reason(error, party)
 
 
 @dataclass

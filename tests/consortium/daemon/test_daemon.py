@@ -32,15 +32,8 @@ IDS = ["A0191", "A0922", "A0755"]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("consortium"), reveals=ALLOWED)
-    c.start_broker()
-    c.start()
-    try:
+    with Cluster(tmp_path_factory.mktemp("consortium"), reveals=ALLOWED).running() as c:
         yield c
-    finally:
-        codes = c.stop()
-        c.stop_broker()
-    assert all(code == 0 for code in codes.values()), f"daemon exit codes {codes}: {c.errors}"
 
 
 async def score(cluster: Cluster, ids: list[str], **kw: Any) -> Any:
@@ -92,21 +85,8 @@ async def test_broker_never_carries_inputs_or_results(cluster: Cluster) -> None:
     """Capture every message the broker forwards during sessions; none holds a feature
     value of the requested applicants or a revealed score."""
     await cluster.wait_idle()
-    captured: list[tuple[str, bytes]] = []
-    ready = asyncio.Event()
-
-    async def sniff() -> None:
-        async with cluster.client(identifier="sniffer") as c:
-            await c.subscribe("#", qos=1)
-            ready.set()
-            async for m in c.messages:
-                captured.append((str(m.topic), bytes(m.payload)))  # type: ignore[arg-type]
-
-    task = asyncio.create_task(sniff())
-    await asyncio.wait_for(ready.wait(), 5)
-    outs = [await score(cluster, IDS, reveal=r) for r in ("score", "reasons")]
-    await asyncio.sleep(0.3)
-    task.cancel()
+    async with cluster.sniffing() as captured:
+        outs = [await score(cluster, IDS, reveal=r) for r in ("score", "reasons")]
     scores = {int(r[1]) for r in outs[0].rows}
     secret_numbers: set[float] = set(scores)
     secret_strings: set[str] = {str(s) for s in scores}
