@@ -84,6 +84,7 @@ class _CheckedLink:
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        self.heard = time.monotonic()  # for stalled_peer
         if self.peer_pid is None and len(self.bytes) + len(data) >= 2:
             claimed = int.from_bytes((bytes(self.bytes) + bytes(data[:2]))[:2], "little")
             problem = self._check_claim(claimed)
@@ -256,6 +257,22 @@ def lost_peers(mpc: Any) -> list[int]:
         if proto is None or transport is None or transport.is_closing():
             out.append(peer.pid)
     return out
+
+
+def stalled_peer(mpc: Any) -> int | None:
+    """The peer this party waits for and heard from longest ago; None when it waits for none.
+
+    A stopped or hung party starves the others one after another: each waits for a message
+    it asked for (a receive MPyC posted, still a future in the link's `buffers`), and among
+    those it waits for, the one silent longest is the cause, not a party merely waiting too.
+    A heuristic for error messages, never for a decision.
+    """
+    waiting = []
+    for peer in mpc.parties:
+        buffers = getattr(peer.protocol, "buffers", None) or {}
+        if peer.pid != mpc.pid and any(isinstance(b, asyncio.Future) for b in buffers.values()):
+            waiting.append((getattr(peer.protocol, "heard", 0.0), peer.pid))
+    return min(waiting)[1] if waiting else None
 
 
 def unconnected_peers(mpc: Any) -> list[int]:

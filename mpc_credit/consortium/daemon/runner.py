@@ -44,6 +44,7 @@ from mpc_credit.engine.links import (
     install_mpc_guard,
     lost_peers,
     quiet_exception_handler,
+    stalled_peer,
     teardown_runtime,
     unconnected_peers,
 )
@@ -55,6 +56,7 @@ from mpc_credit.scorecard.reveal import Result, result_fields
 log = logging.getLogger("mpc_credit.daemon")
 SHUTDOWN_GRACE = 5.0  # seconds for MPyC's closing barrier
 WATCH_EVERY = 0.05  # seconds between the watchdog's looks at the links
+PAUSED = 2.0  # seconds between two looks: this party itself was not running (SIGSTOP, starved)
 
 
 class SessionRunner:
@@ -77,6 +79,7 @@ class SessionRunner:
         self.data, self.link, self.audit, self.ledger = data, link, audit, ledger
         self.locals = locals_
         self.sessions_run = 0
+        self._looked, self._gap = time.monotonic(), 0.0  # the watchdog's last look, the gap before
 
     async def run(self, s: Session) -> None:
         """Run `s` to its end; never raises (an internal error aborts the session)."""
@@ -136,6 +139,7 @@ class SessionRunner:
         MPC_FAILURES.clear()
         asyncio.get_running_loop().set_exception_handler(quiet_exception_handler)
         task = asyncio.ensure_future(self._compute(s, mpc, local))
+        self._looked, self._gap = time.monotonic(), 0.0
         watchdog = asyncio.ensure_future(self._watch(s, mpc))
         try:
             await until_task(task, s.aborted, timeout=s.remaining())
@@ -161,21 +165,31 @@ class SessionRunner:
             error = SessionError(f"party {self.party}: {type(exc).__name__}: {exc}")
             error.__cause__ = exc  # its category for the public reason
             return error
-        if s.aborted.is_set() and s.error is not None:
+        late = s.error is not None and s.error.kind == "timeout" and s.remaining() <= 0.5
+        if s.aborted.is_set() and s.error is not None and not late:
             return s.error
+        # our own deadline, or another party's at about the same time: our view says who stalled
         return TimedOutError(self._deadline_reason(s, mpc))
 
     def _deadline_reason(self, s: Session, mpc: Any) -> str:
+        paused = max(self._gap, time.monotonic() - self._looked)
+        if paused > PAUSED:  # just now: the deadline passed while this party could not run
+            return f"party {self.party} could not run for {paused:.1f} s and missed the deadline"
         if s.phase == "connecting":
             names = [s.parties[p] for p in unconnected_peers(mpc)]
             if names:
                 return f"party {', '.join(names)} did not connect before the deadline"
+        stalled = stalled_peer(mpc) if s.phase == "computing" else None
+        if stalled is not None:
+            return f"deadline passed waiting for party {s.parties[stalled]} (at party {self.party})"
         return f"deadline passed while {s.phase} (at party {self.party})"
 
     async def _watch(self, s: Session, mpc: Any) -> None:
         """Abort the session when an MPC link drops or an MPyC coroutine fails."""
         while True:
             await asyncio.sleep(WATCH_EVERY)
+            now = time.monotonic()
+            self._looked, self._gap = now, now - self._looked
             if MPC_FAILURES:
                 exc = MPC_FAILURES[0]
                 if not isinstance(exc, SessionError):  # a refused link says why itself
