@@ -22,6 +22,7 @@ from mpc_credit.cli.model import model_app
 from mpc_credit.cli.party import party_app
 from mpc_credit.cli.pki import pki_app
 from mpc_credit.cli.score import score
+from mpc_credit.cli.train import train
 from mpc_credit.errors import MpcCreditError
 
 app = typer.Typer(
@@ -138,6 +139,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(party_app, name="party")
 app.add_typer(audit_app, name="audit")
 app.command("score")(score)
+app.command("train")(train)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,7 +77,9 @@ class PartyProcess:
             raise SessionError(f"party {self.name} sent a malformed event: {exc}") from None
         if ev is not None:
             if ev["event"] == "error":
-                raise error_of_kind(ev.get("kind"), f"party {self.name}: {ev.get('message')}")
+                said, named = str(ev.get("message")), f"party {self.name}: "
+                said = said if said.startswith(named) else named + said
+                raise error_of_kind(ev.get("kind"), said)
             return ev
         rc = await self.proc.wait()
         raise SessionError(f"party {self.name} {exit_reason(rc)} before finishing the session")

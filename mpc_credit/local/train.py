@@ -1,0 +1,284 @@
+"""Joint training on one machine: one OS process per institution, mutual TLS between them.
+
+The launcher acts for the lender and model owner: it checks the lender's holdout ids against
+the lender's own file, gives each party only its own CSV path and an ephemeral consortium's TLS
+folder, and runs the party processes (local/train_worker.py) to the end. With `--test-ids` it
+then scores the holdout with the new model in a normal `simulate` session (the engine's MPC
+scoring, each party reading the scoring CSV it wrote, the scores revealed to the lender only)
+and computes AUC, Gini and KS from the lender's labels (training/metrics.py). The model file,
+the scoring CSVs and the report are moved into place only when everything succeeded; any
+failure kills every party and leaves no output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpc_credit.consortium.pki import ephemeral_consortium
+from mpc_credit.errors import SessionError, UsageError
+from mpc_credit.local.ports import free_ports
+from mpc_credit.local.processes import run_parties, staged_output
+from mpc_credit.local.simulate import Simulation, run_simulation
+from mpc_credit.local.train_worker import TrainSpec, options_json
+from mpc_credit.scorecard.data import load_ids
+from mpc_credit.training.data import read_training_csv
+from mpc_credit.training.metrics import Metrics, metrics
+from mpc_credit.training.report import NO_DP_NOTE, ReportData, write_report
+from mpc_credit.training.session import Options, Setup
+
+
+@dataclass(frozen=True)
+class Training:
+    """A `train` request."""
+
+    data: Mapping[str, Path]
+    lender: str
+    label: str
+    model_owner: str
+    options: Options
+    out: Path
+    ledger_dir: Path  # one JSON ledger per party (used with DP)
+    budget: float  # each party's, epsilon at delta 1e-6
+    test_ids: Path | None = None
+    report: Path | None = None
+    scoring_data: Path | None = None  # a folder for each party's scoring CSV
+    timeout: float = 3600.0
+
+    @property
+    def parties(self) -> tuple[str, ...]:
+        return tuple(self.data)
+
+    def setup(self) -> Setup:
+        return Setup(self.parties, self.lender, self.model_owner, self.options)
+
+
+@dataclass
+class Holdout:
+    """The lender's view of the holdout: its labels and the scores the engine revealed."""
+
+    ids: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+    metrics: Metrics
+    seconds: float
+
+
+@dataclass
+class TrainOutcome:
+    """What a finished training run reports to the lender and model owner."""
+
+    model: dict[str, Any]
+    kept: dict[str, list[str]]
+    candidates: dict[str, list[str]]
+    rows: int
+    seconds: float  # from `go` to the last party done
+    phases: dict[str, float]  # the slowest party's seconds per phase
+    epsilon_spent: dict[str, float | None]  # each party's ledger total after the run
+    budget: dict[str, float | None]
+    binning: list[dict[str, Any]] = field(default_factory=list)  # the model owner's own
+    holdout: Holdout | None = None
+    peak_mb: dict[str, float] = field(default_factory=dict)
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """`PARTY:COLUMN` from --label."""
+    party, sep, column = text.partition(":")
+    if not sep or not party or not column:
+        raise UsageError(f"--label {text!r}: expected PARTY:COLUMN, e.g. bank:default")
+    return party, column
+
+
+def _check(t: Training) -> None:
+    if len(t.parties) < 3:
+        raise UsageError(
+            f"training needs at least 3 parties (honest majority), got {len(t.parties)}: "
+            f"{', '.join(t.parties) or 'none'}"
+        )
+    for flag, who in (("--label", t.lender), ("--model-owner", t.model_owner)):
+        if who not in t.data:
+            raise UsageError(f"{flag}: {who!r} is not one of the --data parties")
+    e = t.options.epsilon
+    if e is not None and not (e > 0 and e < float("inf")):
+        raise UsageError(f"--epsilon {e}: must be a positive number")
+    if not (t.budget >= 0 and t.budget < float("inf")):
+        raise UsageError(f"--budget {t.budget}: must be a finite epsilon >= 0")
+    if t.report is not None and t.model_owner != t.lender:
+        raise UsageError(
+            "--report: the report holds the model and the holdout metrics, so the model owner "
+            "must be the lender"
+        )
+    t.setup().check()
+    _check_outputs(t)
+
+
+def _check_outputs(t: Training) -> None:
+    """No output may overwrite an input file."""
+    inputs = {Path(p).resolve(): f"{party}'s --data" for party, p in t.data.items()}
+    if t.test_ids is not None:
+        inputs[Path(t.test_ids).resolve()] = "--test-ids"
+    outputs = [("--out", t.out)]
+    if t.scoring_data is not None:
+        outputs += [("--scoring-data", t.scoring_data / f"{p}.csv") for p in t.parties]
+    for flag, path in outputs:
+        if path.resolve() in inputs:
+            raise UsageError(
+                f"{flag}: {path} is {inputs[path.resolve()]} file; choose another place"
+            )
+
+
+def _holdout_labels(t: Training) -> tuple[list[str], np.ndarray] | None:
+    """The holdout ids and their labels, read from the lender's own file (the launcher acts
+    for the lender)."""
+    if t.test_ids is None:
+        return None
+    ids = load_ids(t.test_ids)
+    lender = read_training_csv(t.data[t.lender], t.label)
+    lender.without(ids, str(t.test_ids))  # every id known, some rows left to train on
+    return ids, lender.rows_of(ids).labels()  # type: ignore[return-value]
+
+
+def _write_specs(t: Training, work: Path, staged: Path) -> list[tuple[str, Path]]:
+    """Each party's spec file and TLS folder under `work`."""
+    names = t.parties
+    tls = ephemeral_consortium(work / "tls", len(names))
+    ports = free_ports(len(names))
+    run = uuid.uuid4().hex
+    ledgers = t.ledger_dir.expanduser()
+    if t.options.epsilon is not None:
+        ledgers.mkdir(parents=True, exist_ok=True)
+    specs = []
+    for pid, party in enumerate(names):
+        folder = work / party
+        folder.mkdir()
+        lender, owner = party == t.lender, party == t.model_owner
+        spec = TrainSpec(
+            party=party,
+            parties=names,
+            lender=t.lender,
+            model_owner=t.model_owner,
+            options=options_json(t.options),
+            run=run,
+            addresses=tuple(("127.0.0.1", p) for p in ports),
+            tls=str(tls[pid]),
+            data=str(Path(t.data[party]).resolve()),
+            scoring=str(folder / "scoring.csv"),
+            label=t.label if lender else None,
+            test_ids=str(Path(t.test_ids).resolve()) if lender and t.test_ids else None,
+            ledger=str(ledgers / f"{party}.json") if t.options.epsilon is not None else None,
+            budget=t.budget,
+            out=str(staged) if owner else None,
+            details=str(folder / "binning.json") if owner and t.report else None,
+        )
+        path = folder / "spec.json"
+        path.write_text(spec.dumps())
+        specs.append((party, path))
+    return specs
+
+
+async def _score_holdout(
+    t: Training, model: Path, work: Path, ids: list[str], labels: np.ndarray
+) -> Holdout:
+    """The engine's MPC scoring of the holdout with the new model, revealed to the lender."""
+    (work / "holdout.txt").write_text("\n".join(ids) + "\n")
+    sim = Simulation(
+        model=model,
+        data={p: work / p / "scoring.csv" for p in t.parties},
+        receiver=t.lender,
+        reveal="score",
+        out=work / "holdout-scores.csv",
+        ids=work / "holdout.txt",
+        model_owner=t.model_owner,
+        timeout=t.timeout,
+    )
+    outcome = await run_simulation(sim)
+    with sim.out.open(newline="") as fh:
+        rows = list(csv.reader(fh))[1:]
+    if [r[0] for r in rows] != ids:
+        raise SessionError("the holdout scores do not match the holdout ids")
+    scores = np.array([int(r[1]) for r in rows])
+    return Holdout(ids, labels, scores, metrics(labels, scores), outcome.seconds)
+
+
+def _outcome(t: Training, events: list[dict[str, Any]], seconds: float, work: Path) -> TrainOutcome:
+    by = dict(zip(t.parties, events))
+    phases: dict[str, float] = {}
+    for ev in events:
+        for k, v in ev["seconds"].items():
+            phases[k] = max(phases.get(k, 0.0), float(v))
+    details = work / t.model_owner / "binning.json"
+    return TrainOutcome(
+        model={},
+        kept={p: list(ev["kept"]) for p, ev in by.items()},
+        candidates={p: list(ev["candidates"]) for p, ev in by.items()},
+        rows=int(by[t.lender]["rows"]),
+        seconds=seconds,
+        phases=phases,
+        epsilon_spent={p: ev.get("epsilon_spent") for p, ev in by.items()},
+        budget={p: ev.get("budget") for p, ev in by.items()},
+        binning=json.loads(details.read_text()) if details.exists() else [],
+        peak_mb={p: float(ev.get("peak_mb", 0.0)) for p, ev in by.items()},
+    )
+
+
+def report_data(t: Training, r: TrainOutcome) -> ReportData:
+    """What the report shows, from what the lender and model owner hold."""
+    e = t.options.epsilon
+    h = r.holdout
+    return ReportData(
+        model=r.model,
+        owner=t.model_owner,
+        kept=r.kept,
+        candidates=r.candidates,
+        privacy={p: (e, r.epsilon_spent[p], r.budget[p]) for p in t.parties},
+        binning=r.binning,
+        labels=None if h is None else h.labels,
+        scores=None if h is None else h.scores,
+        metrics=None if h is None else h.metrics,
+        notes=[NO_DP_NOTE] if e is None else [],
+    )
+
+
+async def run_training(t: Training) -> TrainOutcome:
+    """Train, validate and write; raise MpcCreditError (one line) on any failure."""
+    _check(t)
+    out, staged = staged_output(t.out, "--out")
+    if t.scoring_data is not None and not t.scoring_data.is_dir():
+        raise UsageError(f"--scoring-data {t.scoring_data}: not a folder")
+    holdout = _holdout_labels(t)
+    work = Path(tempfile.mkdtemp(prefix="mpc-credit-train-"))
+    try:
+        specs = _write_specs(t, work, staged)
+        done = await run_parties("mpc_credit.local.train_worker", specs, t.timeout, "training")
+        if not staged.exists():
+            raise SessionError(f"model owner {t.model_owner} reported done but wrote no model")
+        result = _outcome(t, done.events, done.seconds, work)
+        result.model = json.loads(staged.read_text())
+        if holdout is not None:
+            result.holdout = await _score_holdout(t, staged, work, *holdout)
+        if t.report is not None:
+            write_report(t.report, report_data(t, result))
+        os.replace(staged, out)
+        if t.scoring_data is not None:
+            for p in t.parties:
+                shutil.copyfile(work / p / "scoring.csv", t.scoring_data / f"{p}.csv")
+        return result
+    finally:
+        staged.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def train_locally(t: Training) -> TrainOutcome:
+    """Blocking wrapper around `run_training`."""
+    return asyncio.run(run_training(t))
