@@ -1,0 +1,131 @@
+"""`mpc-credit train` end to end through the real command line, on the German credit parties.
+
+Three party processes over mutual TLS train on 700 applicants and hold 300 out; the holdout is
+scored by a second MPC session. The no-DP run uses the linear sigmoid and 2 Newton steps, the
+DP run the polynomial with 2 + 1 steps: the tests check the plumbing and the ledger, not the
+optimizer (tests/training holds that), and stay fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mpc_credit.scorecard.data import load_ids, load_owner_csv
+from mpc_credit.scorecard.model import load_model
+from mpc_credit.scorecard.reference import reference
+from mpc_credit.training.ledger import rho_for
+from mpc_credit.training.metrics import metrics
+from tests.conftest import OWNERS
+from tests.local.train_inputs import cli, train_args, write_inputs
+
+FAST = ("--sigmoid", "linear", "--newton-steps", "2")
+
+
+@pytest.fixture(scope="module")
+def no_dp_run(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("train")
+    write_inputs(folder)
+    (folder / "scoring").mkdir()
+    extra = ["--no-dp", *FAST, "--test-ids", "test.txt", "--report", "report"]
+    proc = cli(*train_args(*extra, "--scoring-data", "scoring"), cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    return folder, proc
+
+
+def labels_of(folder: Path, ids: list[str]) -> np.ndarray:
+    with (folder / "bank.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    by_id = {r["applicant_id"]: int(r["default"]) for r in rows}
+    return np.array([by_id[a] for a in ids])
+
+
+def test_no_dp_run_is_announced_loudly_and_spends_no_budget(no_dp_run):
+    folder, proc = no_dp_run
+    warning = [line for line in proc.stderr.splitlines() if "WARNING" in line]
+    assert len(warning) == 1 and "no differential privacy protects the applicants" in warning[0]
+    assert "privacy: none (--no-dp)" in proc.stdout
+    assert not (folder / "ledgers").exists()
+
+
+def test_model_loads_and_scores_with_simulate_as_the_holdout_said(no_dp_run):
+    folder, proc = no_dp_run
+    model = load_model(folder / "model.json")
+    assert model.name == "joint" and model.cutoff == 520 and model.features
+    assert {f.owner for f in model.features} <= set(OWNERS)
+    data = [f"--data={o}=scoring/{o}.csv" for o in OWNERS]
+    run = cli(
+        "simulate", "--model", "model.json", *data, "--receiver", "bank",
+        "--ids", "test.txt", "--out", "scores.csv", cwd=folder,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    with (folder / "scores.csv").open(newline="") as fh:
+        rows = list(csv.reader(fh))[1:]
+    ids = load_ids(folder / "test.txt")
+    assert [r[0] for r in rows] == ids
+    scores = np.array([int(r[1]) for r in rows])
+    tables = {o: load_owner_csv(folder / "scoring" / f"{o}.csv", model, o) for o in OWNERS}
+    expected = reference(model, tables, ids, "score").rows()
+    assert [[str(v) for v in r] for r in expected] == rows  # the engine's = plaintext's
+    m = metrics(labels_of(folder, ids), scores)
+    printed = re.search(r"holdout: 300 applicants \((\d+) bad\).*AUC ([\d.]+), Gini ([\d.-]+), "
+                        r"KS ([\d.]+)", proc.stdout)  # fmt: skip
+    assert printed, proc.stdout
+    assert int(printed[1]) == m.bad
+    assert float(printed[2]) == pytest.approx(m.auc, abs=5e-5)
+    assert float(printed[3]) == pytest.approx(m.gini, abs=5e-5)
+    assert float(printed[4]) == pytest.approx(m.ks, abs=5e-5)
+    assert m.auc > 0.7  # the plaintext reference scores 0.79 on this split
+
+
+def test_scoring_csvs_hold_the_models_columns_and_no_label(no_dp_run):
+    folder, _ = no_dp_run
+    model = load_model(folder / "model.json")
+    for o in OWNERS:
+        header = (folder / "scoring" / f"{o}.csv").read_text().splitlines()[0].split(",")
+        assert header == ["applicant_id", *(f.name for f in model.features_of(o))]
+
+
+def test_report_has_the_tables_and_plots(no_dp_run):
+    folder, _ = no_dp_run
+    page = (folder / "report" / "index.html").read_text()
+    model = json.loads((folder / "model.json").read_text())
+    for section in ("Holdout", "AUC", "Privacy spent", "Model", "Binning of bank"):
+        assert section in page
+    for f in model["features"]:
+        assert f">{f['name']} <small>({f['owner']})" in page
+    for name in ("status_of_existing_checking_account", "duration_in_month"):  # bank's own
+        assert re.search(rf"<h3>{name}: IV \d", page)
+    assert "<h3>credit_history: IV" not in page  # the bureau's counts stay with the bureau
+    assert "no differential privacy" in page
+    for png in ("roc.png", "scores.png"):
+        assert (folder / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dp_run_charges_every_ledger_and_a_run_past_the_budget_is_refused(tmp_path):
+    write_inputs(tmp_path)
+    dp = ["--epsilon", "1", "--newton-steps", "2", "--polish-steps", "1", "--budget", "1.2"]
+    proc = cli(*train_args(*dp, "--test-ids", "test.txt"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stderr
+    assert re.search(r"privacy: epsilon 1 \(delta 1e-06\)", proc.stdout), proc.stdout
+    assert "holdout: 300 applicants" in proc.stdout
+    ledgers = {o: json.loads((tmp_path / "ledgers" / f"{o}.json").read_text()) for o in OWNERS}
+    for o, ledger in ledgers.items():
+        assert ledger["party"] == o
+        assert [r["rho"] for r in ledger["runs"]] == [pytest.approx(rho_for(1.0), rel=1e-12)]
+    (tmp_path / "model.json").unlink()
+    again = cli(*train_args(*dp), cwd=tmp_path)
+    assert again.returncode == 4, again.stderr
+    err = again.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert re.search(r"party (bank|bureau|telco): run \w+ would bring", err), err
+    assert "over its budget of 1.2" in err
+    assert not (tmp_path / "model.json").exists()
+    after = {o: json.loads((tmp_path / "ledgers" / f"{o}.json").read_text()) for o in OWNERS}
+    assert after == ledgers  # a refused run spends nothing
