@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_bad_input import refused as refused_by_cli
 from tests.local.train_inputs import cli, train_args, write_inputs
 
 DP = ("--epsilon", "1")
@@ -22,12 +23,8 @@ def files(tmp_path: Path) -> Path:
 
 
 def refused(proc: subprocess.CompletedProcess[str], folder: Path, *needles: str) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    err = proc.stderr.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
+    """`simulate`'s clean refusal (exit 2, one line naming the culprit), no model, no budget."""
+    err = refused_by_cli(proc, folder, *needles)
     assert not (folder / "model.json").exists()
     assert not list(folder.glob(".model.json.*"))
     ledgers = folder / "ledgers"

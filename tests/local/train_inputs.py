@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import csv
 import random
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli.test_bad_input import cli
 from tests.conftest import OWNERS, PARTIES
+
+__all__ = ["cli", "train_args", "write_inputs"]
 
 HOLDOUT = 300
 
@@ -44,13 +45,3 @@ def train_args(*extra: str, data: dict[str, str] | None = None) -> list[str]:
     for party, path in data.items():
         args += ["--data", f"{party}={path}"]
     return [*args, *extra]
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mpc_credit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
