@@ -7,8 +7,8 @@ Over `mpc_credit.consortium.audit.AuditLog` (signed, hash-chained JSON lines, fs
   a full disk) the caller refuses the session rather than run it unaudited;
 - `applicants` records a batch's ids once they arrived over the MPC links, before the
   computation, in lines of bounded size, so a restart keeps the per-applicant counts;
-- `refused` (a request with a valid signature) and `ended` (done or aborted) are written too;
-  their failures are only logged;
+- `refused` (a request with a valid signature, at most REFUSED_BURST a minute per requester)
+  and `ended` (done or aborted) are written too; their failures are only logged;
 - `rejected` is a bounded summary (size, SHA-256, the reason) of a payload that failed parsing
   or its signature check, never its bytes, and at most `REJECTED_BURST` such lines a minute
   per topic kind: a flood costs the log a few lines, and the next one says how many were not
@@ -34,6 +34,7 @@ from mpc_credit.consortium.messages import Request
 
 log = logging.getLogger("mpc_credit.daemon")
 REJECTED_BURST = 20  # rejected-payload lines per topic kind and minute, at most
+REFUSED_BURST = 60  # refused-request lines per requester and minute, at most
 APPLICANT_LINE = 64 * 1024  # bytes of ids in one `applicants` line, about
 
 
@@ -64,6 +65,7 @@ class DaemonAudit:
         self.path = path
         self.log = AuditLog(path, party, key)  # AuditError: a cut-off or foreign tail
         self._rejected = Throttle(60.0, REJECTED_BURST)
+        self._refused = Throttle(60.0, REFUSED_BURST)
 
     def restore(self, nonces: NonceCache, ledger: QueryLedger) -> None:
         """The nonces and budgets of the sessions this log recorded (after a restart)."""
@@ -80,8 +82,16 @@ class DaemonAudit:
             record = {"outcome": APPLICANTS, "session": sid, "count": len(chunk), "ids": chunk}
             self.log.append(record, durable=n == len(chunks))
 
-    def refused(self, req: Request, reason: str) -> None:
+    def refused(self, req: Request, reason: str) -> bool:
+        """A signed request refused: at most REFUSED_BURST lines a minute per requester
+        (a replayed request must not fill the log); False when this one was not written."""
+        held = self._refused.allow(req.requester)
+        if held is None:
+            return False
+        if held:
+            reason = f"{reason} ({held} more refusal(s) of {req.requester} not recorded)"
         self._quietly(request_facts(req, "refused", reason), durable=False)
+        return True
 
     def ended(self, req: Request, outcome: str, reason: str = "", **fields: Any) -> None:
         """done or aborted; an error is logged (the session is over either way)."""

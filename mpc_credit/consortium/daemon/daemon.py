@@ -53,7 +53,7 @@ from mpc_credit.consortium.daemon.session import Session, until
 from mpc_credit.consortium.daemon.tables import LocalData
 from mpc_credit.consortium.ledger import NonceCache, QueryLedger, record_accepted
 from mpc_credit.consortium.messages import ACK, OFFLINE, REFUSE, Presence, Request, Status
-from mpc_credit.consortium.reasons import Refusal, public_reason
+from mpc_credit.consortium.reasons import REPLAYED, Refusal, public_reason
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.engine.links import TlsContexts
 from mpc_credit.engine.runtime import load_mpyc
@@ -239,16 +239,20 @@ class PartyDaemon:
         topic: str,
         payload: bytes,
     ) -> None:
-        """Answer a signed request with the public reason; drop an unsigned one quietly."""
+        """Answer a signed request with the public reason (a replay: no answer, its session
+        is not waiting for one); drop an unsigned one quietly. Logged and audited within
+        DaemonAudit's bounds: replaying a signed request fills neither."""
         if local is not None:
             self.locals.pop(req.session, None)
             local.fail(RefusedError(f"party {self.party} refused: {reason}"))
         if not admission.signed(req, self.cons):
             self.inbox.drop("request", topic, payload, str(reason))
             return
-        log.info("refused session %s: %s", req.session, reason)
-        self.audit.refused(req, reason)
-        self._spawn(self.link.report(req.session, REFUSE, reason=public_reason(reason, self.party)))
+        if self.audit.refused(req, reason):
+            log.info("refused session %s: %s", req.session, reason)
+        if reason.category != REPLAYED:
+            public = public_reason(reason, self.party)
+            self._spawn(self.link.report(req.session, REFUSE, reason=public))
 
     def _next_port(self) -> int:
         port = self.me.mpc_port + self._port_turn % self.me.mpc_ports
