@@ -54,7 +54,7 @@ def train(
         Path | None,
         typer.Option(help="Lender's applicants held out of training, scored after it (AUC)."),
     ] = None,
-    bins: Annotated[int, typer.Option(help="Candidate bins per numeric feature.")] = 10,
+    bins: Annotated[int, typer.Option(help="Candidate (quantile) bins per numeric feature.")] = 10,
     pdo: Annotated[float, typer.Option(help="Points to double the odds.")] = 20,
     odds: Annotated[float, typer.Option(help="Good:bad odds at the base points.")] = 50,
     base_points: Annotated[float, typer.Option(help="Score at those odds.")] = 600,

@@ -112,6 +112,14 @@ def _check(t: Training) -> None:
     e = t.options.epsilon
     if e is not None and not (e > 0 and e < float("inf")):
         raise UsageError(f"--epsilon {e}: must be a positive number")
+    s = t.options.scaling
+    for flag, v in (("--pdo", s.pdo), ("--odds", s.odds)):
+        if not (v > 0 and v < float("inf")):
+            raise UsageError(f"{flag} {v:g}: must be a positive number")
+    if not abs(s.base_points) < float("inf"):
+        raise UsageError(f"--base-points {s.base_points:g}: must be a finite number")
+    if t.options.polish_steps < 0:
+        raise UsageError(f"--polish-steps {t.options.polish_steps}: must be 0 or more")
     if not (t.budget >= 0 and t.budget < float("inf")):
         raise UsageError(f"--budget {t.budget}: must be a finite epsilon >= 0")
     if t.report is not None and t.model_owner != t.lender:

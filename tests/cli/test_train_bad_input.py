@@ -113,6 +113,20 @@ def test_privacy_is_one_explicit_choice(files, flags, needle):
     refused(cli(*train_args(*flags), cwd=files), files, needle)
 
 
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (("--pdo", "0"), "--pdo 0: must be a positive number"),
+        (("--odds", "-1"), "--odds -1: must be a positive number"),
+        (("--bins", "0"), "--bins"),
+        (("--polish-steps", "-1"), "--polish-steps -1: must be 0 or more"),
+        (("--label", "bank"), "--label 'bank': expected PARTY:COLUMN"),
+    ],
+)
+def test_scaling_and_steps_are_checked_before_any_party_starts(files, flags, needle):
+    refused(cli(*train_args(*DP, *flags), cwd=files), files, needle)
+
+
 def test_holdout_naming_an_unknown_applicant(files):
     (files / "test.txt").write_text("A0001\nZ9999\n")
     proc = cli(*train_args(*DP, "--test-ids", "test.txt"), cwd=files)
