@@ -4,7 +4,9 @@ Over `mpc_credit.consortium.audit.AuditLog` (signed, hash-chained JSON lines, fs
 
 - `accepted` is written and on disk BEFORE the session is acknowledged and runs (write-ahead):
   a crash loses neither its nonce nor its budget entry; when it cannot be written (AuditError,
-  a full disk) the caller refuses the session rather than run it unaudited;
+  a full disk), or the disk lacks the room to record the session to its end (its batch's
+  ids and its end line, `room_needed`), the caller refuses the session rather than run it
+  unaudited or lose its end line;
 - `applicants` records a batch's ids once they arrived over the MPC links, before the
   computation, in lines of bounded size, so a restart keeps the per-applicant counts;
 - `refused` (a request with a valid signature, at most REFUSED_BURST a minute per requester)
@@ -20,6 +22,7 @@ Over `mpc_credit.consortium.audit.AuditLog` (signed, hash-chained JSON lines, fs
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +39,8 @@ log = logging.getLogger("mpc_credit.daemon")
 REJECTED_BURST = 20  # rejected-payload lines per topic kind and minute, at most
 REFUSED_BURST = 60  # refused-request lines per requester and minute, at most
 APPLICANT_LINE = 64 * 1024  # bytes of ids in one `applicants` line, about
+END_ROOM = 16 * 1024  # bytes kept free at acceptance for the session's end line
+ID_ROOM = 32  # bytes of `applicants` line per batch id, about (an id, quotes, a comma)
 
 
 class Throttle:
@@ -72,7 +77,16 @@ class DaemonAudit:
         restore(read_records(self.path), nonces, ledger)
 
     def accepted(self, req: Request, port: int) -> None:
-        """Write-ahead: on disk before the session runs; raises AuditError."""
+        """Write-ahead: on disk before the session runs; raises AuditError, also when the
+        disk has not the room left to record the session to its end."""
+        need = room_needed(req)
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError as exc:
+            raise AuditError(f"{self.path}: cannot see its free space: {exc.strerror}") from None
+        if st.f_bavail * st.f_frsize < need:
+            free = st.f_bavail * st.f_frsize
+            raise AuditError(f"{self.path}: {free} bytes free, {need} needed for this session")
         self.log.append(request_facts(req, "accepted", port=port))
 
     def applicants(self, sid: str, ids: Sequence[str]) -> None:
@@ -114,6 +128,12 @@ class DaemonAudit:
 
     def close(self) -> None:
         self.log.close()
+
+
+def room_needed(req: Request) -> int:
+    """Bytes of audit lines a session may still write after `accepted`: its batch's ids
+    (when they arrive over the MPC links rather than in the request) and its end line."""
+    return END_ROOM + (ID_ROOM * req.count if req.ids is None else 0)
 
 
 def _chunks(ids: Sequence[str]) -> list[list[str]]:
