@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from signal import SIGSTOP
 from typing import Any
 
 import pytest
@@ -228,9 +227,10 @@ async def test_sigstop_of_a_party_mid_session(cluster: Cluster) -> None:
     await cluster.wait_idle()
     mark = last_seq(cluster, RECEIVER)
     stopped = cluster.daemons[STOPPED]
+    stop = partial(stopped.send_signal, signal.SIGSTOP)
     try:
         with pytest.raises(TimedOutError) as err:
-            async with once_computing(cluster, STOPPED, partial(stopped.send_signal, SIGSTOP)):
+            async with once_computing(cluster, STOPPED, stop):
                 await score(cluster, BATCH, reveal="reasons", timeout=STOP_DEADLINE)
         assert f"waiting for party {STOPPED}" in str(err.value), str(err.value)
         sid = session_since(cluster, mark)
