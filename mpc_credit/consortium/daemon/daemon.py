@@ -8,6 +8,7 @@ sessions finish, then the daemon says `offline` and exits.
 - `audit.DaemonAudit`: the tamper-evident audit log, written ahead of every session;
 - `mqtt.MqttLink`: the broker (signed presence, requests, the parties' signed status reports);
 - `inbox.Inbox`: every broker message through its strict decoder, failures summarised;
+- `presence.PresenceBook`: every party's newest signed presence; our own kept true;
 - `admission`: the pure decisions: accept or refuse a request, what a report means;
 - `runner.SessionRunner`: one accepted session at a time over the MPC links;
 - `control.ControlServer` and `client_ops`: the local socket where `score` asks (the daemon
@@ -22,6 +23,9 @@ each session uses the next port of the party's range, so a straggler of an abort
 never reaches the next one.
 The result exists only at the receiver and leaves its daemon only through the local socket:
 the broker never carries a feature value, a share or a result.
+
+(A little over 300 lines: what happens to a request, from the broker to the queue, and to
+the reports about it is read here in one place; the parts above hold everything else.)
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from mpc_credit.consortium.daemon.client_ops import ClientOps
 from mpc_credit.consortium.daemon.control import ControlServer, LocalClient
 from mpc_credit.consortium.daemon.inbox import Inbox
 from mpc_credit.consortium.daemon.mqtt import MqttLink
+from mpc_credit.consortium.daemon.presence import PresenceBook
 from mpc_credit.consortium.daemon.runner import SessionRunner
 from mpc_credit.consortium.daemon.session import Session, until
 from mpc_credit.consortium.daemon.tables import LocalData
@@ -62,7 +67,6 @@ from mpc_credit.jsonwire import emit
 
 log = logging.getLogger("mpc_credit.daemon")
 EARLY_SESSIONS = 256  # reports kept for sessions whose request has not arrived yet
-REASSERT_AFTER = 0.5  # seconds before announcing again a presence someone overwrote
 AUDIT_DOWN = "audit log not writable"  # the public category of a refusal for that reason
 
 
@@ -98,13 +102,11 @@ class PartyDaemon:
         self.sessions: dict[str, Session] = {}
         self.early: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self.queue: asyncio.Queue[Session] = asyncio.Queue()
-        self.presence: dict[str, str] = {}
-        self.presence_ts: dict[str, float] = {}  # the newest presence message's time, by party
         self.locals: dict[str, LocalClient] = {}
         self.link = MqttLink(cfg, self.cons, self.key, self.on_message, self.on_broker_lost)
         self.inbox = Inbox(self.cons, self.link.topics, self.audit)
-        self._reasserting = False  # an announce of our presence is pending
-        self._own_seen = False  # our own announce of this connection came back
+        self.book = PresenceBook(self.link, self._spawn)
+        self.presence = self.book.states
         self.runner = SessionRunner(
             cfg.party,
             self.cons,
@@ -157,7 +159,7 @@ class PartyDaemon:
     def on_message(self, topic: str, payload: bytes) -> None:
         msg = self.inbox.decode(topic, payload)
         if topic == self.link.topics.presence(self.party):
-            self._reassert(msg)
+            self.book.own_topic(msg if isinstance(msg, Presence) else None, stopping=self.stopping)
         if isinstance(msg, Request):
             self.on_request(msg, topic, payload)
         elif isinstance(msg, Presence):
@@ -166,44 +168,17 @@ class PartyDaemon:
             self.on_status(msg.session, msg.party, msg.as_dict())
 
     def on_broker_lost(self) -> None:
-        self._own_seen = False
+        self.book.lost()
         for s in list(self.sessions.values()):
             s.abort(SessionError(f"party {self.party} lost its broker connection"))
 
     def on_presence(self, p: Presence) -> None:
         """A party's signed state; one not newer than the last seen is a replay: ignored."""
-        party, state = p.party, p.state
-        if not p.ts > self.presence_ts.get(party, -1.0):
-            return
-        self.presence_ts[party] = p.ts
-        self.presence[party] = state
-        if state == OFFLINE and party != self.party:
+        party = p.party
+        if self.book.update(p) and p.state == OFFLINE and party != self.party:
             for s in list(self.sessions.values()):
                 if party in s.parties:
                     s.abort(SessionError(f"party {party} went offline during the session"))
-
-    def _reassert(self, msg: object) -> None:
-        """Our own retained presence says something else than we do (junk, a cleared or a
-        replayed message on a broker without ACLs): say it again, REASSERT_AFTER seconds later
-        (one announce pending at a time), so that daemons connecting later read the truth.
-        What arrives before our own announce of this connection came back is the previous
-        connection's, which that announce replaces."""
-        if isinstance(msg, Presence) and msg.state == self.link.state and msg.ts >= self.link.since:
-            self._own_seen = True
-            return
-        if self.stopping or not self._own_seen or not self.link.connected.is_set():
-            return
-        if not self._reasserting:
-            log.warning("our retained presence was overwritten; announcing it again")
-            self._reasserting = True
-            self._spawn(self._announce_again())
-
-    async def _announce_again(self) -> None:
-        try:
-            await asyncio.sleep(REASSERT_AFTER)
-            await self.link.announce()
-        finally:
-            self._reasserting = False
 
     def on_request(self, req: Request, topic: str, payload: bytes) -> None:
         """Refuse, or accept: audited (on disk) first, charged, acknowledged, queued."""
