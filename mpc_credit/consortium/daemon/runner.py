@@ -165,8 +165,8 @@ class SessionRunner:
             error = SessionError(f"party {self.party}: {type(exc).__name__}: {exc}")
             error.__cause__ = exc  # its category for the public reason
             return error
-        late = s.error is not None and s.error.kind == "timeout" and s.remaining() <= 0.5
-        if s.aborted.is_set() and s.error is not None and not late:
+        late = s.remote and s.error is not None and s.error.kind == "timeout"
+        if s.aborted.is_set() and s.error is not None and not (late and s.remaining() <= 0.5):
             return s.error
         # our own deadline, or another party's at about the same time: our view says who stalled
         return TimedOutError(self._deadline_reason(s, mpc))
