@@ -18,6 +18,7 @@ labelled = st.lists(
 ).filter(lambda rows: len({y for y, _ in rows}) == 2)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's p-value of tiny samples
 @settings(max_examples=200, deadline=None)
 @given(labelled)
 def test_auc_gini_ks_equal_sklearn_and_scipy(rows):
