@@ -375,3 +375,16 @@ async def test_local_consortium_demo() -> None:
     assert out.rows == expected_scores(IDS, "reasons")
     assert out.columns[:2] == ["applicant_id", "decision"]
     assert any("broker" in x for x in lines)
+
+
+def test_a_second_daemon_for_a_party_is_refused(cluster: Cluster) -> None:
+    """Its audit log is locked by the running daemon: one line, exit 3, nothing disturbed."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "mpc_credit", "party", "run", "--config"]
+    second = subprocess.run(
+        [*cmd, str(cluster.config("telco"))], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert second.returncode == 3, second.stderr
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "another process is writing this audit log" in lines[0], lines
+    assert cluster.daemons["telco"].poll() is None
