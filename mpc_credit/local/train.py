@@ -33,7 +33,7 @@ from mpc_credit.local.processes import run_parties, staged_output
 from mpc_credit.local.simulate import Simulation, run_simulation
 from mpc_credit.local.train_worker import TrainSpec, options_json
 from mpc_credit.scorecard.data import load_ids
-from mpc_credit.training.data import read_training_csv
+from mpc_credit.training.data import read_header, read_training_csv
 from mpc_credit.training.metrics import Metrics, metrics
 from mpc_credit.training.report import NO_DP_NOTE, ReportData, write_report
 from mpc_credit.training.session import Options, Setup
@@ -129,6 +129,22 @@ def _check(t: Training) -> None:
         )
     t.setup().check()
     _check_outputs(t)
+    _check_schema(t)
+
+
+def _check_schema(t: Training) -> None:
+    """A feature name held by two parties is refused up front (names are public, DESIGN.md)."""
+    seen: dict[str, str] = {}
+    for party, path in t.data.items():
+        for name in read_header(path):
+            if party == t.lender and name == t.label:
+                continue
+            if name in seen:
+                raise UsageError(
+                    f"{path}, line 1, column {name!r}: also a column of {seen[name]}'s "
+                    f"{t.data[seen[name]]}; feature names must differ between parties"
+                )
+            seen[name] = party
 
 
 def _check_outputs(t: Training) -> None:

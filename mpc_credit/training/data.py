@@ -175,6 +175,21 @@ def read_training_csv(path: str | Path, label: str | None = None) -> TrainingDat
     return TrainingData(path, header, tuple(ids), tuple(cells), tuple(first.values()), label)
 
 
+def read_header(path: str | Path) -> tuple[str, ...]:
+    """The column names after applicant_id (the public schema), reading the first line only."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            first = next(csv.reader(fh), [])
+    except FileNotFoundError:
+        raise DataError(f"{path}: training data not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read CSV: {exc}") from None
+    if not first:
+        raise DataError(f"{path}: empty file, expected a header starting with {ID_COLUMN!r}")
+    return _header(path, first, None)
+
+
 def _header(path: Path, header: list[str], label: str | None) -> tuple[str, ...]:
     if header[0].strip().lstrip("\ufeff") != ID_COLUMN:
         raise DataError(f"{path}, line 1: first column must be {ID_COLUMN!r}, not {header[0]!r}")

@@ -127,6 +127,20 @@ def test_scaling_and_steps_are_checked_before_any_party_starts(files, flags, nee
     refused(cli(*train_args(*DP, *flags), cwd=files), files, needle)
 
 
+def test_a_feature_name_at_two_parties(files):
+    def edit(rows):
+        rows[0][1] = "age_in_years"  # telco's column name at the bureau
+
+    rewrite(files / "bureau.csv", edit)
+    proc = cli(*train_args(*DP), cwd=files)
+    refused(proc, files, "line 1, column 'age_in_years': also a column of", "must differ")
+
+
+def test_missing_data_file(files):
+    (files / "telco.csv").unlink()
+    refused(cli(*train_args(*DP), cwd=files), files, "telco.csv: training data not found")
+
+
 def test_holdout_naming_an_unknown_applicant(files):
     (files / "test.txt").write_text("A0001\nZ9999\n")
     proc = cli(*train_args(*DP, "--test-ids", "test.txt"), cwd=files)
