@@ -24,6 +24,7 @@ from mpc_credit.consortium.config import load_consortium
 from mpc_credit.consortium.create import PartyPlan, init_consortium
 from mpc_credit.consortium.messages import Topics
 from mpc_credit.jsonwire import parse_event
+from mpc_credit.local.consortium import daemon_argv
 from mpc_credit.local.ports import free_port_blocks, free_ports
 from tests.conftest import MODEL, OWNERS, PARTIES, ROOT
 
@@ -123,15 +124,7 @@ class Cluster:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         for n in names:
             self.daemons[n] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mpc_credit",
-                    "party",
-                    "run",
-                    "--config",
-                    str(self.config(n)),
-                ],
+                daemon_argv(self.config(n)),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,

@@ -18,6 +18,14 @@ from mpc_credit.consortium import pki
 from mpc_credit.consortium.broker import write_mosquitto_files
 from tests.cluster import Cluster
 
+HARDENED = (  # what every generated mosquitto configuration must say
+    "set_tcp_nodelay true",
+    "require_certificate true",
+    "use_identity_as_username true",
+    "use_username_as_clientid true",
+    "message_size_limit 65536",
+)
+
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
 )

@@ -112,6 +112,11 @@ async def wait_all_online(config: str | Path, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
+def daemon_argv(config: str | Path) -> list[str]:
+    """The command that runs one party's daemon: `mpc-credit party run --config CONFIG`."""
+    return [sys.executable, "-m", "mpc_credit", "party", "run", "--config", str(config)]
+
+
 async def start_daemons(
     configs: Sequence[Path], timeout: float = 30.0
 ) -> list[asyncio.subprocess.Process]:
@@ -125,13 +130,7 @@ async def start_daemons(
         with open(Path(cfg).parent / "daemon.log", "ab") as log:
             procs.append(
                 await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "mpc_credit",
-                    "party",
-                    "run",
-                    "--config",
-                    str(cfg),
+                    *daemon_argv(cfg),
                     stdout=asyncio.subprocess.PIPE,
                     stderr=log,
                 )

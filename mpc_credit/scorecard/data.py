@@ -54,17 +54,48 @@ def load_owner_csv(path: str | Path, model: Scorecard, owner: str) -> OwnerTable
     """Read `owner`'s CSV and check it against the model's features of that owner."""
     path = Path(path)
     feats = {f.name: f for f in model.features_of(owner)}
-    rows = _read_rows(path)
+    rows = read_csv_rows(path)
     header = rows[0]
     _check_header(path, header, model, owner, feats)
+    ids, raw, lines = applicant_rows(path, rows, len(header))
+    columns = {
+        name: _parse_column(path, name, feats[name], [r[j] for r in raw], lines)
+        for j, name in enumerate(header)
+        if j > 0
+    }
+    return OwnerTable(owner, path, tuple(ids), columns)
+
+
+def read_csv_rows(path: Path, what: str = "file") -> list[list[str]]:
+    """All rows of a CSV with a header; errors name the file."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read CSV: {exc}") from None
+    if not rows or not rows[0]:
+        raise DataError(f"{path}: empty file, expected a header starting with {ID_COLUMN!r}")
+    return rows
+
+
+def applicant_rows(
+    path: Path, rows: list[list[str]], width: int
+) -> tuple[list[str], list[list[str]], list[int]]:
+    """The data rows after the header: their applicant ids, the rows, and their line numbers.
+
+    Blank lines are skipped; a row of another width, an empty id or an id seen before is an
+    error naming the file, line and column.
+    """
     ids: list[str] = []
     first_line: dict[str, int] = {}
     raw: list[list[str]] = []
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue
-        if len(row) != len(header):
-            raise DataError(f"{path}, line {line}: {len(row)} fields, the header has {len(header)}")
+        if len(row) != width:
+            raise DataError(f"{path}, line {line}: {len(row)} fields, the header has {width}")
         aid = row[0].strip()
         if not aid:
             raise DataError(f"{path}, line {line}, column {ID_COLUMN!r}: empty applicant id")
@@ -76,26 +107,7 @@ def load_owner_csv(path: str | Path, model: Scorecard, owner: str) -> OwnerTable
         first_line[aid] = line
         ids.append(aid)
         raw.append(row)
-    lines = list(first_line.values())
-    columns = {
-        name: _parse_column(path, name, feats[name], [r[j] for r in raw], lines)
-        for j, name in enumerate(header)
-        if j > 0
-    }
-    return OwnerTable(owner, path, tuple(ids), columns)
-
-
-def _read_rows(path: Path) -> list[list[str]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read CSV: {exc}") from None
-    if not rows or not rows[0]:
-        raise DataError(f"{path}: empty file, expected a header starting with {ID_COLUMN!r}")
-    return rows
+    return ids, raw, list(first_line.values())
 
 
 def _check_header(

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mpc_credit.errors import DataError
-from mpc_credit.files import read_text
+from mpc_credit.scorecard.data import applicant_rows, read_csv_rows
 from mpc_credit.scorecard.model import ID_COLUMN
 from mpc_credit.training.bins import MIN_ROWS_PER_BIN
 from mpc_credit.training.session import Table
@@ -141,38 +141,13 @@ def _number(text: str) -> float | None:
 def read_training_csv(path: str | Path, label: str | None = None) -> TrainingData:
     """Read and check one owner's training CSV; `label` names the lender's label column."""
     path = Path(path)
-    text = read_text(path, "training data", DataError)
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise DataError(f"{path}: cannot read CSV: {exc}") from None
-    if not rows or not rows[0]:
-        raise DataError(f"{path}: empty file, expected a header starting with {ID_COLUMN!r}")
+    rows = read_csv_rows(path, "training data")
     header = _header(path, rows[0], label)
-    ids: list[str] = []
-    first: dict[str, int] = {}
-    cells: list[tuple[str, ...]] = []
-    for line, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header) + 1:
-            raise DataError(
-                f"{path}, line {line}: {len(row)} fields, the header has {len(header) + 1}"
-            )
-        aid = row[0].strip()
-        if not aid:
-            raise DataError(f"{path}, line {line}, column {ID_COLUMN!r}: empty applicant id")
-        if aid in first:
-            raise DataError(
-                f"{path}, line {line}, column {ID_COLUMN!r}: duplicate applicant id {aid!r} "
-                f"(first on line {first[aid]})"
-            )
-        first[aid] = line
-        ids.append(aid)
-        cells.append(tuple(row[1:]))
+    ids, raw, lines = applicant_rows(path, rows, len(header) + 1)
+    cells = [tuple(row[1:]) for row in raw]
     if not ids:
         raise DataError(f"{path}: no applicants (the file has a header only)")
-    return TrainingData(path, header, tuple(ids), tuple(cells), tuple(first.values()), label)
+    return TrainingData(path, header, tuple(ids), tuple(cells), tuple(lines), label)
 
 
 def read_header(path: str | Path) -> tuple[str, ...]:

@@ -17,8 +17,10 @@ from mpc_credit.consortium.messages import ids_digest, new_request
 from mpc_credit.consortium.policy import NonceCache, check_request
 from mpc_credit.consortium.signing import load_signing_key, sign, verify
 from mpc_credit.errors import UsageError
+from mpc_credit.local.consortium import daemon_argv
 from mpc_credit.scorecard.model import load_model
 from tests.conftest import MODEL
+from tests.mosquitto import HARDENED
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +188,7 @@ def test_mosquitto_files(cons_dir: Path) -> None:
     assert "topic write mpc-credit/demo/request" not in bureau  # only requesters may ask
     conf = mosquitto_conf(cons, acl_file="/etc/acl", cafile="ca", certfile="c", keyfile="k")
     for line in (
-        "set_tcp_nodelay true",
-        "require_certificate true",
-        "use_identity_as_username true",
-        "use_username_as_clientid true",
-        "message_size_limit 65536",
+        *HARDENED,
         "allow_anonymous false",
         "acl_file /etc/acl",
         "listener 8883 0.0.0.0",
@@ -281,21 +279,12 @@ def test_daily_budget_counts_applicants_per_requester(cons_dir: Path) -> None:
 def test_party_run_names_a_missing_data_file(tmp_path: Path) -> None:
     """pki init names each owner's CSV even before it is in place; the daemon says so."""
     import subprocess
-    import sys
 
     init_consortium(tmp_path, MODEL)
     config = load_party_config(tmp_path / "telco" / "party.toml")
     assert config.data == (tmp_path / "telco" / "applicants.csv").resolve()
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mpc_credit",
-            "party",
-            "run",
-            "--config",
-            str(tmp_path / "telco" / "party.toml"),
-        ],
+        daemon_argv(tmp_path / "telco" / "party.toml"),
         capture_output=True,
         text=True,
         timeout=60,

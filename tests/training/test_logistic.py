@@ -33,21 +33,26 @@ def plain_optimum(x: np.ndarray, y: np.ndarray, c: float, constrained: bool) -> 
     return r.x
 
 
+def solo_spec(x: np.ndarray, *, newton_steps: int, polish_steps: int) -> LrSpec:
+    """One party holding every column and the labels, C = 1."""
+    return LrSpec(
+        n=len(x),
+        lender=0,
+        model_owner=0,
+        columns=[x.shape[1]],
+        c=1.0,
+        newton_steps=newton_steps,
+        polish_steps=polish_steps,
+    )
+
+
 def test_coefficients_match_scikit_learn(solo_runtime) -> None:
     from sklearn.linear_model import LogisticRegression
 
     x, y = woe_matrix()  # German credit, features with IV >= 0.02
     sk = LogisticRegression(C=1.0, max_iter=10000, tol=1e-10).fit(x, y)
     assert (sk.coef_ < 0).all()  # the sign constraint is inactive here
-    spec = LrSpec(
-        n=len(y),
-        lender=0,
-        model_owner=0,
-        columns=[x.shape[1]],
-        c=1.0,
-        newton_steps=10,
-        polish_steps=0,
-    )
+    spec = solo_spec(x, newton_steps=10, polish_steps=0)
     got = solo_runtime.run(fit(solo_runtime, spec, x, y))
     assert np.abs(got.own - sk.coef_[0]).max() < TOLERANCE
     assert abs(got.intercept - sk.intercept_[0]) < TOLERANCE
@@ -58,15 +63,7 @@ def test_sign_constraint_reaches_the_constrained_optimum(solo_runtime) -> None:
     free = plain_optimum(x, y, 1.0, constrained=False)
     assert (free[:-1] > 0.05).any()
     want = plain_optimum(x, y, 1.0, constrained=True)
-    spec = LrSpec(
-        n=len(y),
-        lender=0,
-        model_owner=0,
-        columns=[x.shape[1]],
-        c=1.0,
-        newton_steps=6,
-        polish_steps=12,
-    )
+    spec = solo_spec(x, newton_steps=6, polish_steps=12)
     got = solo_runtime.run(fit(solo_runtime, spec, x, y))
     assert (got.own <= 0).all()
     assert np.abs(got.own - want[:-1]).max() < TOLERANCE

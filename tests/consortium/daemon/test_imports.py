@@ -9,16 +9,22 @@ import sys
 from tests.conftest import ROOT
 
 
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter from the repository root; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_importing_the_daemon_leaves_mpyc_and_argv_alone() -> None:
     code = (
         "import sys; sys.argv = ['x', '--out', 'y', '-p', 'z', '-W', 'error'];"
         "import mpc_credit.consortium.daemon.daemon, mpc_credit.engine.links;"
         "print(sorted(m for m in sys.modules if m.startswith('mpyc')))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
+    done = python(code)
     assert done.stdout.strip() == "[]"
 
 
@@ -28,8 +34,5 @@ def test_the_link_class_loads_mpyc_with_an_empty_argv() -> None:
         "from mpc_credit.engine.links import CheckedLink;"
         "print(CheckedLink.__mro__[2].__name__, sys.argv)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
+    done = python(code)
     assert done.stdout.strip() == "MessageExchanger ['x', '--out', 'y']"

@@ -13,7 +13,14 @@ import pytest
 
 from mpc_credit.consortium.requester import score_request
 from tests.cluster import expected_scores
-from tests.mosquitto import MOSQUITTO, client, mosquitto_cluster, needs_mosquitto, party_tls
+from tests.mosquitto import (
+    HARDENED,
+    MOSQUITTO,
+    client,
+    mosquitto_cluster,
+    needs_mosquitto,
+    party_tls,
+)
 
 pytestmark = needs_mosquitto
 
@@ -63,12 +70,6 @@ def test_mosquitto_accepts_the_generated_config(tmp_path) -> None:
     assert c.broker is not None and c.broker.poll() is None
     c.stop_broker()
     lines = conf.read_text().splitlines()
-    for line in (
-        "set_tcp_nodelay true",
-        "require_certificate true",
-        "use_identity_as_username true",
-        "use_username_as_clientid true",
-        "message_size_limit 65536",
-    ):
+    for line in HARDENED:
         assert line in lines
     assert subprocess.run([MOSQUITTO, "-h"], capture_output=True).returncode in (0, 3)  # type: ignore[list-item]
