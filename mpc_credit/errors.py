@@ -18,7 +18,8 @@ class MpcCreditError(Exception):
     """Base class: the message is shown to the user as one line, without a traceback.
 
     `kind` input / failed / refused / timeout; `exit_code` 2 bad input or usage, 3 a failed
-    session, 4 a refused request, 5 a session whose deadline passed.
+    session, 4 a refused request, 5 a session whose deadline passed, 6 an audit log that
+    does not verify.
     """
 
     kind: Kind = "input"
@@ -56,6 +57,16 @@ class TimedOutError(SessionError):
 
     kind: Kind = "timeout"
     exit_code = 5
+
+
+class AuditIntegrityError(MpcCreditError):
+    """An audit log does not verify: a line is altered, missing, out of order or incomplete.
+
+    Exit code 6, distinct from bad input (2) and failed sessions (3), for monitoring scripts.
+    """
+
+    kind: Kind = "failed"
+    exit_code = 6
 
 
 _BY_KIND: dict[str, type[MpcCreditError]] = {

@@ -2,8 +2,8 @@
 
 Every failure ends in one line on stderr and a non-zero exit code: 2 for bad input or
 usage, 3 for a failed session, 4 for a refused request, 5 for a session past its
-deadline, 1 for an internal error (MPC_CREDIT_DEBUG=1 shows its traceback), 130 when
-interrupted.
+deadline, 6 for an audit log that does not verify, 1 for an internal error
+(MPC_CREDIT_DEBUG=1 shows its traceback), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ app = typer.Typer(
 app.add_typer(model_app, name="model")
 
 EXIT_INTERNAL = 1
-EXIT_INPUT = 2  # also MpcCreditError.exit_code; SessionError and its kinds: 3, 4, 5
+EXIT_INPUT = 2  # also MpcCreditError.exit_code; the other types carry 3, 4, 5 and 6
 EXIT_INTERRUPTED = 130
 
 

@@ -34,9 +34,9 @@ def verify_command(config: Annotated[Path, typer.Option(help=CONFIG_HELP)]) -> N
 
     Example: mpc-credit audit verify --config parties/bank/party.toml
     """
-    from mpc_credit.consortium.audit import AuditIntegrityError, verify
+    from mpc_credit.consortium.audit import verify
     from mpc_credit.consortium.config import load_consortium, load_party_config
-    from mpc_credit.errors import UsageError
+    from mpc_credit.errors import AuditIntegrityError, UsageError
 
     cfg = load_party_config(config)
     cons = load_consortium(cfg.consortium_file)
@@ -58,7 +58,9 @@ def show_command(
     requester: Annotated[str | None, typer.Option(help="Only this requester's sessions.")] = None,
     outcome: Annotated[
         str | None,
-        typer.Option(help="Only this outcome: accepted | done | refused | aborted | rejected."),
+        typer.Option(
+            help="Only this outcome: accepted | applicants | done | refused | aborted | rejected."
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line instead of a table.")

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from mpc_credit.consortium.signing import sign
 from mpc_credit.consortium.signing import verify as verify_signature
-from mpc_credit.errors import KINDS, MpcCreditError, SessionError, UsageError
+from mpc_credit.errors import KINDS, SessionError, UsageError
 from mpc_credit.jsonwire import MAX_BYTES, WireError, decode_object
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ MAX_LINE = 256 * 1024  # a request's record is bounded by the wire limit (64 KB)
 MAX_REASON = 200
 MAX_TOPIC = 200
 ENVELOPE = frozenset({"party", "prev", "record", "seq", "sig", "ts"})
-OUTCOMES = ("accepted", "refused", "done", "aborted", "rejected")
+OUTCOMES = ("accepted", "applicants", "refused", "done", "aborted", "rejected")
 
 # session_record's keys: the request's facts (`ids` only when the request listed them inline),
 # and the optional facts of how it ended, each with the only type it may have.
@@ -93,16 +93,6 @@ class AuditError(SessionError):
     """The audit log cannot be opened, continued or written: no session runs unaudited."""
 
 
-class AuditIntegrityError(MpcCreditError):
-    """An audit log does not verify: a line is altered, missing, out of order or incomplete.
-
-    Exit code 6, distinct from bad input (2) and failed sessions (3), for monitoring scripts.
-    """
-
-    kind = "failed"
-    exit_code = 6
-
-
 # ------------------------------------------------------------------ records
 
 
@@ -117,7 +107,7 @@ def session_record(req: Request, outcome: str, reason: str = "", **fields: Any) 
 
     `fields` may only be `kind` (an error kind), `seconds`, `port` and `received` (a bool).
     """
-    if outcome not in OUTCOMES or outcome == "rejected":
+    if outcome not in OUTCOMES or outcome in ("applicants", "rejected"):
         raise ValueError(f"session_record: unknown outcome {outcome!r}")
     for name, value in fields.items():
         check = SESSION_EXTRAS.get(name)
