@@ -9,6 +9,10 @@ It never holds a private key.
 A party's configuration (`party.toml`, read with tomllib) names its own files: data CSV,
 model files by model id and mode, signing key, TLS folder, broker settings, the MPC
 listen address and port range. Relative paths are relative to the TOML file's folder.
+
+(About 380 lines on purpose: both files are read here, with every check a value from them
+gets (safe party names, port ranges, policy bounds, key file modes), so that nothing read
+from either file reaches the rest of the code unchecked.)
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ coroutines harmless. Both rely on MPyC 0.10/0.11 internals (`asyncoro._reconcile
 `Party.protocol`, `MessageExchanger`), which tests/engine/test_links.py and the daemon
 tests exercise. MPyC is imported only when a link is made, through `runtime.load_mpyc`
 (importing it parses sys.argv: it must not see the options of the process importing this).
-Connecting and tearing down share one module (a little over 300 lines)
+Connecting and tearing down share one module (about 360 lines)
 because a refused link tears its runtime down the way an aborted session does.
 """
 

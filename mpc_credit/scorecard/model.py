@@ -8,6 +8,10 @@ categorical value listed in no bin gets `other_points`.
 Every feature has a fixed bin layout used throughout the project:
 numeric     bins 0..len(edges) for values, then one bin for missing;
 categorical bins 0..len(categories)-1 for the listed groups, then "other", then missing.
+
+(About 450 lines on purpose: this module is the contract of the model file. Its parser, its
+validation messages, the bin layout above and the per-owner split must agree exactly, and
+reading them side by side is how they are kept in agreement.)
 """
 
 from __future__ import annotations
