@@ -349,7 +349,11 @@ async def test_running_daemons_refuse_telcos_certificate_claiming_bank(tmp_path:
         with pytest.raises(SessionError, match="MPC link"):
             await score_request(c.config("bank"), ids, reveal="score", timeout=30)
         stop.set()
-        lines = {n: c.audit(n)[-1] for n in OWNERS}
+        # the requester hears the first abort; every party audits its own end soon after
+        ends = {
+            n: await c.audited(n, lambda r: r.get("outcome") in ("aborted", "done")) for n in OWNERS
+        }
+        lines = {n: found[-1] for n, found in ends.items()}
         assert all(x["outcome"] == "aborted" for x in lines.values()), lines
         assert len({x["session"] for x in lines.values()}) == 1
         # whichever of bureau and telco the attacker reached first refused it by name; the
