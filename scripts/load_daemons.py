@@ -76,7 +76,7 @@ async def requester(
                 return
             except MpcCreditError as exc:
                 tally.outcomes[exc.kind] += 1
-                tally.reasons[str(exc).split(":")[0][:60]] += 1
+                tally.reasons[str(exc)[:100]] += 1
                 return
             tally.latencies.append(time.perf_counter() - t0)
             tally.outcomes["done"] += 1
