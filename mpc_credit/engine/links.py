@@ -40,7 +40,8 @@ __all__ = ["TlsContexts", "connect_runtime", "start_runtime", "teardown_runtime"
 
 log = logging.getLogger("mpc_credit.daemon")
 CONNECT_RETRY = 0.005  # seconds between attempts to reach a peer's MPC port
-MAX_MESSAGE = 1 << 30  # bytes of one MPC message from a peer; a larger one drops the link
+MAX_MESSAGE = 256 << 20  # bytes of one MPC message from a peer; a larger one drops the link
+MAX_UNCLAIMED = 512 << 20  # bytes a peer may send ahead of what this party asked for
 
 
 def party(mpc: Any, pid: int | None) -> str:
@@ -92,11 +93,21 @@ class _CheckedLink:
                 self._refuse(problem)
                 return
         super().data_received(data)
+        if self.peer_pid is not None:
+            self._bound_unclaimed()
         if self.peer_pid is None or len(self.bytes) < 12:  # before the pid: no header yet
             return
         if struct.unpack_from("<qI", self.bytes)[1] > MAX_MESSAGE:
             name = party(self.runtime, self.peer_pid)
             self._refuse(f"party {name} sent an MPC message over {MAX_MESSAGE} bytes")
+
+    def _bound_unclaimed(self) -> None:
+        """Messages a peer sends before this party asks for them wait in `buffers`; a peer
+        that keeps sending ahead (more than MAX_UNCLAIMED bytes) loses the link."""
+        unclaimed = sum(len(b) for b in self.buffers.values() if isinstance(b, bytes))
+        if unclaimed > MAX_UNCLAIMED:
+            name = party(self.runtime, self.peer_pid)
+            self._refuse(f"party {name} sent over {MAX_UNCLAIMED} bytes nobody asked for")
 
     def connection_lost(self, exc: Exception | None) -> None:
         if _connecting(self.runtime):

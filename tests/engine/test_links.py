@@ -29,7 +29,7 @@ from mpc_credit.engine.exchange import (
     share_ids,
     shutdown_runtime,
 )
-from mpc_credit.engine.links import MAX_MESSAGE, CheckedLink, connect_runtime
+from mpc_credit.engine.links import MAX_MESSAGE, MAX_UNCLAIMED, CheckedLink, connect_runtime
 from mpc_credit.engine.runtime import make_runtime
 from mpc_credit.engine.tls import CRL_FILE, TlsContexts, certificate_pid
 from mpc_credit.errors import SessionError, UsageError
@@ -382,3 +382,18 @@ def test_bad_announcements_and_oversized_messages_drop_the_link(chunks, reason) 
     mpc, transport = asyncio.run(_fed(chunks))
     assert transport.aborted
     assert reason in str(mpc._mpc_credit_failed.exception())
+
+
+def test_a_peer_sending_far_ahead_of_what_was_asked_drops_the_link(monkeypatch) -> None:
+    """Unclaimed messages are bounded in total (MAX_UNCLAIMED), not only one by one."""
+    import mpc_credit.engine.links as links
+
+    monkeypatch.setattr(links, "MAX_UNCLAIMED", 1000)
+    hello = (0).to_bytes(2, "little") + bytes(16)
+    ahead = [struct.pack("<qI", pc, 300) + bytes(300) for pc in range(10, 14)]
+    mpc, transport = asyncio.run(_fed([hello, *ahead[:3]]))
+    assert not transport.aborted  # 900 bytes ahead: within the bound
+    mpc, transport = asyncio.run(_fed([hello, *ahead]))
+    assert transport.aborted
+    assert "sent over 1000 bytes nobody asked for" in str(mpc._mpc_credit_failed.exception())
+    assert MAX_UNCLAIMED >= 2 * MAX_MESSAGE  # a legitimate message always fits
