@@ -249,16 +249,22 @@ class Cluster:
             await c.publish(topic, payload, qos=1, retain=retain)
 
     async def collect(
-        self, body: dict[str, Any], payload: bytes | None = None, wait: float = 5.0
+        self,
+        body: dict[str, Any],
+        payload: bytes | None = None,
+        wait: float = 5.0,
+        *,
+        topic: str = "request",
     ) -> dict[str, dict[str, Any]]:
-        """Publish a request (`payload`, or `body` as JSON) straight to the broker; each
-        party's first status report about `body`'s session, within `wait` seconds."""
+        """Publish a request (`payload`, or `body` as JSON) straight to the broker on `topic`
+        (request or train); each party's first status report about `body`'s session, within
+        `wait` seconds."""
         topics = Topics(self.cons.topic_prefix)
         sid = body["session"]
         got: dict[str, dict[str, Any]] = {}
         async with self.client(identifier=f"test-{time.monotonic_ns()}") as c:
             await c.subscribe(f"{topics.prefix}/session/{body['session']}/+", qos=1)
-            await c.publish(topics.request, payload or json.dumps(body).encode(), qos=1)
+            await c.publish(getattr(topics, topic), payload or json.dumps(body).encode(), qos=1)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     async for m in c.messages:

@@ -28,6 +28,10 @@ Requester = Annotated[
     list[str] | None,
     typer.Option(help="A party allowed to request scores (default: the model owner)."),
 ]
+Trainer = Annotated[
+    list[str] | None,
+    typer.Option(help="A party allowed to start joint training (default: the model owner)."),
+]
 Reveal = Annotated[
     list[str] | None, typer.Option(help=f"Allowed reveal policies ({options.REVEAL_HELP}).")
 ]
@@ -48,12 +52,16 @@ Force = Annotated[bool, typer.Option(help="Replace an existing consortium.")]
 
 
 def _choices(
-    requester: list[str] | None, reveal: list[str] | None, **rest: object
+    requester: list[str] | None,
+    reveal: list[str] | None,
+    trainer: list[str] | None = None,
+    **rest: object,
 ) -> dict[str, object]:
     """The keyword arguments of create.Setup for the shared options."""
     from mpc_credit.vocabulary import REVEALS
 
-    return {"requesters": requester or (), "reveals": reveal or REVEALS, **rest}
+    trainers = {"trainers": trainer} if trainer else {}
+    return {"requesters": requester or (), "reveals": reveal or REVEALS, **trainers, **rest}
 
 
 def _summary(cons: Consortium, out: Path) -> None:
@@ -80,12 +88,17 @@ def pki_init(
     name: Name = "demo",
     model_owner: ModelOwner = None,
     requester: Requester = None,
+    trainer: Trainer = None,
     reveal: Reveal = None,
     broker_host: BrokerHost = "127.0.0.1",
     broker_port: BrokerPort = None,
     broker_tls: BrokerTls = False,
     daily_budget: DailyBudget = None,
     per_applicant_daily: PerApplicantDaily = None,
+    training_data: Annotated[
+        list[str] | None,
+        typer.Option(help="PARTY=CSV: a party's training CSV, for joint training (repeat)."),
+    ] = None,
     force: Force = False,
 ) -> None:
     """Create a whole consortium on this machine (demo and tests).
@@ -97,6 +110,7 @@ def pki_init(
     Example: mpc-credit pki init --out parties --model parties/bank/german-credit-demo.json
     """
     from mpc_credit.consortium.create import init_consortium, parse_party_arg
+    from mpc_credit.local.simulate import parse_data_args
 
     if model is None:
         found = sorted(out.glob("*/german-credit-demo.json"))
@@ -108,6 +122,7 @@ def pki_init(
         name=name,
         model_owner=model_owner,
         requester=requester,
+        trainer=trainer,
         reveal=reveal,
         broker_host=broker_host,
         broker_port=broker_port,
@@ -116,7 +131,8 @@ def pki_init(
         per_applicant_daily=per_applicant_daily,
         force=force,
     )
-    cons = init_consortium(out, model, parties=plans, **choices)
+    training = parse_data_args(training_data or [], "--training-data")
+    cons = init_consortium(out, model, parties=plans, training=training, **choices)
     _summary(cons, out)
     typer.echo(
         f"private keys (mode 0600): {out}/*/signing.key, */.config/party_*.key, "
@@ -162,6 +178,7 @@ def pki_sign(
     name: Name = "demo",
     model_owner: ModelOwner = None,
     requester: Requester = None,
+    trainer: Trainer = None,
     reveal: Reveal = None,
     broker_host: BrokerHost = "127.0.0.1",
     broker_port: BrokerPort = None,
@@ -186,6 +203,7 @@ def pki_sign(
         name=name,
         model_owner=model_owner,
         requester=requester,
+        trainer=trainer,
         reveal=reveal,
         broker_host=broker_host,
         broker_port=broker_port,

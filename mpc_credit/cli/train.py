@@ -1,4 +1,5 @@
-"""`mpc-credit train`: train the scorecard jointly, one local process per institution.
+"""`mpc-credit train`: train the scorecard jointly, one local process per institution, or as a
+consortium job through the running party daemons (`--config PARTY.toml`).
 
 Prints what the lender and model owner learn (kept features, holdout AUC / Gini / KS, the
 privacy spent) on stdout; the --no-dp warning and failures go to stderr.
@@ -14,10 +15,20 @@ import typer
 from mpc_credit.errors import UsageError
 
 if TYPE_CHECKING:
+    from mpc_credit.consortium.requester import Trained
+    from mpc_credit.consortium.train_request import TrainJob
     from mpc_credit.local.train import Training, TrainOutcome
 
 LEDGER_DIR = Path("~/.mpc-credit/ledgers")  # one JSON ledger per party: PARTY.json
 DEFAULT_BUDGET = 10.0  # each party's, epsilon at delta 1e-6
+ONE_MACHINE_ONLY = (
+    "--data",
+    "--test-ids",
+    "--report",
+    "--scoring-data",
+    "--ledger-dir",
+    "--budget",
+)
 NO_DP_WARNING = (
     "WARNING: --no-dp: no differential privacy protects the applicants: each owner receives "
     "exact bad counts and coefficients, and nothing is recorded in the privacy ledgers"
@@ -34,9 +45,6 @@ def _privacy(epsilon: float | None) -> float:
 
 
 def train(
-    data: Annotated[
-        list[str], typer.Option(help="PARTY=CSV: one per institution, each read by its own party.")
-    ],
     label: Annotated[
         str, typer.Option(help="LENDER:COLUMN: the label column (1 = bad, 0 = good).")
     ],
@@ -44,6 +52,19 @@ def train(
     name: Annotated[str, typer.Option(help="The model's name.")],
     cutoff: Annotated[int, typer.Option(help="Approve iff score >= cutoff.")],
     out: Annotated[Path, typer.Option(help="The model file, written at the model owner.")],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(help="PARTY=CSV: one per institution, each read by its own party."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="This party's party.toml: train through the running party daemons (this "
+            "party the lender and model owner; each party's training_data and privacy budget "
+            "are in its own party.toml; no --data, --test-ids, --report, --scoring-data, "
+            "--ledger-dir, --budget)."
+        ),
+    ] = None,
     epsilon: Annotated[
         float | None, typer.Option(help="The run's differential-privacy budget (delta 1e-6).")
     ] = None,
@@ -66,11 +87,19 @@ def train(
         typer.Option(help="Folder where each party writes PARTY.csv with the model's columns."),
     ] = None,
     ledger_dir: Annotated[
-        Path, typer.Option(help="Folder of the parties' privacy ledgers (PARTY.json).")
-    ] = LEDGER_DIR,
+        Path | None,
+        typer.Option(
+            help="Folder of the parties' privacy ledgers (PARTY.json).",
+            show_default=str(LEDGER_DIR),
+        ),
+    ] = None,
     budget: Annotated[
-        float, typer.Option(help="Each party's privacy budget (epsilon at delta 1e-6).")
-    ] = DEFAULT_BUDGET,
+        float | None,
+        typer.Option(
+            help="Each party's privacy budget (epsilon at delta 1e-6).",
+            show_default=str(DEFAULT_BUDGET),
+        ),
+    ] = None,
     sigmoid: Annotated[
         str, typer.Option(help="poly (accurate, DP) | linear (fast, --no-dp only).")
     ] = "poly",
@@ -83,45 +112,60 @@ def train(
     """Train the scorecard jointly: each institution's process reads only its own CSV.
 
     Exactly one of --epsilon E or --no-dp. Exit codes: 0 ok, 2 bad input, 3 failed,
-    4 refused (a party's privacy budget).
+    4 refused (a party's privacy budget, or the consortium policy).
 
     Example:
       mpc-credit train --data bank=bank.csv --data bureau=bureau.csv --data telco=telco.csv
       --label bank:default --model-owner bank --name joint --cutoff 520 --out model.json
       --epsilon 1.0 --test-ids test.txt --report report/
+
+    Through the daemons: mpc-credit train --config parties/bank/party.toml
+      --label bank:default --model-owner bank --name joint --cutoff 520 --out model.json
+      --epsilon 1.0
     """
     from mpc_credit.cli import options
+    from mpc_credit.consortium.train_request import TrainJob
     from mpc_credit.local.simulate import parse_data_args
     from mpc_credit.local.train import Training, parse_label, train_locally
-    from mpc_credit.scorecard.model import Scaling
-    from mpc_credit.training.session import Options
 
     if no_dp and epsilon is not None:
         raise UsageError("give either --epsilon or --no-dp, not both")
     run_epsilon = None if no_dp else _privacy(epsilon)
     lender, column = parse_label(label)
-    opts = Options(
+    job = TrainJob(
         name=name,
+        label=column,
         cutoff=cutoff,
-        scaling=Scaling(pdo, odds, base_points),
+        pdo=pdo,
+        odds=odds,
+        base_points=base_points,
         epsilon=run_epsilon,
         bins=options.positive(bins, "--bins"),
         sigmoid=options.choice(sigmoid, ("poly", "linear"), "--sigmoid"),
         newton_steps=options.positive(newton_steps, "--newton-steps"),
         polish_steps=polish_steps,
     )
+    given = (data, test_ids, report, scoring_data, ledger_dir, budget)
+    if config is not None:
+        extra = [flag for flag, v in zip(ONE_MACHINE_ONLY, given) if v is not None]
+        if extra:
+            raise UsageError(f"--config: {', '.join(extra)} belong to a one-machine run")
+        _through_daemons(config, lender, model_owner, job, out, timeout, no_dp)
+        return
+    if not data:
+        raise UsageError("give --data PARTY=CSV for each party, or --config PARTY.toml")
     t = Training(
         data=parse_data_args(data),
         lender=lender,
         label=column,
         model_owner=model_owner,
-        options=opts,
+        options=job.options(),
         out=out,
         test_ids=test_ids,
         report=report,
         scoring_data=scoring_data,
-        ledger_dir=ledger_dir,
-        budget=budget,
+        ledger_dir=LEDGER_DIR if ledger_dir is None else ledger_dir,
+        budget=DEFAULT_BUDGET if budget is None else budget,
         timeout=timeout,
     )
     if no_dp:
@@ -129,6 +173,68 @@ def train(
     result = train_locally(t)
     for line in summary(t, result):
         typer.echo(line)
+
+
+def _through_daemons(
+    config: Path, lender: str, owner: str, job: TrainJob, out: Path, timeout: float, no_dp: bool
+) -> None:
+    """The job as a consortium training run through this party's daemon; the model to --out."""
+    import asyncio
+    import json
+    import os
+
+    from mpc_credit.consortium.config import load_party_config
+    from mpc_credit.consortium.fields import MessageError
+    from mpc_credit.consortium.requester import train_request
+    from mpc_credit.consortium.train_request import job_of
+    from mpc_credit.local.processes import staged_output
+
+    party = load_party_config(config).party
+    for flag, who in (("--label", lender), ("--model-owner", owner)):
+        if who != party:
+            raise UsageError(
+                f"{flag} {who}: through the daemons the lender and the model owner are this "
+                f"party, {party} (the model reaches only its own command)"
+            )
+    try:
+        job_of(job.body())
+    except MessageError as exc:
+        raise UsageError(f"the training job is out of bounds: {exc}") from None
+    final, staged = staged_output(out, "--out")
+    if no_dp:
+        typer.echo(f"mpc-credit: {NO_DP_WARNING}", err=True)
+    result = asyncio.run(train_request(config, job, timeout=timeout))
+    try:
+        staged.write_text(json.dumps(result.model, indent=2) + "\n", encoding="utf-8")
+        os.replace(staged, final)
+    finally:
+        staged.unlink(missing_ok=True)
+    for line in daemon_summary(party, job, out, result):
+        typer.echo(line)
+
+
+def daemon_summary(party: str, job: TrainJob, out: Path, r: Trained) -> list[str]:
+    """What `train --config` prints: the run, the kept features, this party's privacy."""
+    from mpc_credit.training.ledger import DELTA
+
+    kept = "; ".join(
+        f"{p} {len(names)}" + (f" ({', '.join(names)})" if names else "")
+        for p, names in r.kept.items()
+    )
+    if r.epsilon is None:
+        privacy = "privacy: none (--no-dp); nothing recorded in the ledgers"
+    else:
+        privacy = (
+            f"privacy: epsilon {r.epsilon:g} (delta {DELTA:g}) spent on each party's applicants; "
+            f"{party}'s ledger: {r.epsilon_spent:.3g} of {r.budget:g}"
+        )
+    return [
+        f"trained {job.name!r} on {r.rows} rows of {party} through the consortium daemons in "
+        f"{r.seconds:.1f} s (session {r.session[:8]})",
+        f"kept features: {kept}",
+        privacy,
+        f"model written to {out} (at {party}, the model owner)",
+    ]
 
 
 def summary(t: Training, r: TrainOutcome) -> list[str]:

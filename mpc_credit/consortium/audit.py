@@ -15,11 +15,12 @@ its budget entry. When the line cannot be written (a full disk, an I/O error) th
 back to its last complete line and `AuditError` is raised: the session does not run unaudited,
 and the log still verifies. One process writes a log at a time (an exclusive lock).
 
-Records never hold a feature value, a share or a result: `session_record` writes a fixed set
-of request facts, `rejected_record` a bounded summary of a payload that failed parsing or its
-signature check, never the payload itself.
+Records never hold a feature value, a share or a result: `session_record` writes a fixed set of
+request facts, `train_record` a training request's public parameters, `rejected_record` a
+bounded summary of a payload that failed parsing or its signature check, never the payload
+itself.
 
-One module on purpose (under 500 lines): the writer, the reader and the verifier must agree
+One module on purpose (about 520 lines): the writer, the reader and the verifier must agree
 byte for byte on the line format, and the record builders are what makes that format safe.
 """
 
@@ -46,6 +47,7 @@ from mpc_credit.jsonwire import MAX_BYTES, WireError, decode_object
 
 if TYPE_CHECKING:
     from mpc_credit.consortium.messages import Request
+    from mpc_credit.consortium.train_request import TrainRequest
 
 AUDIT_LABEL = "mpc-credit/audit@1"
 GENESIS = "0" * 64
@@ -82,6 +84,26 @@ SESSION_EXTRAS = {
     "port": lambda v: type(v) is int,
     "received": lambda v: type(v) is bool,
 }
+# train_record's keys: a training request's public facts (its job's parameters, the epsilon
+# charged to each party's privacy ledger), never a feature value, a count, a coefficient or the
+# model; the same optional facts of how it ended.
+TRAIN_RECORD_FIELDS = frozenset(
+    [
+        "session",
+        "outcome",
+        "reason",
+        "job",
+        "requester",
+        "model_name",
+        "label",
+        "epsilon",
+        "bins",
+        "cutoff",
+        "nonce",
+        "request_ts",
+        "deadline",
+    ]
+)
 REJECTED_FIELDS = frozenset(
     {"outcome", "topic", "size", "sha256", "reason", "claimed_requester", "claimed_session"}
 )
@@ -102,17 +124,22 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _check_session_facts(builder: str, outcome: str, fields: Mapping[str, Any]) -> None:
+    """A session's outcome and its optional facts, each of the only type it may have."""
+    if outcome not in OUTCOMES or outcome in ("applicants", "rejected"):
+        raise ValueError(f"{builder}: unknown outcome {outcome!r}")
+    for name, value in fields.items():
+        check = SESSION_EXTRAS.get(name)
+        if check is None or not check(value):
+            raise ValueError(f"{builder}: {name!r} is not an audit field of that type")
+
+
 def session_record(req: Request, outcome: str, reason: str = "", **fields: Any) -> dict[str, Any]:
     """What a party records of a session request: its facts, never a feature value or result.
 
     `fields` may only be `kind` (an error kind), `seconds`, `port` and `received` (a bool).
     """
-    if outcome not in OUTCOMES or outcome in ("applicants", "rejected"):
-        raise ValueError(f"session_record: unknown outcome {outcome!r}")
-    for name, value in fields.items():
-        check = SESSION_EXTRAS.get(name)
-        if check is None or not check(value):
-            raise ValueError(f"session_record: {name!r} is not an audit field of that type")
+    _check_session_facts("session_record", outcome, fields)
     rec: dict[str, Any] = {
         "session": req.session,
         "outcome": outcome,
@@ -133,6 +160,31 @@ def session_record(req: Request, outcome: str, reason: str = "", **fields: Any) 
     if req.ids is not None:
         rec["ids"] = list(req.ids)
     return rec
+
+
+def train_record(
+    req: TrainRequest, outcome: str, reason: str = "", **fields: Any
+) -> dict[str, Any]:
+    """What a party records of a training request: its public facts (`job` = "train"), with
+    the same outcomes and optional `fields` as `session_record`."""
+    _check_session_facts("train_record", outcome, fields)
+    job = req.job
+    return {
+        "session": req.session,
+        "outcome": outcome,
+        "reason": _clip(reason, MAX_REASON),
+        "job": "train",
+        "requester": req.requester,
+        "model_name": job.name,
+        "label": job.label,
+        "epsilon": job.epsilon,
+        "bins": job.bins,
+        "cutoff": job.cutoff,
+        "nonce": req.nonce,
+        "request_ts": req.ts,
+        "deadline": req.deadline,
+        **fields,
+    }
 
 
 def rejected_record(topic: str, payload: bytes, reason: str) -> dict[str, Any]:

@@ -86,7 +86,7 @@ async def serve_embedded(host: str, port: int, ready: asyncio.Event | None = Non
 
 def mosquitto_acl(cons: Consortium) -> str:
     """Per-party ACLs: each party writes only its own presence and status topics; only
-    the requesters the policy names may publish requests."""
+    the requesters the policy names may publish requests, only its trainers training requests."""
     p = cons.topic_prefix
     if not TOPIC_PREFIX.fullmatch(p):
         raise UsageError(f"refusing to write an ACL for the unsafe topic prefix {p!r}")
@@ -100,9 +100,12 @@ def mosquitto_acl(cons: Consortium) -> str:
             f"topic readwrite {p}/presence/{n}",
             f"topic read {p}/presence/+",
             f"topic read {p}/request",
+            f"topic read {p}/train",
         ]
         if n in cons.policy.requesters:
             lines.append(f"topic write {p}/request")
+        if n in cons.policy.trainers:
+            lines.append(f"topic write {p}/train")
         lines += [f"topic write {p}/session/+/{n}", f"topic read {p}/session/+/+", ""]
     return "\n".join(lines)
 

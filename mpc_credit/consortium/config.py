@@ -3,14 +3,16 @@ mpc_credit.consortium.create).
 
 The consortium file (`consortium.json`, public, the same at every party) lists the
 parties in MPyC pid order with their hosts, MPC port ranges and Ed25519 public keys,
-the models with their digests, and the policy: who may request which reveal policy.
-It never holds a private key.
+the models with their digests, and the policy: who may request which reveal policy, who
+may start a joint training run (`trainers`). It never holds a private key.
 
 A party's configuration (`party.toml`, read with tomllib) names its own files: data CSV,
-model files by model id and mode, signing key, TLS folder, broker settings, the MPC
-listen address and port range. Relative paths are relative to the TOML file's folder.
+model files by model id and mode, signing key, TLS folder, broker settings, the MPC listen
+address and port range, and for joint training its training CSV, its privacy budget (epsilon
+at delta 1e-6) and its privacy ledger. Relative paths are relative to the TOML file's
+folder.
 
-(About 380 lines on purpose: both files are read here, with every check a value from them
+(About 400 lines on purpose: both files are read here, with every check a value from them
 gets (safe party names, port ranges, policy bounds, key file modes), so that nothing read
 from either file reaches the rest of the code unchecked.)
 """
@@ -40,6 +42,7 @@ DEFAULT_WINDOW = 120.0
 DEFAULT_MAX_SECONDS = 3600.0
 MAX_POLICY_COUNT = 1_000_000_000
 DAY_SECONDS = 86_400.0
+DEFAULT_PRIVACY_BUDGET = 10.0  # a party's training budget: epsilon at delta 1e-6
 
 # Names end up in MQTT topics, mosquitto ACL lines, file paths and log lines: a safe set only.
 PARTY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -115,6 +118,7 @@ class Policy:
     timestamp_window: float = DEFAULT_WINDOW  # seconds either side of a party's clock
     max_session_seconds: float = DEFAULT_MAX_SECONDS  # deadline at most this far ahead
     per_applicant_daily: int | None = None  # scorings of one applicant per 24 h, all requesters
+    trainers: tuple[str, ...] = ()  # parties that may start a joint training run
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,7 @@ class Consortium:
                 "timestamp_window": self.policy.timestamp_window,
                 "max_session_seconds": self.policy.max_session_seconds,
                 "per_applicant_daily": self.policy.per_applicant_daily,
+                "trainers": list(self.policy.trainers),
             },
         }
 
@@ -244,11 +249,15 @@ def load_policy(pol: Mapping[str, Any]) -> Policy:
             count(v.get("max_batch", 100_000), f"{at}.max_batch"),
             count_or_none(v.get("daily_budget"), f"{at}.daily_budget"),
         )
+    trainers = pol.get("trainers", [])
+    if not isinstance(trainers, list):
+        raise ValueError("policy.trainers: expected a list of party names")
     return Policy(
         requesters,
         seconds(pol.get("timestamp_window", DEFAULT_WINDOW), "policy.timestamp_window"),
         seconds(pol.get("max_session_seconds", DEFAULT_MAX_SECONDS), "policy.max_session_seconds"),
         count_or_none(pol.get("per_applicant_daily"), "policy.per_applicant_daily"),
+        tuple(check_party_name(t, "policy.trainers") for t in trainers),
     )
 
 
@@ -295,6 +304,9 @@ class PartyConfig:
     control_socket: Path
     max_queue: int = 16
     source: Path = Path("party.toml")
+    training_data: Path | None = None  # this party's training CSV (the lender's: with labels)
+    privacy_budget: float = DEFAULT_PRIVACY_BUDGET  # epsilon at delta 1e-6, on its applicants
+    privacy_ledger: Path = Path("privacy.json")  # the zCDP this party's data has spent
 
     def model_file(self, model_id: str, mode: str) -> Path | None:
         return self.models.get(model_id, {}).get(mode)
@@ -358,11 +370,21 @@ def load_party_config(path: str | Path) -> PartyConfig:
             control_socket=rel(raw.get("control_socket", "daemon.sock"), "control_socket"),
             max_queue=int(raw.get("max_queue", 16)),
             source=path,
+            training_data=opt(raw, "training_data", ""),
+            privacy_budget=_budget(raw.get("privacy_budget", DEFAULT_PRIVACY_BUDGET)),
+            privacy_ledger=rel(raw.get("privacy_ledger", "privacy.json"), "privacy_ledger"),
         )
     except KeyError as exc:
         raise UsageError(f"{path}: missing setting {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{path}: invalid setting: {exc}") from None
+
+
+def _budget(value: Any) -> float:
+    """`privacy_budget`: a finite epsilon >= 0 (0: no DP training run is accepted)."""
+    if type(value) not in (int, float) or not 0 <= value < float("inf"):
+        raise ValueError("privacy_budget: expected a finite epsilon >= 0")
+    return float(value)
 
 
 def check_private_files(cfg: PartyConfig) -> None:

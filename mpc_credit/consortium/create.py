@@ -54,6 +54,7 @@ class Setup:
     name: str = "demo"
     model_owner: str | None = None  # holder of the full model (default: the first party)
     requesters: Sequence[str] = ()  # parties that may request scores (default: the owner)
+    trainers: Sequence[str] | None = None  # parties that may start training (default: the owner)
     reveals: Sequence[str] = REVEALS
     broker_host: str = "127.0.0.1"
     broker_port: int | None = None  # default 1883, or 8883 with TLS
@@ -72,6 +73,7 @@ class PartyPlan:
     host: str = "127.0.0.1"
     mpc_port: int = 0  # 0: DEFAULT_MPC_BASE + 10 * pid
     data: Path | None = None
+    training_data: Path | None = None  # its training CSV (the lender's with the label column)
 
 
 def parse_party_arg(text: str) -> PartyPlan:
@@ -108,7 +110,11 @@ def render_party_toml(values: Mapping[str, Any]) -> str:
     ]
     if v.get("data"):
         lines.append(f"data = {_toml_str(v['data'])}")
+    if v.get("training_data"):
+        lines.append(f"training_data = {_toml_str(v['training_data'])}  # for joint training")
     lines += [
+        "privacy_budget = 10.0        # epsilon (delta 1e-6) joint training may spend on its data",
+        'privacy_ledger = "privacy.json"  # what it has spent: refused past the budget',
         'audit = "audit.jsonl"        # one JSON line per session',
         'control_socket = "daemon.sock"  # local CLI <-> daemon; results travel only here',
         "",
@@ -162,7 +168,9 @@ def check_setup(out: Path, model: Scorecard, names: Sequence[str], setup: Setup)
     if missing:
         raise UsageError(f"model owner(s) {', '.join(missing)} of {model.name} are not parties")
     owner = setup.model_owner or names[0]
-    for who, flag in [(owner, "--model-owner"), *((r, "--requester") for r in setup.requesters)]:
+    named = [*((r, "--requester") for r in setup.requesters)]
+    named += [(t, "--trainer") for t in setup.trainers or ()]
+    for who, flag in [(owner, "--model-owner"), *named]:
         if who not in names:
             raise UsageError(f"{flag} {check_party_name(who, flag)!r} is not a party")
     for r in setup.reveals:
@@ -254,11 +262,13 @@ def sign_consortium(
     setup: Setup = Setup(),
     *,
     data: Mapping[str, Path | None] | None = None,
+    training: Mapping[str, Path | None] | None = None,
     local: bool = False,
 ) -> Consortium:
     """Issue every party's certificates from `requests` (in pid order) and write the
     consortium under `out` (see the module docstring); returns its consortium file's
-    content. `data`: each feature owner's CSV (default `NAME/applicants.csv`); `local`:
+    content. `data`: each feature owner's CSV (default `NAME/applicants.csv`); `training`:
+    each party's training CSV (default none: set `training_data` in party.toml); `local`:
     party folders reference `out/consortium.json` and the model in place (`pki init`)."""
     out, model_path = Path(out), Path(model_path).resolve()
     model = _full_model(model_path)
@@ -279,6 +289,7 @@ def sign_consortium(
         folder = _write_certificates(out / r.name, pid, r, mpc_ca, mqtt_ca)
         infos.append(PartyInfo(r.name, pid, r.host, r.mpc_port, r.mpc_ports, r.signing_key))
         csv = (data or {}).get(r.name) or folder / "applicants.csv"
+        train = (training or {}).get(r.name)
         settings.append(
             {
                 "party": r.name,
@@ -286,6 +297,7 @@ def sign_consortium(
                 "consortium": _relpath(cfile, folder) if local else cfile.name,
                 # a feature owner's CSV, which may be put in place later
                 "data": _relpath(csv, folder) if r.name in model.owners else None,
+                "training_data": _relpath(train, folder) if train else None,
                 "models": {
                     model.name: _model_files(folder, model, model_path, r.name, owner, local)
                 },
@@ -300,6 +312,7 @@ def sign_consortium(
     policy = Policy(
         {r: rule for r in (setup.requesters or [owner])},
         per_applicant_daily=setup.per_applicant_daily,
+        trainers=tuple([owner] if setup.trainers is None else setup.trainers),
     )
     models = (ModelInfo(model.name, model.digest(), owner),)
     cons = Consortium(setup.name, f"mpc-credit/{setup.name}", tuple(infos), models, policy)
@@ -318,11 +331,13 @@ def init_consortium(
     *,
     parties: Sequence[PartyPlan] = (),
     mpc_ports: int = DEFAULT_MPC_PORTS,
+    training: Mapping[str, Path] | None = None,
     **options: Any,
 ) -> Consortium:
     """A whole consortium on one machine (`pki init`): every party's keys made in its folder
     `out/NAME/`, then signed and installed there. `parties` default to the model's feature
-    owners, each one's data to `out/NAME/applicants.csv`; `options` are Setup's fields."""
+    owners, each one's data to `out/NAME/applicants.csv`; `training` names training CSVs by
+    party (over the plans'); `options` are Setup's fields."""
     setup = Setup(**options)
     out = Path(out)
     model = _full_model(model_path)
@@ -343,7 +358,15 @@ def init_consortium(
         for pid, p in enumerate(plans)
     ]
     data = {p.name: p.data for p in plans}
-    cons = sign_consortium(requests, out, model_path, setup, data=data, local=True)
+    for name in training or {}:
+        if name not in {p.name for p in plans}:
+            raise UsageError(
+                f"--training-data {check_party_name(name, '--training-data')}: not a party"
+            )
+    training = {p.name: p.training_data for p in plans} | dict(training or {})
+    cons = sign_consortium(
+        requests, out, model_path, setup, data=data, training=training, local=True
+    )
     for p in plans:
         install_bundle(out / p.name, out / p.name)
     return cons

@@ -8,6 +8,7 @@ a session, a party, a phase and an MPC port, a presence message a party's state.
 Topics, under the consortium's prefix P:
   P/presence/{party}          that party's signed, retained online/draining/offline
   P/request                   signed session requests, QoS 1
+  P/train                     signed training requests, QoS 1 (consortium/train_request.py)
   P/session/{sid}/{party}     that party's signed status reports for session sid, QoS 1
 
 Every payload from the broker goes through `decode_request`, `decode_status` or
@@ -75,6 +76,7 @@ class Topics:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix.rstrip("/")
         self.request = f"{self.prefix}/request"
+        self.train = f"{self.prefix}/train"
         self.presence_all = f"{self.prefix}/presence/+"
         self.session_all = f"{self.prefix}/session/+/+"
 
@@ -85,11 +87,12 @@ class Topics:
         return f"{self.prefix}/session/{sid}/{party}"
 
     def parse(self, topic: str) -> tuple[str, ...]:
-        """('request',), ('presence', party) or ('session', sid, party); () if foreign."""
+        """('request',), ('train',), ('presence', party) or ('session', sid, party); () if
+        foreign."""
         if not topic.startswith(self.prefix + "/"):
             return ()
         parts = tuple(topic[len(self.prefix) + 1 :].split("/"))
-        if parts == ("request",):
+        if parts in (("request",), ("train",)):
             return parts
         if len(parts) == 2 and parts[0] == "presence":
             return parts

@@ -36,6 +36,7 @@ from mpc_credit.consortium.messages import (
 )
 from mpc_credit.consortium.reasons import Refusal
 from mpc_credit.consortium.signing import verify
+from mpc_credit.consortium.train_request import TRAIN_LABEL, TrainJob, TrainRequest
 from mpc_credit.vocabulary import MODES, REVEALS
 
 if TYPE_CHECKING:
@@ -116,7 +117,9 @@ def _allowed(req: Request, cons: Consortium) -> Refusal | None:
     return None
 
 
-def _fresh(req: Request, policy: Policy, nonces: NonceCache, now: float) -> Refusal | None:
+def _fresh(
+    req: Request | TrainRequest, policy: Policy, nonces: NonceCache, now: float
+) -> Refusal | None:
     """Not replayed, timestamp within the window, deadline ahead but within the longest
     session, both measured on this party's clock."""
     if nonces.seen(req.nonce):
@@ -199,3 +202,32 @@ def check_request(
         or _within_budgets(req, cons.policy, ledger, now)
         or _model(req, cons, models)
     )
+
+
+def check_train(
+    req: TrainRequest, cons: Consortium, nonces: NonceCache, *, now: float | None = None
+) -> Refusal | None:
+    """Why this party refuses the training request `req` under the consortium policy, or None.
+
+    The request's shape; a trainer of the policy with its valid signature; freshness on this
+    party's clock exactly as for a scoring request. The party's own conditions (training data
+    configured, its privacy budget) are the daemon's (daemon/train_job.py).
+    """
+    now = time.time() if now is None else now
+    if not (isinstance(req.session, str) and SESSION_ID.fullmatch(req.session)):
+        return Refusal("malformed session id", why.MALFORMED)
+    if not all(type(x) is float and math.isfinite(x) for x in (req.ts, req.deadline)):
+        return Refusal("the request's timestamp or deadline is not a finite time", why.MALFORMED)
+    if not isinstance(req.job, TrainJob):
+        return Refusal("the training job is malformed", why.MALFORMED)
+    if req.requester not in cons.names:
+        return Refusal(
+            f"unknown requester {clean_text(str(req.requester), 32)!r}", why.UNKNOWN_REQUESTER
+        )
+    if req.requester not in cons.policy.trainers:
+        return Refusal(
+            f"the consortium policy does not allow {req.requester!r} to train", why.NOT_ALLOWED
+        )
+    if not verify(TRAIN_LABEL, req.body(), cons.party(req.requester).public_key):
+        return Refusal(f"bad signature on the request from {req.requester!r}", why.BAD_SIGNATURE)
+    return _fresh(req, cons.policy, nonces, now)

@@ -35,6 +35,13 @@ CLOCK = "timestamp outside the window"
 DEADLINE = "deadline out of bounds"
 MALFORMED = "malformed request"
 MODEL = "model not available"
+NO_TRAINING_DATA = "no training data configured"
+
+
+def over_budget(budget: float) -> str:
+    """The public category of a training run past a party's privacy budget, naming it."""
+    return f"privacy budget exceeded (its budget: epsilon {budget:g} at delta 1e-06)"
+
 
 # by type, most specific first; the first match along the chain of causes wins
 _CATEGORIES: tuple[tuple[type[BaseException], str], ...] = (

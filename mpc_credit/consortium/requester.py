@@ -1,4 +1,4 @@
-"""The requesting side of a session: what `mpc-credit score` does.
+"""The requesting side of a session: what `mpc-credit score` and `train --config` do.
 
 The CLI runs on the receiver's machine with the receiver's `party.toml`, which it reads only
 to find its daemon's control socket. It sends the daemon what to score (a `score` request of
@@ -6,6 +6,10 @@ to find its daemon's control socket. It sends the daemon what to score (a `score
 consortium, the models and the signing key, builds and signs the request, publishes it,
 runs the session with the other daemons (it is the receiver's MPC party, already warm), and
 writes progress lines and finally the typed result back on the socket.
+
+`train_request` does the same for a joint training run: the daemon signs a training request
+for the job (this party the lender and model owner), runs it with the other daemons, and sends
+back the model and the public facts of the run (kept features, rows, its privacy ledger).
 
 The socket is a Unix socket of mode 0600; the client also checks that the daemon at the
 other end runs as its own user (SO_PEERCRED), so no other account's process can pose as it.
@@ -23,10 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from mpc_credit.consortium.config import PartyConfig, load_party_config
-from mpc_credit.consortium.control import SCORE, STATUS, SUBMIT, ControlRequest
+from mpc_credit.consortium.control import SCORE, STATUS, SUBMIT, TRAIN, ControlRequest
 from mpc_credit.consortium.daemon.control import MAX_ANSWER_BYTES, peer_uid
 from mpc_credit.consortium.messages import Request
-from mpc_credit.errors import SessionError, TimedOutError, UsageError, error_of_kind
+from mpc_credit.consortium.train_request import TrainJob
+from mpc_credit.errors import (
+    MpcCreditError,
+    SessionError,
+    TimedOutError,
+    UsageError,
+    error_of_kind,
+)
 from mpc_credit.jsonwire import WireError, read_event
 from mpc_credit.scorecard.reveal import Result, result_from_fields
 
@@ -72,7 +83,7 @@ async def score_request(
     op = ControlRequest(
         SCORE, ids=tuple(ids), reveal=reveal, mode=mode, model_id=model_id, timeout=timeout
     )
-    return await _ask(load_party_config(config), op, ids, timeout, progress)
+    return await _score(load_party_config(config), op, ids, timeout, progress)
 
 
 async def submit_request(
@@ -85,7 +96,78 @@ async def submit_request(
 ) -> ScoreOutcome:
     """Hand the daemon a request signed elsewhere (`body`) and its ids; as `score_request`."""
     op = ControlRequest(SUBMIT, ids=tuple(ids), request=Request.from_dict(body))
-    return await _ask(load_party_config(config), op, ids, timeout, progress)
+    return await _score(load_party_config(config), op, ids, timeout, progress)
+
+
+async def _score(
+    cfg: PartyConfig,
+    op: ControlRequest,
+    ids: Sequence[str],
+    timeout: float,
+    progress: Progress | None,
+) -> ScoreOutcome:
+    """The scoring result of operation `op` (score or submit)."""
+    ev, seconds = await _ask(cfg, op, timeout, progress)
+    try:
+        result = result_from_fields(ev, ids)
+    except ValueError as exc:
+        raise SessionError(f"party {cfg.party}'s daemon sent a bad result: {exc}") from None
+    return ScoreOutcome(str(ev.get("session")), result, seconds)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The requester's outcome of a training run through the daemons."""
+
+    session: str
+    model: dict[str, Any]  # a full model file (mpc-credit/scorecard@1), checked
+    kept: dict[str, list[str]]  # kept feature names by party (public)
+    rows: int  # this party's (the lender's) training rows
+    epsilon: float | None  # the run's, None without DP
+    epsilon_spent: float | None  # this party's ledger after the run
+    budget: float  # this party's privacy budget
+    seconds: float
+
+
+async def train_request(
+    config: str | Path,
+    job: TrainJob,
+    *,
+    timeout: float = 3600.0,
+    progress: Progress | None = None,
+) -> Trained:
+    """Have this party's daemon run the training `job` with the consortium; the model.
+
+    Raises as `score_request`; SessionError when the daemon's answer is not a valid model.
+    """
+    op = ControlRequest(TRAIN, job=job, timeout=timeout)
+    ev, seconds = await _ask(load_party_config(config), op, timeout, progress)
+    try:
+        return _trained(ev, seconds)
+    except (ValueError, TypeError, KeyError, MpcCreditError) as exc:
+        raise SessionError(f"the daemon sent a bad training result: {exc}") from None
+
+
+def _trained(ev: dict[str, Any], seconds: float) -> Trained:
+    from mpc_credit.scorecard.model import from_dict
+
+    from_dict(ev["model"], "the trained model")  # ModelError if it is not a valid model
+    kept = ev["kept"]
+    if not isinstance(kept, dict) or not all(
+        isinstance(v, list) and all(isinstance(n, str) for n in v) for v in kept.values()
+    ):
+        raise ValueError("kept features are not lists of names")
+    spent = ev["epsilon_spent"]
+    return Trained(
+        session=str(ev["session"]),
+        model=ev["model"],
+        kept={str(k): list(v) for k, v in kept.items()},
+        rows=int(ev["rows"]),
+        epsilon=None if ev["epsilon"] is None else float(ev["epsilon"]),
+        epsilon_spent=None if spent is None else float(spent),
+        budget=float(ev["budget"]),
+        seconds=seconds,
+    )
 
 
 async def daemon_status(config: str | Path) -> dict[str, Any]:
@@ -123,13 +205,10 @@ async def _connect(
 
 
 async def _ask(
-    cfg: PartyConfig,
-    op: ControlRequest,
-    ids: Sequence[str],
-    timeout: float,
-    progress: Progress | None,
-) -> ScoreOutcome:
-    """Send one operation; relay progress; return the result or raise the daemon's error."""
+    cfg: PartyConfig, op: ControlRequest, timeout: float, progress: Progress | None
+) -> tuple[dict[str, Any], float]:
+    """Send one operation; relay progress; return the result event and the seconds it took,
+    or raise the daemon's error."""
     t0 = time.perf_counter()
     absent = (
         f"party {cfg.party}'s daemon is not running (no control socket {cfg.control_socket}); "
@@ -156,12 +235,6 @@ async def _ask(
             elif ev["event"] == "error":
                 raise error_of_kind(ev.get("kind"), str(ev.get("message")))
             elif ev["event"] == "result":
-                try:
-                    result = result_from_fields(ev, ids)
-                except ValueError as exc:
-                    raise SessionError(
-                        f"party {cfg.party}'s daemon sent a bad result: {exc}"
-                    ) from None
-                return ScoreOutcome(str(ev.get("session")), result, time.perf_counter() - t0)
+                return ev, time.perf_counter() - t0
     finally:
         writer.close()

@@ -59,15 +59,15 @@ class Outcome:
     peak_mb: dict[str, float] = field(default_factory=dict)  # each party's peak resident memory
 
 
-def parse_data_args(values: Sequence[str]) -> dict[str, Path]:
-    """`owner=path` pairs from the command line."""
+def parse_data_args(values: Sequence[str], flag: str = "--data") -> dict[str, Path]:
+    """`owner=path` pairs from the command line (option `flag`)."""
     out: dict[str, Path] = {}
     for v in values:
         owner, sep, path = v.partition("=")
         if not sep or not owner or not path:
-            raise UsageError(f"--data {v!r}: expected OWNER=PATH")
+            raise UsageError(f"{flag} {v!r}: expected OWNER=PATH")
         if owner in out:
-            raise UsageError(f"--data: owner {owner!r} given twice")
+            raise UsageError(f"{flag}: owner {owner!r} given twice")
         out[owner] = Path(path)
     return out
 

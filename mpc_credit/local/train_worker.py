@@ -26,7 +26,7 @@ from mpc_credit.jsonwire import WireError, decode_object, emit, encode
 from mpc_credit.local.processes import memory_mb, party_main, wait_for_go
 from mpc_credit.scorecard.data import load_ids
 from mpc_credit.scorecard.model import Scaling
-from mpc_credit.training.data import TrainingData, read_training_csv
+from mpc_credit.training.data import TrainingData, training_table
 from mpc_credit.training.ledger import Ledger
 from mpc_credit.training.report import intervals
 from mpc_credit.training.session import Options, Outcome, Setup, Table, train
@@ -86,11 +86,10 @@ def prepare(spec: TrainSpec, setup: Setup) -> tuple[TrainingData, Table, Ledger 
     """All this party's rows, its checked training table (the lender's less the holdout) and,
     with DP, its ledger after checking that the run fits its budget."""
     setup.check()
-    data = read_training_csv(spec.data, spec.label)
-    rows = data
-    if spec.test_ids is not None:
-        rows = data.without(load_ids(spec.test_ids), spec.test_ids)
-    table = rows.table(setup.options.bins)
+    holdout = load_ids(spec.test_ids) if spec.test_ids is not None else None
+    data, table = training_table(
+        spec.data, spec.label, setup.options.bins, holdout, str(spec.test_ids)
+    )
     rho = setup.rho()
     if rho is None or spec.ledger is None:
         return data, table, None

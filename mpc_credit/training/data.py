@@ -150,6 +150,20 @@ def read_training_csv(path: str | Path, label: str | None = None) -> TrainingDat
     return TrainingData(path, header, tuple(ids), tuple(cells), tuple(lines), label)
 
 
+def training_table(
+    path: str | Path,
+    label: str | None,
+    bins: int,
+    holdout: Sequence[str] | None = None,
+    source: str = "",
+) -> tuple[TrainingData, Table]:
+    """A party's preparation for a run: all its rows as read, and its checked training table
+    (the lender's, with `label`, less the `holdout` ids listed in `source`)."""
+    data = read_training_csv(path, label)
+    rows = data if holdout is None else data.without(holdout, source)
+    return data, rows.table(bins)
+
+
 def read_header(path: str | Path) -> tuple[str, ...]:
     """The column names after applicant_id (the public schema), reading the first line only."""
     path = Path(path)

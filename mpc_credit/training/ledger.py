@@ -4,7 +4,7 @@ Every training run that releases DP values about a party's applicants records it
 the run's count and coefficient releases compose additively in rho). The total is turned into
 (epsilon, delta) by dp-accounting's RDP accountant (zCDP rho is RDP of order a at rho * a), and
 `charge` refuses a run BEFORE it starts when the total with the run would exceed the party's
-budget. The file is JSON, rewritten atomically after each charge:
+budget. The file is JSON, rewritten atomically (and fsynced) at each charge:
     {"party": "bank", "runs": [{"run": "...", "rho": 0.0123, "at": 1767000000.0}, ...]}
 A run without DP (`--no-dp`) is not a DP release and is not recorded here; the caller states it.
 """
@@ -96,5 +96,14 @@ class Ledger:
         self.check(run, rho)
         self.runs.append({"run": run, "rho": rho, "at": time.time()})
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"party": self.party, "runs": self.runs}, indent=1) + "\n")
-        os.replace(tmp, self.path)
+        text = json.dumps({"party": self.party, "runs": self.runs}, indent=1) + "\n"
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())  # on disk before the run may start
+            os.replace(tmp, self.path)
+        except OSError:
+            self.runs.pop()
+            tmp.unlink(missing_ok=True)
+            raise

@@ -1,7 +1,10 @@
 """Admission: parse and check what reaches a daemon, and decide; pure functions, no I/O.
 
-- `refusal(req, here, holds_batch=...)`: the one check of a request, whether it arrived on
-  the broker or from the local client: None to accept, else the reason every party reports.
+- `refusal(req, here, holds_batch=...)`: the one check of a request (scoring or training),
+  whether it arrived on the broker or from the local client: None to accept, else the reason
+  every party reports. A training request is checked against the consortium policy
+  (`policy.check_train`) and then the party's own conditions (daemon/train_job.py: training
+  data configured, its privacy budget; a stat and an in-memory ledger, no other I/O).
 - `check_submission(...)`: what only the requester's own daemon checks before it publishes
   a request from its local client (its own, connected, the others online, ids it knows).
 - `choose_model`: the model a local client's request names (or the only one).
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpc_credit.consortium.config import Consortium, ModelInfo
+from mpc_credit.consortium.daemon.train_job import TrainingSide
 from mpc_credit.consortium.fields import clean_text
 from mpc_credit.consortium.messages import (
     ACK,
@@ -31,9 +35,10 @@ from mpc_credit.consortium.messages import (
     Request,
     ids_digest,
 )
-from mpc_credit.consortium.policy import NonceCache, QueryLedger, check_request
-from mpc_credit.consortium.reasons import MALFORMED, Refusal
+from mpc_credit.consortium.policy import NonceCache, QueryLedger, check_request, check_train
+from mpc_credit.consortium.reasons import MALFORMED, NO_TRAINING_DATA, Refusal
 from mpc_credit.consortium.signing import verify
+from mpc_credit.consortium.train_request import TRAIN_LABEL, TrainRequest
 from mpc_credit.errors import (
     MpcCreditError,
     RefusedError,
@@ -56,6 +61,7 @@ class Here:
     stopping: bool = False
     queued: int = 0
     max_queue: int = 16
+    training: TrainingSide | None = None  # this party's training data, budget and ledger
 
 
 SHUTTING_DOWN = "shutting down"
@@ -63,7 +69,7 @@ BUSY = "too many sessions queued"
 
 
 def refusal(
-    req: Request, here: Here, *, holds_batch: bool, now: float | None = None
+    req: Request | TrainRequest, here: Here, *, holds_batch: bool, now: float | None = None
 ) -> Refusal | None:
     """Why this party refuses `req`, or None to accept it.
 
@@ -72,25 +78,35 @@ def refusal(
     """
     if here.stopping:
         return Refusal(f"party {here.party} is shutting down", SHUTTING_DOWN)
-    reason = check_request(req, here.cons, here.models, here.nonces, ledger=here.ledger, now=now)
+    if isinstance(req, TrainRequest):
+        reason = check_train(req, here.cons, here.nonces, now=now)
+    else:
+        reason = check_request(
+            req, here.cons, here.models, here.nonces, ledger=here.ledger, now=now
+        )
     if reason is not None:
         return reason
     if here.queued >= here.max_queue:
         return Refusal(f"{here.queued} sessions already queued", BUSY)
+    if isinstance(req, TrainRequest):
+        if here.training is None:
+            return Refusal(f"party {here.party} does not train", NO_TRAINING_DATA)
+        return here.training.refusal(req)
     if req.ids is None and req.receiver == here.party and not holds_batch:
         return Refusal("batch ids were not submitted through the receiver's daemon", MALFORMED)
     return None
 
 
-def signed(req: Request, cons: Consortium) -> bool:
+def signed(req: Request | TrainRequest, cons: Consortium) -> bool:
     """Whether `req` carries a valid signature of the consortium member it names."""
     if req.requester not in cons.names:
         return False
-    return verify(REQUEST_LABEL, req.body(), cons.party(req.requester).public_key)
+    label = TRAIN_LABEL if isinstance(req, TrainRequest) else REQUEST_LABEL
+    return verify(label, req.body(), cons.party(req.requester).public_key)
 
 
 def check_submission(
-    req: Request,
+    req: Request | TrainRequest,
     ids: list[str],
     here: Here,
     *,
@@ -113,13 +129,13 @@ def check_submission(
     reason = refusal(req, here, holds_batch=True, now=now)
     if reason is not None:
         return RefusedError(f"party {me} refused: {reason}")
-    if req.ids is None and ids_digest(ids) != req.batch_digest:
+    if isinstance(req, Request) and req.ids is None and ids_digest(ids) != req.batch_digest:
         return UsageError("the batch ids do not match the request's digest")
     absent = [p for p in here.cons.names if presence.get(p) != "online"]
     if absent:
         states = ", ".join(f"{p} ({presence.get(p, 'never seen')})" for p in absent)
         return SessionError(f"party {states} is not available; session not started")
-    if known is not None:
+    if known is not None and isinstance(req, Request):
         wanted = req.ids if req.ids is not None else ids
         unknown = [a for a in wanted if a not in known]
         if unknown:

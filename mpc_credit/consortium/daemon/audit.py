@@ -2,7 +2,9 @@
 
 Over `mpc_credit.consortium.audit.AuditLog` (signed, hash-chained JSON lines, fsync):
 
-- `accepted` is written and on disk BEFORE the session is acknowledged and runs (write-ahead):
+- `accepted` is written and on disk BEFORE the session is acknowledged and runs (write-ahead;
+  a training session's line holds its epsilon, charged to the party's privacy ledger just
+  before the line is written, so no crash loses a charge):
   a crash loses neither its nonce nor its budget entry; when it cannot be written (AuditError,
   a full disk), or the disk lacks the room to record the session to its end (its batch's
   ids and its end line, `room_needed`), the caller refuses the session rather than run it
@@ -30,10 +32,17 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mpc_credit.consortium.audit import AuditError, AuditLog, read_records, rejected_record
-from mpc_credit.consortium.audit import session_record as request_facts
+from mpc_credit.consortium.audit import (
+    AuditError,
+    AuditLog,
+    read_records,
+    rejected_record,
+    session_record,
+    train_record,
+)
 from mpc_credit.consortium.ledger import APPLICANTS, NonceCache, QueryLedger, restore
 from mpc_credit.consortium.messages import Request
+from mpc_credit.consortium.train_request import TrainRequest
 
 log = logging.getLogger("mpc_credit.daemon")
 REJECTED_BURST = 20  # rejected-payload lines per topic kind and minute, at most
@@ -76,7 +85,7 @@ class DaemonAudit:
         """The nonces and budgets of the sessions this log recorded (after a restart)."""
         restore(read_records(self.path), nonces, ledger)
 
-    def accepted(self, req: Request, port: int) -> None:
+    def accepted(self, req: Request | TrainRequest, port: int) -> None:
         """Write-ahead: on disk before the session runs; raises AuditError, also when the
         disk has not the room left to record the session to its end."""
         need = room_needed(req)
@@ -96,7 +105,7 @@ class DaemonAudit:
             record = {"outcome": APPLICANTS, "session": sid, "count": len(chunk), "ids": chunk}
             self.log.append(record, durable=n == len(chunks))
 
-    def refused(self, req: Request, reason: str) -> bool:
+    def refused(self, req: Request | TrainRequest, reason: str) -> bool:
         """A signed request refused: at most REFUSED_BURST lines a minute per requester
         (a replayed request must not fill the log); False when this one was not written."""
         held = self._refused.allow(req.requester)
@@ -107,7 +116,9 @@ class DaemonAudit:
         self._quietly(request_facts(req, "refused", reason), durable=False)
         return True
 
-    def ended(self, req: Request, outcome: str, reason: str = "", **fields: Any) -> None:
+    def ended(
+        self, req: Request | TrainRequest, outcome: str, reason: str = "", **fields: Any
+    ) -> None:
         """done or aborted; an error is logged (the session is over either way)."""
         self._quietly(request_facts(req, outcome, reason, **fields), durable=True)
 
@@ -130,9 +141,20 @@ class DaemonAudit:
         self.log.close()
 
 
-def room_needed(req: Request) -> int:
+def request_facts(
+    req: Request | TrainRequest, outcome: str, reason: str = "", **fields: Any
+) -> dict[str, Any]:
+    """The audit record of a scoring or a training request."""
+    if isinstance(req, TrainRequest):
+        return train_record(req, outcome, reason, **fields)
+    return session_record(req, outcome, reason, **fields)
+
+
+def room_needed(req: Request | TrainRequest) -> int:
     """Bytes of audit lines a session may still write after `accepted`: its batch's ids
     (when they arrive over the MPC links rather than in the request) and its end line."""
+    if isinstance(req, TrainRequest):
+        return END_ROOM
     return END_ROOM + (ID_ROOM * req.count if req.ids is None else 0)
 
 

@@ -1,8 +1,10 @@
-"""What the local client may ask its daemon: `status`, `score`, `submit`.
+"""What the local client may ask its daemon: `status`, `score`, `submit`, `train`.
 
 `score` is the straight path of `mpc-credit score`: the client names the ids and the policy,
 this daemon builds the request and signs it with the party's key. `submit` takes a request
-signed elsewhere (tests tamper with one this way); both go through the same admission
+signed elsewhere (tests tamper with one this way). `train` is `mpc-credit train --config`:
+the daemon signs a training request for the job, with itself as lender and model owner, once
+its own training CSV has the job's label column. All go through the same admission
 (`admission.check_submission`, which includes the check every party makes), are published on
 the broker, and wait for the runner to answer the client with the result or the error.
 """
@@ -17,13 +19,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_credit.consortium.config import Consortium
-from mpc_credit.consortium.control import SCORE, STATUS, SUBMIT, ControlRequest
+from mpc_credit.consortium.control import SCORE, STATUS, SUBMIT, TRAIN, ControlRequest
 from mpc_credit.consortium.daemon import admission
 from mpc_credit.consortium.daemon.control import Handler, LocalClient
 from mpc_credit.consortium.daemon.mqtt import MqttLink
 from mpc_credit.consortium.daemon.tables import LocalData
 from mpc_credit.consortium.messages import Request, new_request
-from mpc_credit.errors import SessionError, TimedOutError
+from mpc_credit.consortium.train_request import TrainRequest, new_train_request
+from mpc_credit.errors import MpcCreditError, SessionError, TimedOutError, UsageError
 
 PRESENCE_WAIT = 1.0  # seconds a just connected daemon gives retained presence messages
 AFTER_DEADLINE = 5.0  # seconds the client waits for the outcome after the deadline
@@ -48,7 +51,7 @@ class ClientOps:
         self.party = link.party
 
     def handlers(self) -> dict[str, Handler]:
-        return {STATUS: self.status, SCORE: self.score, SUBMIT: self.submit}
+        return {STATUS: self.status, SCORE: self.score, SUBMIT: self.submit, TRAIN: self.train}
 
     async def status(self, op: ControlRequest, local: LocalClient) -> None:
         local.finish("status", **self.state())
@@ -72,27 +75,60 @@ class ClientOps:
         assert op.request is not None  # parse_control gives a submit its request
         await self._submit(op.request, list(op.ids), local)
 
-    async def _submit(self, req: Request, ids: list[str], local: LocalClient) -> None:
-        """Check, publish, and wait for the session's outcome (sent by the runner)."""
+    async def train(self, op: ControlRequest, local: LocalClient) -> None:
+        """Sign a training request for the local client's job (this party the lender and model
+        owner), check its own label column, then submit it."""
+        assert op.job is not None  # parse_control gives a train its job
+        req = new_train_request(self.key, requester=self.party, job=op.job, timeout=op.timeout)
+        await self._submit(req, [], local, lambda: self._label_problem(op.job.label))
+
+    def _label_problem(self, label: str) -> MpcCreditError | None:
+        """Why this party's training CSV (admitted: configured, present) cannot be the
+        lender's: no column `label`, or an unreadable header."""
+        from mpc_credit.training.data import read_header
+
+        side = self.here().training
+        if side is None or side.data is None:
+            return None  # admission refused it already
+        try:
+            if label not in read_header(side.data):
+                return UsageError(f"{side.data}, line 1: no label column {label!r}")
+        except MpcCreditError as exc:
+            return exc
+        return None
+
+    async def _submit(
+        self,
+        req: Request | TrainRequest,
+        ids: list[str],
+        local: LocalClient,
+        own: Callable[[], MpcCreditError | None] | None = None,
+    ) -> None:
+        """Check (then this party's `own` check), publish, and wait for the session's outcome
+        (sent by the runner)."""
         for _ in range(int(PRESENCE_WAIT / 0.05)):
             if all(p in self.presence for p in self.cons.names):
                 break
             await asyncio.sleep(0.05)
+        training = isinstance(req, TrainRequest)
         problem = admission.check_submission(
             req,
             ids,
             self.here(),
             connected=self.link.connected.is_set(),
             presence=self.presence,
-            known=self.data.known_ids(req.model_id, req.mode),
+            known=None if training else self.data.known_ids(req.model_id, req.mode),
             data_name=str(self.data.data or ""),
         )
+        if problem is None and own is not None:
+            problem = own()
         if problem is not None:
             local.fail(problem)
             return
-        local.ids = ids if req.ids is None else None
+        local.ids = ids if isinstance(req, Request) and req.ids is None else None
         self.locals[req.session] = local
-        if not await self.link.publish(self.link.topics.request, req.to_json()):
+        topic = self.link.topics.train if training else self.link.topics.request
+        if not await self.link.publish(topic, req.to_json()):
             self.locals.pop(req.session, None)
             local.fail(SessionError("the broker is not reachable"))
             return

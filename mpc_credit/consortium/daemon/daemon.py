@@ -1,4 +1,4 @@
-"""The party daemon: a long-lived process per institution that runs scoring sessions.
+"""The party daemon: a long-lived process per institution that runs scoring and training sessions.
 
 `mpc-credit party run --config parties/bank/party.toml` (`run_daemon`) builds the parts and
 runs them until SIGTERM, which drains: new requests are refused, queued and running
@@ -10,12 +10,14 @@ sessions finish, then the daemon says `offline` and exits.
 - `inbox.Inbox`: every broker message through its strict decoder, failures summarised;
 - `presence.PresenceBook`: every party's newest signed presence; our own kept true;
 - `admission`: the pure decisions: accept or refuse a request, what a report means;
+- `train_job.TrainingSide`: the party's training data, privacy budget and ledger;
 - `runner.SessionRunner`: one accepted session at a time over the MPC links;
-- `control.ControlServer` and `client_ops`: the local socket where `score` asks (the daemon
-  signs the request) and receives the result.
+- `control.ControlServer` and `client_ops`: the local socket where `score` and `train` ask
+  (the daemon signs the request) and receive the result.
 
 An accepted request is on disk in the audit log before it is acknowledged (write-ahead), and
-charged to the requester's budget at this party's clock; a request without its requester's
+charged to the requester's budget at this party's clock (a training request: its epsilon to
+this party's privacy ledger, on disk before the audit line); a request without its requester's
 valid signature gets no answer on the broker (its session id is not the sender's to claim),
 only a bounded audit summary. Requests are accepted in the order the broker delivers them
 (the same at every party), so no two parties ever wait for each other in different sessions;
@@ -56,10 +58,12 @@ from mpc_credit.consortium.daemon.presence import PresenceBook
 from mpc_credit.consortium.daemon.runner import SessionRunner
 from mpc_credit.consortium.daemon.session import Session, until
 from mpc_credit.consortium.daemon.tables import LocalData
+from mpc_credit.consortium.daemon.train_job import TrainingSide
 from mpc_credit.consortium.ledger import NonceCache, QueryLedger, record_accepted
 from mpc_credit.consortium.messages import ACK, OFFLINE, REFUSE, Presence, Request, Status
 from mpc_credit.consortium.reasons import REPLAYED, Refusal, public_reason
 from mpc_credit.consortium.signing import load_signing_key
+from mpc_credit.consortium.train_request import TrainRequest
 from mpc_credit.engine.links import TlsContexts
 from mpc_credit.engine.runtime import load_mpyc
 from mpc_credit.errors import RefusedError, SessionError, UsageError
@@ -95,6 +99,7 @@ class PartyDaemon:
         self.key = load_signing_key(cfg.signing_key)
         tls = TlsContexts.load(cfg.folder, self.me.pid) if cfg.mpc_tls else None
         self.data = LocalData(cfg)
+        self.training = TrainingSide(cfg)
         self.audit = DaemonAudit(cfg.audit, cfg.party, self.key)
         self.nonces = NonceCache(self.cons.policy.timestamp_window)
         self.ledger = QueryLedger()
@@ -117,6 +122,7 @@ class PartyDaemon:
             self.audit,
             self.ledger,
             self.locals,
+            self.training,
         )
         ops = ClientOps(
             self.cons,
@@ -147,6 +153,7 @@ class PartyDaemon:
             self.stopping,
             self.queue.qsize(),
             self.cfg.max_queue,
+            self.training,
         )
 
     def _spawn(self, coro: Any) -> None:
@@ -160,7 +167,7 @@ class PartyDaemon:
         msg = self.inbox.decode(topic, payload)
         if topic == self.link.topics.presence(self.party):
             self.book.own_topic(msg if isinstance(msg, Presence) else None, stopping=self.stopping)
-        if isinstance(msg, Request):
+        if isinstance(msg, (Request, TrainRequest)):
             self.on_request(msg, topic, payload)
         elif isinstance(msg, Presence):
             self.on_presence(msg)
@@ -180,7 +187,7 @@ class PartyDaemon:
                 if party in s.parties:
                     s.abort(SessionError(f"party {party} went offline during the session"))
 
-    def on_request(self, req: Request, topic: str, payload: bytes) -> None:
+    def on_request(self, req: Request | TrainRequest, topic: str, payload: bytes) -> None:
         """Refuse, or accept: audited (on disk) first, charged, acknowledged, queued."""
         if req.session in self.sessions:
             return
@@ -188,17 +195,16 @@ class PartyDaemon:
         reason = admission.refusal(req, self.here(), holds_batch=local is not None)
         port = self._next_port()
         if reason is None:
-            try:
-                self.audit.accepted(req, port)
-            except AuditError as exc:
-                log.error("refusing session %s: %s", req.session, exc)
-                reason = Refusal(f"party {self.party} cannot write its audit log", AUDIT_DOWN)
+            reason = self._write_ahead(req, port)
         if reason is not None:
             self._refuse(req, reason, local, topic, payload)
             return
-        record_accepted(req, self.nonces, self.ledger)
         s = Session(req, port, self.cons.names)
-        s.ids = list(req.ids) if req.ids is not None else (local.ids if local else None)
+        if isinstance(req, TrainRequest):
+            self.nonces.add(req.nonce, req.ts)
+        else:
+            record_accepted(req, self.nonces, self.ledger)
+            s.ids = list(req.ids) if req.ids is not None else (local.ids if local else None)
         self.sessions[req.session] = s
         self._spawn(self.link.report(req.session, ACK, port=s.port))
         self.queue.put_nowait(s)
@@ -206,9 +212,22 @@ class PartyDaemon:
         for party, msg in self.early.pop(req.session, []):
             self.on_status(req.session, party, msg)
 
+    def _write_ahead(self, req: Request | TrainRequest, port: int) -> Refusal | None:
+        """On disk before the session is acknowledged: a training run's charge to this party's
+        privacy ledger, then the `accepted` audit line; the refusal when either fails (a
+        charge stays: spent budget is never given back on a guess)."""
+        try:
+            if isinstance(req, TrainRequest):
+                self.training.charge(req)
+            self.audit.accepted(req, port)
+        except (AuditError, OSError) as exc:
+            log.error("refusing session %s: %s", req.session, exc)
+            return Refusal(f"party {self.party} cannot write its audit log or ledger", AUDIT_DOWN)
+        return None
+
     def _refuse(
         self,
-        req: Request,
+        req: Request | TrainRequest,
         reason: Refusal,
         local: LocalClient | None,
         topic: str,

@@ -1,13 +1,13 @@
 """The broker's messages into a daemon: each through its strict decoder, failures summarised.
 
-Every payload on a consortium topic goes through `decode_request`, `decode_status` or
-`decode_presence` (mpc_credit.consortium.messages: size, UTF-8, depth, NaN/Infinity, exact
-fields and types, and for status and presence the sender's signature). A payload that fails
-is dropped: the daemon logs one short line per topic kind every LOG_EVERY seconds (with how
-many more it dropped since), never the payload, and a request that fails parsing gets a
-bounded `rejected` audit line (DaemonAudit throttles those too). Nothing a peer sends can
-stop the daemon or its broker connection: a message is data, never a reason to disconnect.
-"""
+Every payload on a consortium topic goes through `decode_request`, `decode_train_request`,
+`decode_status` or `decode_presence` (mpc_credit.consortium.messages and .train_request:
+size, UTF-8, depth, NaN/Infinity, exact fields and types, and for status and presence the
+sender's signature). A payload that fails is dropped: the daemon logs one short line per
+topic kind every LOG_EVERY seconds (with how many more it dropped since), never the payload,
+and a request (scoring or training) that fails parsing gets a bounded `rejected` audit line
+(DaemonAudit throttles those too). Nothing a peer sends can stop the daemon or its broker
+connection: a message is data, never a reason to disconnect."""
 
 from __future__ import annotations
 
@@ -24,12 +24,14 @@ from mpc_credit.consortium.messages import (
     decode_request,
     decode_status,
 )
+from mpc_credit.consortium.train_request import TrainRequest, decode_train_request
 from mpc_credit.jsonwire import WireError
 
 log = logging.getLogger("mpc_credit.daemon")
 LOG_EVERY = 10.0  # seconds between two log lines about dropped messages of one topic kind
 
-Message = Request | Status | Presence
+Message = Request | TrainRequest | Status | Presence
+REQUEST_KINDS = ("request", "train")
 
 
 class Inbox:
@@ -47,6 +49,8 @@ class Inbox:
         try:
             if kind[0] == "request":
                 return decode_request(payload, self.cons)
+            if kind[0] == "train":
+                return decode_train_request(payload, self.cons)
             if kind[0] == "presence":
                 return decode_presence(payload, self.cons, kind[1])
             return decode_status(payload, self.cons, kind[1], kind[2])
@@ -57,7 +61,7 @@ class Inbox:
     def drop(self, kind: str, topic: str, payload: bytes, reason: str) -> None:
         """Count, log (throttled) and, for a request, audit (bounded) a refused payload."""
         self.dropped += 1
-        if kind == "request":
+        if kind in REQUEST_KINDS:
             self.audit.rejected(topic, payload, kind, reason)
         if kind == "presence" and not payload:
             return  # a cleared retained message: nothing to say

@@ -139,6 +139,7 @@ class MqttLink:
             await client.subscribe(
                 [
                     (self.topics.request, 1),
+                    (self.topics.train, 1),
                     (self.topics.session_all, 1),
                     (self.topics.presence_all, 1),
                 ]

@@ -2,7 +2,9 @@
 
 MPyC keeps its runtime in module globals, so a daemon runs one session at a time (its
 queue orders them as the broker delivered the requests, the same order at every party).
-A session runs `mpc_credit.engine` on the ports every party acknowledged, over mutual TLS;
+A session is of one of two kinds, and only its computation differs: a scoring session runs
+`mpc_credit.engine`, a training session `mpc_credit.training` (daemon/train_job.py), each on
+the ports every party acknowledged, over mutual TLS;
 a watchdog aborts it when an MPC link drops or an MPyC coroutine fails, and the deadline
 bounds every wait. A batch's ids, once they arrived over the MPC links, must be as many as
 the signed count, match its digest and pass the per-applicant limit; they are audited before
@@ -33,9 +35,11 @@ from mpc_credit.consortium.daemon.session import (
     until_task,
 )
 from mpc_credit.consortium.daemon.tables import LocalData
+from mpc_credit.consortium.daemon.train_job import Trained, TrainingSide
 from mpc_credit.consortium.ledger import QueryLedger
 from mpc_credit.consortium.messages import DONE, FAILED, ids_digest
 from mpc_credit.consortium.policy import check_applicants
+from mpc_credit.consortium.train_request import TrainRequest
 from mpc_credit.engine.exchange import agree_session, share_ids
 from mpc_credit.engine.links import (
     MPC_FAILURES,
@@ -73,8 +77,10 @@ class SessionRunner:
         audit: DaemonAudit,
         ledger: QueryLedger,
         locals_: MutableMapping[str, LocalClient],
+        training: TrainingSide,
     ) -> None:
         self.party, self.cons, self.listen, self.tls = party, cons, listen, tls
+        self.training = training
         self.pid = cons.party(party).pid
         self.data, self.link, self.audit, self.ledger = data, link, audit, ledger
         self.locals = locals_
@@ -130,7 +136,7 @@ class SessionRunner:
 
     async def _secure_part(
         self, s: Session, local: LocalClient | None
-    ) -> tuple[Result | None, SessionError | None]:
+    ) -> tuple[Result | Trained | None, SessionError | None]:
         """The MPC: the result (None for a non-receiver), or why it failed."""
         s.phase = "connecting"
         addresses = [(self.cons.party(p).host, s.ports[p]) for p in s.parties]
@@ -213,8 +219,10 @@ class SessionRunner:
                     s.abort(lost)
                     return
 
-    async def _compute(self, s: Session, mpc: Any, local: LocalClient | None) -> Result | None:
-        """Connect, check the session, share the batch ids if needed, run the protocol."""
+    async def _compute(
+        self, s: Session, mpc: Any, local: LocalClient | None
+    ) -> Result | Trained | None:
+        """Connect, check the session, then score or train."""
         t0 = time.perf_counter()
         with link_failures():
             await connect_runtime(mpc, self.listen, self.tls, names=s.parties)
@@ -224,7 +232,22 @@ class SessionRunner:
             local.send("progress", message=f"connected to all parties in {1000 * (t1 - t0):.0f} ms")
         with link_failures():
             await agree_session(mpc, s.sid, s.parties)
+        if isinstance(s.req, TrainRequest):
+            result: Result | Trained | None = await self.training.run(mpc, s)
+        else:
+            result = await self._score(s, mpc)
+        s.phase = "finishing"
+        await close_runtime(mpc, SHUTDOWN_GRACE)
+        if local is not None:
+            local.send(
+                "progress", message=f"secure computation done in {time.perf_counter() - t1:.3f} s"
+            )
+        return result
+
+    async def _score(self, s: Session, mpc: Any) -> Result | None:
+        """Share the batch ids if needed, run the scoring protocol."""
         req = s.req
+        assert not isinstance(req, TrainRequest)
         if req.ids is None:
             receiver = s.parties.index(req.receiver)
             with link_failures():
@@ -237,14 +260,7 @@ class SessionRunner:
             self._admit_batch(s, ids)
             s.ids = ids
         assert s.ids is not None
-        result = await execute(self._prepare(s, s.ids), mpc)
-        s.phase = "finishing"
-        await close_runtime(mpc, SHUTDOWN_GRACE)
-        if local is not None:
-            local.send(
-                "progress", message=f"secure computation done in {time.perf_counter() - t1:.3f} s"
-            )
-        return result
+        return await execute(self._prepare(s, s.ids), mpc)
 
     def _admit_batch(self, s: Session, ids: list[str]) -> None:
         """A batch's ids, once they arrived: within the per-applicant limit, then counted
@@ -259,6 +275,7 @@ class SessionRunner:
     def _prepare(self, s: Session, ids: list[str]) -> Prepared:
         """The engine's input from the cached model and table (no file I/O per session)."""
         req = s.req
+        assert not isinstance(req, TrainRequest)
         info = self.cons.model(req.model_id)
         assert info is not None
         spec = SessionSpec(
@@ -276,7 +293,9 @@ class SessionRunner:
         except MpcCreditError as exc:
             raise SessionError(f"party {self.party}: {exc}") from exc  # the cause: its category
 
-    def finish(self, s: Session, result: Result | None, error: SessionError | None) -> None:
+    def finish(
+        self, s: Session, result: Result | Trained | None, error: SessionError | None
+    ) -> None:
         """End a session: audit, hand the result (receiver) or the reason to the local client."""
         s.phase = "ended"
         seconds = round(time.perf_counter() - s.t0, 4)
@@ -295,5 +314,10 @@ class SessionRunner:
             return
         if result is None:
             local.fail(SessionError("this party received no result"))
+        elif isinstance(result, Trained):
+            assert isinstance(s.req, TrainRequest)
+            local.finish(
+                "result", session=s.sid, seconds=seconds, **self.training.answer(result, s.req)
+            )
         else:
             local.finish("result", session=s.sid, seconds=seconds, **result_fields(result))

@@ -17,6 +17,7 @@ from typing import Any
 
 from mpc_credit.consortium.messages import Request
 from mpc_credit.consortium.reasons import Refusal, public_reason
+from mpc_credit.consortium.train_request import TrainRequest
 from mpc_credit.errors import RefusedError, SessionError
 
 
@@ -63,7 +64,7 @@ def public(error: BaseException, party: str) -> str:
 class Session:
     """One session as this daemon tracks it."""
 
-    req: Request
+    req: Request | TrainRequest  # a scoring or a training session
     port: int  # this party's MPC port for the session
     parties: tuple[str, ...]
     ports: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,115 @@
+"""A training session at one party's daemon: its own conditions, its privacy ledger, the run.
+
+The consortium policy (`policy.check_train`: who may train, freshness) is every party's; what
+this module adds is the party's own word:
+
+- `refusal(req)`: a training CSV is configured (party.toml `training_data`) and, with DP, the
+  run fits the party's privacy budget (`privacy_budget`, epsilon at delta 1e-6, over the runs
+  in its ledger `privacy_ledger`); the public reason of an over-budget refusal names the
+  budget (the broker adds the party);
+- `charge(req)`: the run's zCDP rho recorded in the ledger at acceptance, before the audit
+  line and long before the run (an atomic, fsynced rewrite): no crash loses a charge, and a
+  run that fails later has still spent it (its noise may have been released);
+- `run(mpc, s)`: the party's own CSV (the requester's with its label column: the requester is
+  the lender and the model owner), then `training.session.train` over the session's connected
+  runtime. The requester gets the model and the public facts (kept features by party, rows);
+  any other party gets None. Nothing of it is logged or audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from mpc_credit.consortium.config import PartyConfig
+from mpc_credit.consortium.daemon.session import Session
+from mpc_credit.consortium.reasons import NO_TRAINING_DATA, Refusal, over_budget
+from mpc_credit.consortium.train_request import TrainRequest
+from mpc_credit.errors import MpcCreditError, RefusedError, SessionError
+from mpc_credit.training.ledger import Ledger, rho_for
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What the requester's daemon hands its command: the model and public facts."""
+
+    model: dict[str, Any]
+    kept: dict[str, list[str]]  # kept feature names by party (public)
+    rows: int  # the lender's training rows
+
+    def fields(self, party: str, ledger: Ledger, epsilon: float | None) -> dict[str, Any]:
+        """The local client's `result` event."""
+        return {
+            "model": self.model,
+            "kept": self.kept,
+            "rows": self.rows,
+            "epsilon": epsilon,
+            "epsilon_spent": ledger.spent() if epsilon is not None else None,
+            "budget": ledger.budget,
+            "party": party,
+        }
+
+
+class TrainingSide:
+    """This party's side of training sessions: its data, its budget, its ledger."""
+
+    def __init__(self, cfg: PartyConfig) -> None:
+        self.party, self.source = cfg.party, cfg.source
+        self.data = cfg.training_data
+        # a malformed ledger stops the daemon at start (DataError), never mid-session
+        self.ledger = Ledger.open(cfg.privacy_ledger, cfg.party, cfg.privacy_budget)
+
+    def refusal(self, req: TrainRequest) -> Refusal | None:
+        """Why this party refuses to train with its data now, or None."""
+        if self.data is None:
+            return Refusal(
+                f"party {self.party} has no training data configured (training_data in "
+                f"{self.source})",
+                NO_TRAINING_DATA,
+            )
+        if not self.data.is_file():
+            return Refusal(f"party {self.party}: {self.data} not found", NO_TRAINING_DATA)
+        rho = _rho(req)
+        if rho is not None:
+            try:
+                self.ledger.check(req.session, rho)
+            except RefusedError as exc:
+                return Refusal(str(exc), over_budget(self.ledger.budget))
+        return None
+
+    def charge(self, req: TrainRequest) -> None:
+        """Record the run's rho in the ledger (a run without DP spends nothing); OSError
+        when the ledger cannot be written."""
+        rho = _rho(req)
+        if rho is not None:
+            self.ledger.charge(req.session, rho)
+
+    async def run(self, mpc: Any, s: Session) -> Trained | None:
+        """This party's side of the training session over the connected runtime `mpc`."""
+        from mpc_credit.training.data import training_table
+        from mpc_credit.training.session import Setup, train
+
+        req = s.req
+        assert isinstance(req, TrainRequest) and self.data is not None
+        job = req.job
+        setup = Setup(s.parties, req.requester, req.requester, job.options())
+        label = job.label if self.party == req.requester else None
+        try:
+            setup.check()
+            _, table = await asyncio.to_thread(training_table, self.data, label, job.bins)
+        except MpcCreditError as exc:
+            raise SessionError(f"party {self.party}: {exc}") from exc  # the cause: its category
+        outcome = await train(mpc, setup, table)
+        if outcome.model is None:
+            return None
+        kept = dict(zip(s.parties, outcome.kept))
+        return Trained(outcome.model, kept, outcome.rows)
+
+    def answer(self, result: Trained, req: TrainRequest) -> dict[str, Any]:
+        return result.fields(self.party, self.ledger, req.job.epsilon)
+
+
+def _rho(req: TrainRequest) -> float | None:
+    e = req.job.epsilon
+    return None if e is None else rho_for(e)

@@ -1,0 +1,197 @@
+"""A training request: the signed, public parameters of one joint training run (a consortium job).
+
+`mpc-credit train --config party.toml` asks its own daemon over the local socket; the daemon
+signs a `TrainRequest` under TRAIN_LABEL (never valid as a scoring request, nor the reverse)
+and publishes it on the consortium's training topic P/train. Every daemon decodes it with
+`decode_train_request` (mpc_credit.consortium.fields: size, depth, exact fields, exact types,
+bounds) and admits it under the consortium policy (`policy.check_train`) and its own privacy
+budget. The requester is the lender (its training CSV holds the label column) and the model
+owner: the model reaches the requester's command only, over its local socket.
+
+The job's fields are public (DESIGN.md: everyone learns which features were kept and the
+epsilon spent); nothing here is a feature value, a count, a coefficient or the model.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mpc_credit.consortium import fields as f
+from mpc_credit.consortium.config import Consortium
+from mpc_credit.consortium.fields import HEX32, SIGNATURE, MessageError
+from mpc_credit.consortium.signing import sign
+from mpc_credit.jsonwire import encode
+
+if TYPE_CHECKING:
+    from mpc_credit.training.session import Options
+
+TRAIN_LABEL = "mpc-credit/train@1"
+SIGMOIDS = ("poly", "linear")
+MAX_EPSILON = 100.0  # a run's epsilon (at delta 1e-6); more is no privacy at all
+MAX_POINTS = 1e6  # |cutoff|, |base points|, pdo
+MAX_ODDS = 1e6
+MAX_BINS = 100
+MAX_STEPS = 100
+MAX_TIME = 1e11
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """A training run's public parameters (mpc_credit.training.session.Options)."""
+
+    name: str  # the model's name
+    label: str  # the label column of the requester's training CSV
+    cutoff: int
+    pdo: float = 20.0
+    odds: float = 50.0
+    base_points: float = 600.0
+    epsilon: float | None = None  # None: no differential privacy (--no-dp)
+    bins: int = 10
+    sigmoid: str = "poly"
+    newton_steps: int = 10
+    polish_steps: int = 6
+
+    def body(self) -> dict[str, Any]:
+        """As JSON: the numbers with a fraction stay floats (the signature covers the type)."""
+        d = asdict(self)
+        for k in ("pdo", "odds", "base_points"):
+            d[k] = float(d[k])
+        if d["epsilon"] is not None:
+            d["epsilon"] = float(d["epsilon"])
+        return d
+
+    def options(self) -> Options:
+        """The training session's options for this job (the other options at their defaults)."""
+        from mpc_credit.scorecard.model import Scaling
+        from mpc_credit.training.session import Options
+
+        return Options(
+            name=self.name,
+            cutoff=self.cutoff,
+            scaling=Scaling(self.pdo, self.odds, self.base_points),
+            epsilon=self.epsilon,
+            bins=self.bins,
+            sigmoid=self.sigmoid,  # type: ignore[arg-type]
+            newton_steps=self.newton_steps,
+            polish_steps=self.polish_steps,
+        )
+
+
+JOB_FIELDS = frozenset(TrainJob.__dataclass_fields__)
+
+
+def job_of(d: Any) -> TrainJob:
+    """The job in a decoded JSON value, of exactly its schema, else MessageError."""
+    if not isinstance(d, dict):
+        raise MessageError("field 'job': expected a JSON object")
+    f.exact(d, JOB_FIELDS)
+    eps = None if d["epsilon"] is None else f.real(d, "epsilon", 1e-6, MAX_EPSILON)
+    sigmoid = f.choice(d, "sigmoid", SIGMOIDS)
+    if sigmoid == "linear" and eps is not None:
+        raise MessageError("field 'sigmoid': the linear sigmoid has no DP bound; use poly")
+    return TrainJob(
+        name=f.identifier(d, "name"),
+        label=f.identifier(d, "label"),
+        cutoff=f.integer(d, "cutoff", -int(MAX_POINTS), int(MAX_POINTS)),
+        pdo=f.real(d, "pdo", 1e-3, MAX_POINTS),
+        odds=f.real(d, "odds", 1e-6, MAX_ODDS),
+        base_points=f.real(d, "base_points", -MAX_POINTS, MAX_POINTS),
+        epsilon=eps,
+        bins=f.integer(d, "bins", 2, MAX_BINS),
+        sigmoid=sigmoid,
+        newton_steps=f.integer(d, "newton_steps", 1, MAX_STEPS),
+        polish_steps=f.integer(d, "polish_steps", 0, MAX_STEPS),
+    )
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """A training request, as signed by the requester (lender and model owner)."""
+
+    session: str
+    requester: str
+    job: TrainJob
+    deadline: float  # unix time
+    nonce: str
+    ts: float
+    sig: str = ""
+
+    def body(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in ("session", "requester", "deadline", "nonce", "ts")}
+        return {"type": "train", **d, "job": self.job.body(), "sig": self.sig}
+
+    def to_json(self) -> bytes:
+        return encode(self.body())
+
+    @property
+    def receiver(self) -> str:
+        """Who receives the model: the requester, always."""
+        return self.requester
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainRequest:
+        """A request from trusted fields (tests); the broker's go through `decode_train_request`."""
+        job = d["job"]
+        return cls(
+            session=str(d["session"]),
+            requester=str(d["requester"]),
+            job=job if isinstance(job, TrainJob) else TrainJob(**job),
+            deadline=float(d["deadline"]),
+            nonce=str(d["nonce"]),
+            ts=float(d["ts"]),
+            sig=str(d.get("sig", "")),
+        )
+
+
+TRAIN_FIELDS = frozenset({"type", "session", "requester", "job", "deadline", "nonce", "ts", "sig"})
+
+
+def new_train_request(
+    key: Ed25519PrivateKey,
+    *,
+    requester: str,
+    job: TrainJob,
+    timeout: float,
+    now: float | None = None,
+) -> TrainRequest:
+    """A signed training request for `job`, due `timeout` seconds from now."""
+    now = time.time() if now is None else now
+    body = TrainRequest(
+        session=uuid.uuid4().hex,
+        requester=requester,
+        job=job,
+        deadline=float(now + timeout),
+        nonce=secrets.token_hex(16),
+        ts=float(now),
+    ).body()
+    return TrainRequest.from_dict(sign(TRAIN_LABEL, body, key))
+
+
+def decode_train_request(payload: bytes | str, cons: Consortium | None = None) -> TrainRequest:
+    """The training request in `payload`, of exactly its schema, else MessageError (the
+    signature is the policy's check, which says why it refuses)."""
+    return train_request_of(f.load(payload), cons)
+
+
+def train_request_of(d: Any, cons: Consortium | None = None) -> TrainRequest:
+    """`decode_train_request` of an already decoded JSON value."""
+    if not isinstance(d, dict):
+        raise MessageError("expected a JSON object for the training request")
+    f.exact(d, TRAIN_FIELDS)
+    f.constant(d, "type", "train")
+    return TrainRequest(
+        session=f.token(d, "session", HEX32, "32 hex digits"),
+        requester=f.name(d, "requester", cons.names if cons is not None else None),
+        job=job_of(d["job"]),
+        deadline=f.real(d, "deadline", 0.0, MAX_TIME),
+        nonce=f.token(d, "nonce", HEX32, "32 hex digits"),
+        ts=f.real(d, "ts", 0.0, MAX_TIME),
+        sig=f.token(d, "sig", SIGNATURE, "an Ed25519 signature in base64"),
+    )
