@@ -203,23 +203,27 @@ def _secret_permutation(n: int) -> np.ndarray:
 async def _align(
     mpc: Any, lender: int, ids: list[str], features: list[Any], names: list[str], rows: np.ndarray
 ) -> np.ndarray:
-    """This party's table row for each lender row (-1 unknown); the lender's are `rows`."""
+    """This party's table row for each lender row (-1 unknown); the lender's are `rows`.
+
+    The request goes to every owner first, so the owners compute their answers at the same
+    time (each in its own process); the lender intersects each answer as it arrives.
+    """
     me = mpc.pid
     client, request = align.LenderSide.start(ids) if me == lender else (None, None)
-    for o in range(len(names)):
-        if o == lender or not features[o]:
-            continue
-        req = await send_to(mpc, request, lender, o)
+    owners = [o for o in range(len(names)) if o != lender and features[o]]
+    requests = [await send_to(mpc, request, lender, o) for o in owners]
+    found = {}
+    for o, req in zip(owners, requests):
         answer = None
         if me == o:
             setup, response, n = align.owner_answer(ids, req)
             answer = len(setup).to_bytes(4, "little") + setup + response
         answer = await send_to(mpc, answer, o, lender)
-        positions = None
         if me == lender:
             k = int.from_bytes(answer[:4], "little")
-            positions = client.positions(client.intersect(answer[4 : 4 + k], answer[4 + k :]))
-        positions = await send_to(mpc, positions, lender, o)
+            found[o] = client.positions(client.intersect(answer[4 : 4 + k], answer[4 + k :]))
+    for o in owners:
+        positions = await send_to(mpc, found.get(o), lender, o)
         if me == o:
             rows = align.owner_alignment(ids, n, positions).owner_rows
     return rows

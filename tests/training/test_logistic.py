@@ -113,3 +113,24 @@ def test_linear_sigmoid_solves_the_quadratic_model_in_one_step(solo_runtime) -> 
     assert abs(roc_auc_score(y, x @ got.own) - roc_auc_score(y, x @ sk.coef_[0])) < 0.005
     with pytest.raises(ValueError, match="no DP"):
         LrSpec(n, 0, 0, [d], sigmoid="linear", rho=0.1)
+
+
+def test_linear_sigmoid_steps_reach_the_constrained_quadratic_optimum(solo_runtime) -> None:
+    # The linear sigmoid's steps use the gradient H~ theta + X~^T (1/2 - y) / n, computed once.
+    x, y = woe_matrix(rows=400, min_iv=0.0)  # every feature: some want a positive sign
+    n, d = x.shape
+    x1 = np.hstack([x, np.ones((n, 1))])
+    h = x1.T @ x1 / (4 * n) + np.eye(d + 1) / n  # C = 1
+    g0 = x1.T @ (0.5 - y) / n
+    bounds = [(None, 0.0)] * d + [(None, None)]
+    free = np.linalg.solve(h, -g0)
+    assert (free[:-1] > 0.05).any()  # the constraint is active
+    want = minimize(
+        lambda t: t @ h @ t / 2 + g0 @ t, np.zeros(d + 1), jac=lambda t: h @ t + g0,
+        method="L-BFGS-B", bounds=bounds, tol=1e-12,
+    ).x  # fmt: skip
+    spec = LrSpec(n, 0, 0, [d], newton_steps=6, polish_steps=12, sigmoid="linear")
+    got = solo_runtime.run(fit(solo_runtime, spec, x, y))
+    assert (got.own <= 0).all()
+    assert np.abs(got.own - want[:-1]).max() < TOLERANCE
+    assert abs(got.intercept - want[-1]) < TOLERANCE
