@@ -94,9 +94,17 @@ class Ledger:
     def charge(self, run: str, rho: float) -> None:
         """Check, then record the run and rewrite the file atomically."""
         self.check(run, rho)
-        self.runs.append({"run": run, "rho": rho, "at": time.time()})
+        self._write([*self.runs, {"run": run, "rho": rho, "at": time.time()}])
+
+    def refund(self, run: str) -> None:
+        """Take `run` out again: only for a run that released nothing (it never started)."""
+        if any(r["run"] == run for r in self.runs):
+            self._write([r for r in self.runs if r["run"] != run])
+
+    def _write(self, runs: list[dict]) -> None:
+        """`runs` on disk (fsynced, atomic), then in memory; OSError leaves both as they were."""
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        text = json.dumps({"party": self.party, "runs": self.runs}, indent=1) + "\n"
+        text = json.dumps({"party": self.party, "runs": runs}, indent=1) + "\n"
         try:
             with tmp.open("w", encoding="utf-8") as fh:
                 fh.write(text)
@@ -104,6 +112,6 @@ class Ledger:
                 os.fsync(fh.fileno())  # on disk before the run may start
             os.replace(tmp, self.path)
         except OSError:
-            self.runs.pop()
             tmp.unlink(missing_ok=True)
             raise
+        self.runs = runs

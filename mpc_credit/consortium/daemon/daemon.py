@@ -215,7 +215,7 @@ class PartyDaemon:
     def _write_ahead(self, req: Request | TrainRequest, port: int) -> Refusal | None:
         """On disk before the session is acknowledged: a training run's charge to this party's
         privacy ledger, then the `accepted` audit line; the refusal when either fails (a
-        charge stays: spent budget is never given back on a guess)."""
+        charge whose audit line failed stays, as it would after a crash between the two)."""
         try:
             if isinstance(req, TrainRequest):
                 self.training.charge(req)

@@ -103,6 +103,7 @@ class SessionRunner:
             missing = ", ".join(p for p in s.parties if p not in s.ports)
             s.abort(TimedOutError(f"party {missing} did not accept before the deadline"))
         if s.aborted.is_set():
+            self._release(s)
             await self._fail(s, s.error)
             return
         if local is not None:
@@ -126,6 +127,15 @@ class SessionRunner:
             late = ", ".join(p for p in s.parties if p not in s.done)
             s.abort(TimedOutError(f"party {late} did not finish before the deadline"))
         self.finish(s, None, s.error or SessionError(f"party {self.party}: session aborted"))
+
+    def _release(self, s: Session) -> None:
+        """A training session aborted before this party connected released nothing: its
+        privacy charge is given back."""
+        if isinstance(s.req, TrainRequest):
+            try:
+                self.training.refund(s.req)
+            except OSError as exc:
+                log.error("session %s: privacy charge kept: %s", s.sid, exc)
 
     async def _fail(self, s: Session, error: SessionError | None) -> None:
         """Tell the others (unless they told us), audit, answer the local client."""

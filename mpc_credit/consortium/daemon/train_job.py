@@ -9,7 +9,9 @@ this module adds is the party's own word:
   budget (the broker adds the party);
 - `charge(req)`: the run's zCDP rho recorded in the ledger at acceptance, before the audit
   line and long before the run (an atomic, fsynced rewrite): no crash loses a charge, and a
-  run that fails later has still spent it (its noise may have been released);
+  run that fails once this party connected has spent it (its noise may have been released);
+  `refund(req)` gives it back for a session aborted before this party connected (another
+  party refused it): nothing was computed, so nothing was released;
 - `run(mpc, s)`: the party's own CSV (the requester's with its label column: the requester is
   the lender and the model owner), then `training.session.train` over the session's connected
   runtime. The requester gets the model and the public facts (kept features by party, rows);
@@ -84,6 +86,12 @@ class TrainingSide:
         rho = _rho(req)
         if rho is not None:
             self.ledger.charge(req.session, rho)
+
+    def refund(self, req: TrainRequest) -> None:
+        """Give the charge back: for a session aborted before this party connected (another
+        party refused it, or did not accept in time), which released nothing; OSError when
+        the ledger cannot be written (the charge then stays)."""
+        self.ledger.refund(req.session)
 
     async def run(self, mpc: Any, s: Session) -> Trained | None:
         """This party's side of the training session over the connected runtime `mpc`."""

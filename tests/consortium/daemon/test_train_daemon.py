@@ -21,8 +21,9 @@ from mpc_credit.consortium.audit import ENVELOPE, SESSION_EXTRAS, TRAIN_RECORD_F
 from mpc_credit.consortium.requester import train_request
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.consortium.train_request import TRAIN_LABEL, TrainJob, new_train_request
-from mpc_credit.errors import RefusedError
+from mpc_credit.errors import RefusedError, SessionError
 from mpc_credit.local.train import Training, train_locally
+from mpc_credit.training.ledger import rho_for
 from tests.cluster import NAMES, Cluster
 from tests.local.train_inputs import cli, write_inputs
 
@@ -137,3 +138,59 @@ async def test_a_run_past_a_partys_budget_is_refused_naming_it_and_its_budget(
         "telco", lambda r: r.get("job") == "train" and r["outcome"] == "refused"
     )
     assert "over its budget of 0.5" in refused[-1]["reason"]
+    # the others charged the run when they accepted it, and gave it back: nothing ran
+    sid = refused[-1]["session"]
+    for party in ("bank", "bureau"):
+        ended = await cluster.audited(
+            party, lambda r: r.get("session") == sid and r["outcome"] == "aborted"
+        )
+        assert "telco refused" in ended[-1]["reason"]
+        ledger = json.loads((cluster.root / party / "privacy.json").read_text())
+        assert ledger["runs"] == [], party
+
+
+async def test_a_dp_run_charges_every_ledger_and_audits_its_epsilon(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    job = TrainJob(
+        name="joint", label="default", cutoff=520, epsilon=0.4, newton_steps=1, polish_steps=0
+    )
+    out = await train_request(cluster.config("bank"), job, timeout=120)
+    assert out.epsilon == 0.4 and out.budget == 10.0
+    assert out.epsilon_spent is not None and abs(out.epsilon_spent - 0.4) < 1e-3
+    assert out.model["features"] and set(out.kept) == set(NAMES)
+    for party in NAMES:
+        ledger = json.loads((cluster.root / party / "privacy.json").read_text())
+        assert [r["run"] for r in ledger["runs"]] == [out.session]
+        assert abs(ledger["runs"][0]["rho"] - rho_for(0.4)) < 1e-12
+        recs = [r for r in cluster.audit(party) if r.get("session") == out.session]
+        assert [r["outcome"] for r in recs] == ["accepted", "done"]
+        assert all(r["epsilon"] == 0.4 for r in recs)
+    # the same run would now take telco past its budget (0.4 twice composes to more than 0.5)
+    with pytest.raises(RefusedError, match="telco refused: privacy budget exceeded"):
+        await train_request(cluster.config("bank"), job, timeout=30)
+    ledger = json.loads((cluster.root / "telco" / "privacy.json").read_text())
+    assert [r["run"] for r in ledger["runs"]] == [out.session]  # telco's ledger unchanged
+
+
+async def test_a_failing_run_is_aborted_everywhere_with_a_public_reason(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    label = "duration_in_month"  # a column of the bank's CSV, but not 0/1
+    job = TrainJob(name="joint", label=label, cutoff=520, sigmoid="linear")
+    with pytest.raises(SessionError) as caught:
+        await train_request(cluster.config("bank"), job, timeout=60)
+    # the requester's command gets its own daemon's full reason: file, line, column
+    assert f"bank.csv, line 2, column '{label}'" in str(caught.value)
+    assert "is not 0 (good) or 1 (bad)" in str(caught.value)
+    sid = None
+    for party in ("bureau", "telco"):  # the others learnt the party and a category only
+        end = await cluster.audited(
+            party,
+            lambda r: r.get("job") == "train" and r["label"] == label and r["outcome"] == "aborted",
+        )
+        assert end[-1]["reason"] == "party bank failed: input error in its data file"
+        assert sid in (None, end[-1]["session"])
+        sid = end[-1]["session"]
+    for party in NAMES:  # the run started: its charge (none here, --no-dp) and audit stand
+        recs = [r["outcome"] for r in cluster.audit(party) if r.get("session") == sid]
+        assert recs == ["accepted", "aborted"], (party, recs)
+    await cluster.wait_idle()  # the daemons serve the next session

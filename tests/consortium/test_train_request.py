@@ -1,0 +1,183 @@
+"""Training requests: one strict schema on the broker and the control socket, their own
+signature label, the consortium policy's trainers and the party's own privacy budget.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mpc_credit.consortium import reasons
+from mpc_credit.consortium.audit import TRAIN_RECORD_FIELDS, train_record
+from mpc_credit.consortium.broker import mosquitto_acl
+from mpc_credit.consortium.config import load_consortium, load_party_config
+from mpc_credit.consortium.control import TRAIN, ControlRequest, parse_control
+from mpc_credit.consortium.daemon.train_job import TrainingSide
+from mpc_credit.consortium.fields import MessageError
+from mpc_credit.consortium.messages import REQUEST_LABEL, Topics, decode_request
+from mpc_credit.consortium.policy import NonceCache, check_train
+from mpc_credit.consortium.reasons import public_reason
+from mpc_credit.consortium.signing import sign
+from mpc_credit.consortium.train_request import (
+    TRAIN_LABEL,
+    TrainJob,
+    TrainRequest,
+    decode_train_request,
+    new_train_request,
+)
+from mpc_credit.errors import UsageError
+from tests.conftest import MODEL
+from tests.consortium.members import members
+
+M = members().with_policy(trainers=("bank",))
+JOB = TrainJob(name="joint", label="default", cutoff=520, epsilon=1.0)
+
+
+def signed(signer: str = "bank", job: TrainJob = JOB, **kw: Any) -> TrainRequest:
+    return new_train_request(M.keys[signer], requester=signer, job=job, timeout=60.0, **kw)
+
+
+def check(req: TrainRequest, nonces: NonceCache | None = None) -> reasons.Refusal | None:
+    return check_train(req, M.cons, nonces or NonceCache(M.cons.policy.timestamp_window))
+
+
+def test_a_training_request_round_trips_and_is_accepted() -> None:
+    req = signed()
+    assert decode_train_request(req.to_json(), M.cons) == req
+    assert check(req) is None
+
+
+def test_the_job_on_the_control_socket_has_the_same_schema() -> None:
+    op = ControlRequest(TRAIN, job=JOB, timeout=90.0)
+    assert parse_control(op.to_json()) == op
+    body = json.loads(op.to_json())
+    body["job"]["bins"] = 0
+    with pytest.raises(MessageError, match="field 'bins'"):
+        parse_control(json.dumps(body))
+    body["job"]["bins"], body["job"]["coefficients"] = 10, [1.0]
+    with pytest.raises(MessageError, match="unknown field 'coefficients'"):
+        parse_control(json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("epsilon", 0.0, "field 'epsilon'"),
+        ("epsilon", 1, "field 'epsilon'"),  # a signed float stays a float
+        ("epsilon", 1e3, "field 'epsilon'"),
+        ("bins", True, "field 'bins'"),
+        ("bins", 101, "field 'bins'"),
+        ("cutoff", 520.0, "field 'cutoff'"),
+        ("pdo", -20.0, "field 'pdo'"),
+        ("sigmoid", "linear", "no DP bound"),  # with an epsilon
+        ("sigmoid", "tanh", "field 'sigmoid'"),
+        ("newton_steps", 10_000, "field 'newton_steps'"),
+        ("name", "x" * 65, "field 'name'"),
+        ("label", "a\nb", "field 'label'"),
+    ],
+)
+def test_a_job_outside_its_bounds_is_refused(field: str, value: Any, error: str) -> None:
+    body = signed().body()
+    body["job"][field] = value
+    with pytest.raises(MessageError, match=error):
+        decode_train_request(json.dumps(body), M.cons)
+
+
+def test_the_signature_labels_keep_scoring_and_training_apart() -> None:
+    body = signed().body()
+    as_scoring = sign(REQUEST_LABEL, body, M.keys["bank"])  # signed under the other label
+    refusal = check(TrainRequest.from_dict(as_scoring))
+    assert refusal is not None and refusal.category == reasons.BAD_SIGNATURE
+    with pytest.raises(MessageError):  # and it is no scoring request either
+        decode_request(json.dumps(as_scoring), M.cons)
+    assert TRAIN_LABEL != REQUEST_LABEL
+
+
+def test_only_the_policys_trainers_may_train() -> None:
+    refusal = check(signed("bureau"))
+    assert refusal is not None and refusal.category == reasons.NOT_ALLOWED
+    assert "does not allow 'bureau' to train" in refusal
+    assert public_reason(refusal, "telco") == "telco: refused: not allowed by the consortium policy"
+
+
+def test_freshness_is_the_scoring_requests() -> None:
+    nonces = NonceCache(M.cons.policy.timestamp_window)
+    req = signed()
+    assert check(req, nonces) is None
+    nonces.add(req.nonce, req.ts)
+    assert check(req, nonces).category == reasons.REPLAYED  # type: ignore[union-attr]
+    old = signed(now=time.time() - 3600)
+    assert check(old).category == reasons.CLOCK  # type: ignore[union-attr]
+
+
+def test_the_training_topic_is_parsed_and_only_trainers_may_write_it() -> None:
+    topics = Topics("mpc-credit/demo")
+    assert topics.parse(topics.train) == ("train",)
+    acl = mosquitto_acl(M.cons).split("\n\n")
+    bank = next(b for b in acl if "user bank" in b)
+    bureau = next(b for b in acl if "user bureau" in b)
+    assert "topic write mpc-credit/demo/train" in bank.replace(M.cons.topic_prefix, topics.prefix)
+    assert f"topic write {M.cons.topic_prefix}/train" not in bureau
+    assert f"topic read {M.cons.topic_prefix}/train" in bureau
+
+
+def test_the_audit_record_holds_public_facts_only() -> None:
+    rec = train_record(signed(), "done", kind="failed", seconds=1.5, received=True)
+    assert set(rec) - {"kind", "seconds", "received"} == TRAIN_RECORD_FIELDS
+    assert rec["epsilon"] == 1.0 and rec["job"] == "train" and rec["model_name"] == "joint"
+
+
+def test_pki_init_writes_trainers_training_data_and_a_budget(tmp_path: Path) -> None:
+    from mpc_credit.consortium.create import init_consortium
+
+    train = tmp_path / "bank-train.csv"
+    train.write_text("applicant_id,default\nA1,0\n")
+    init_consortium(tmp_path, MODEL, trainers=("bank", "telco"), training={"bank": train})
+    cons = load_consortium(tmp_path / "consortium.json")
+    assert cons.policy.trainers == ("bank", "telco")
+    bank = load_party_config(tmp_path / "bank" / "party.toml")
+    assert bank.training_data == train.resolve() and bank.privacy_budget == 10.0
+    assert bank.privacy_ledger == (tmp_path / "bank" / "privacy.json").resolve()
+    assert load_party_config(tmp_path / "telco" / "party.toml").training_data is None
+    with pytest.raises(UsageError, match="--trainer 'nobody'"):
+        init_consortium(tmp_path / "x", MODEL, trainers=("nobody",))
+
+
+def test_a_party_refuses_without_training_data_or_past_its_budget(tmp_path: Path) -> None:
+    from mpc_credit.consortium.create import init_consortium
+
+    train = tmp_path / "t.csv"
+    train.write_text("applicant_id,default\nA1,0\n")
+    init_consortium(tmp_path, MODEL, training={"bank": train})
+    toml = tmp_path / "bank" / "party.toml"
+    toml.write_text(toml.read_text().replace("privacy_budget = 10.0", "privacy_budget = 1.2"))
+    telco = TrainingSide(load_party_config(tmp_path / "telco" / "party.toml"))
+    refusal = telco.refusal(signed())
+    assert refusal is not None and refusal.category == reasons.NO_TRAINING_DATA
+    bank = TrainingSide(load_party_config(toml))
+    first, second = signed(), signed()
+    assert bank.refusal(first) is None
+    bank.charge(first)
+    refusal = bank.refusal(second)  # 1.0 twice composes past 1.2
+    assert refusal is not None and "over its budget of 1.2" in refusal
+    assert public_reason(refusal, "bank") == (
+        "bank: refused: privacy budget exceeded (its budget: epsilon 1.2 at delta 1e-06)"
+    )
+    again = TrainingSide(load_party_config(toml))  # the charge is on disk
+    assert [r["run"] for r in again.ledger.runs] == [first.session]
+    again.refund(first)
+    assert TrainingSide(load_party_config(toml)).ledger.runs == []
+
+
+def test_privacy_budget_must_be_a_finite_epsilon(tmp_path: Path) -> None:
+    from mpc_credit.consortium.create import init_consortium
+
+    init_consortium(tmp_path, MODEL)
+    toml = tmp_path / "bank" / "party.toml"
+    toml.write_text(toml.read_text().replace("privacy_budget = 10.0", "privacy_budget = -1"))
+    with pytest.raises(UsageError, match="privacy_budget"):
+        load_party_config(toml)
