@@ -11,6 +11,7 @@ within 1.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,34 @@ async def test_a_failing_run_is_aborted_everywhere_with_a_public_reason(cluster:
         recs = [r["outcome"] for r in cluster.audit(party) if r.get("session") == sid]
         assert recs == ["accepted", "aborted"], (party, recs)
     await cluster.wait_idle()  # the daemons serve the next session
+
+
+async def test_sigterm_drains_a_running_training_session(cluster: Cluster) -> None:
+    await cluster.wait_idle()
+    telco = cluster.daemons["telco"]
+
+    def progress(message: str) -> None:
+        if "connected to all parties" in message and telco.poll() is None:
+            telco.send_signal(signal.SIGTERM)
+
+    out = await train_request(cluster.config("bank"), FAST, timeout=120, progress=progress)
+    assert out.model["features"] and out.kept["telco"]
+    assert telco.wait(20) == 0  # it finished the session, then exited
+    recs = [r["outcome"] for r in cluster.audit("telco") if r.get("session") == out.session]
+    assert recs == ["accepted", "done"]
+    cluster.start("telco")
+    await cluster.wait_idle()
+
+
+def test_one_machine_options_and_other_roles_are_refused_with_config(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    args = _train_args(cluster, "--no-dp", "--out", "m.json")
+    proc = cli(*args, "--test-ids", "test.txt", "--budget", "3", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "--config: --test-ids, --budget belong to a one-machine run" in proc.stderr
+    args[args.index("--model-owner") + 1] = "bureau"
+    proc = cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "--model-owner bureau: through the daemons the lender and the model owner" in proc.stderr
+    assert not (tmp_path / "m.json").exists()
