@@ -8,6 +8,11 @@ slip through either. What a party accepts is charged at its own clock, never at 
 request claims: mpc_credit.consortium.ledger keeps what a party accepted (`record_accepted`)
 and rebuilds it from the audit log (`restore`); its older names are re-exported here.
 
+A training request (`check_train`) is checked for its shape, a trainer of the policy with its
+signature, and freshness by the same `_fresh` as a scoring request; its nonce is remembered
+and restored from the audit log like any other. The party's privacy budget is its own
+(daemon/train_job.py).
+
 Refusals are `Refusal` strings: the full reason for this party's log and its local client,
 and a public category for the broker (mpc_credit.consortium.reasons).
 """

@@ -18,6 +18,7 @@ from mpc_credit.consortium.config import load_consortium, load_party_config
 from mpc_credit.consortium.control import TRAIN, ControlRequest, parse_control
 from mpc_credit.consortium.daemon.train_job import TrainingSide
 from mpc_credit.consortium.fields import MessageError
+from mpc_credit.consortium.ledger import QueryLedger, restore
 from mpc_credit.consortium.messages import REQUEST_LABEL, Topics, decode_request
 from mpc_credit.consortium.policy import NonceCache, check_train
 from mpc_credit.consortium.reasons import public_reason
@@ -181,3 +182,12 @@ def test_privacy_budget_must_be_a_finite_epsilon(tmp_path: Path) -> None:
     toml.write_text(toml.read_text().replace("privacy_budget = 10.0", "privacy_budget = -1"))
     with pytest.raises(UsageError, match="privacy_budget"):
         load_party_config(toml)
+
+
+def test_a_training_requests_nonce_survives_a_restart_and_charges_no_scoring_budget() -> None:
+    req = signed()
+    rec = {**train_record(req, "accepted", port=30000), "ts": time.time()}
+    nonces, ledger = NonceCache(M.cons.policy.timestamp_window), QueryLedger()
+    restore([rec, {**train_record(req, "done"), "ts": time.time()}], nonces, ledger)
+    assert check(req, nonces).category == reasons.REPLAYED  # type: ignore[union-attr]
+    assert ledger.used("bank", time.time()) == 0
