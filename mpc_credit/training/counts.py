@@ -2,7 +2,8 @@
 
 For each feature owner o: bad_o = X_o^T y, X_o the owner's secret-shared (n, w_o) one-hot bin
 matrix (all its features side by side), y the lender's secret-shared 0/1 labels (1 = bad).
-One secure matrix-vector product per owner; the owner already knows each bin's total, so
+One secure matrix-vector product per owner, summed over blocks of rows (each block's shares
+are freed before the next is sent); the owner already knows each bin's total, so
 good = total - bad follows. `bad_o` is revealed to owner o alone
 (`mpc.output(..., receivers=[o])`), with discrete Gaussian noise added inside the MPC by every
 other party (noise.shared_noise): o knows no noise term it receives.
@@ -31,6 +32,7 @@ from mpc_credit.errors import DataError
 from mpc_credit.training.noise import Rng, shared_noise
 
 COUNT_BITS = 64
+CHUNK_ROWS = 8192  # rows whose one-hot shares are in flight at once: bounds every party's memory
 MIN_SIGMA2 = 25  # keeps CKS20's discretization term negligible
 
 
@@ -81,18 +83,22 @@ async def bad_counts(
     """
     n, me = spec.n, mpc.pid
     secint = mpc.SecInt(COUNT_BITS)
+    widths = {pid: w for pid, w in enumerate(spec.widths) if w}
     y = check_labels(labels, n) if me == spec.lender else np.zeros(n, dtype=np.int64)
-    y = mpc.input(secint.array(y), senders=spec.lender)
-    pending = []
-    for pid, w in enumerate(spec.widths):
-        if w == 0:
-            continue
-        x = _check_onehot(onehot, n, w) if pid == me else np.zeros((n, w), dtype=np.int64)
-        xs = mpc.input(secint.array(x), senders=pid)
-        noisy = xs.T @ y + shared_noise(mpc, secint, (w,), [pid], spec.sigma2, rng)
-        pending.append((pid, noisy))
+    x = _check_onehot(onehot, n, widths[me]) if me in widths else None
+    sums: dict[int, Any] = {}
+    for start in range(0, n, CHUNK_ROWS):  # the shares of one block of rows at a time
+        rows = slice(start, min(n, start + CHUNK_ROWS))
+        ys = mpc.input(secint.array(y[rows]), senders=spec.lender)
+        for pid, w in widths.items():
+            own = x is not None and pid == me
+            block = x[rows] if own else np.zeros((rows.stop - start, w), dtype=np.int64)
+            part = mpc.input(secint.array(block), senders=pid).T @ ys
+            sums[pid] = part if pid not in sums else sums[pid] + part
+        await mpc.gather(list(sums.values()))
     mine = None
-    for pid, noisy in pending:
+    for pid, w in widths.items():
+        noisy = sums[pid] + shared_noise(mpc, secint, (w,), [pid], spec.sigma2, rng)
         out = await mpc.output(noisy, receivers=[pid])
         if pid == me:
             mine = np.asarray(out, dtype=np.int64)

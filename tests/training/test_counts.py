@@ -17,6 +17,16 @@ def test_secure_counts_equal_plaintext_counts(solo_runtime) -> None:
     assert got.tolist() == (x.T @ y).tolist()
 
 
+def test_counts_summed_over_blocks_of_rows_are_exact(solo_runtime, monkeypatch) -> None:
+    from mpc_credit.training import counts
+
+    monkeypatch.setattr(counts, "CHUNK_ROWS", 96)  # 1000 rows: 10 full blocks and a ragged one
+    _, x, y = candidates()
+    spec = CountSpec(n=len(y), lender=0, widths=[x.shape[1]])
+    got = solo_runtime.run(bad_counts(solo_runtime, spec, x, y))
+    assert got.tolist() == (x.T @ y).tolist()
+
+
 def test_labels_must_be_zero_or_one(solo_runtime) -> None:
     spec = CountSpec(n=3, lender=0, widths=[2])
     x = np.array([[1, 0], [0, 1], [1, 0]])
