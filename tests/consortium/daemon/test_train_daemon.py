@@ -10,6 +10,7 @@ within 1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from collections.abc import Iterator
@@ -18,12 +19,18 @@ from typing import Any
 
 import pytest
 
-from mpc_credit.consortium.audit import ENVELOPE, SESSION_EXTRAS, TRAIN_RECORD_FIELDS, verify
+from mpc_credit.consortium.audit import (
+    ENVELOPE,
+    REJECTED_FIELDS,
+    SESSION_EXTRAS,
+    TRAIN_RECORD_FIELDS,
+    verify,
+)
 from mpc_credit.consortium.requester import train_request
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.consortium.train_request import TRAIN_LABEL, TrainJob, new_train_request
 from mpc_credit.errors import RefusedError, SessionError
-from mpc_credit.local.train import Training, train_locally
+from mpc_credit.local.train import Training, run_training
 from mpc_credit.training.ledger import rho_for
 from tests.cluster import NAMES, Cluster
 from tests.local.train_inputs import cli, write_inputs
@@ -61,12 +68,22 @@ def _features(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["name"]: f for f in model["features"]}
 
 
-def test_training_through_the_daemons_gives_the_one_machine_model(
+async def test_training_through_the_daemons_gives_the_one_machine_model(
     cluster: Cluster, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
+    await cluster.wait_idle()
     fast = ("--no-dp", "--sigmoid", "linear", "--newton-steps", "2", "--polish-steps", "2")
-    proc = cli(*_train_args(cluster, *fast, "--out", "daemons.json"), cwd=tmp_path)
+    args = _train_args(cluster, *fast, "--out", "daemons.json")
+    async with cluster.sniffing() as broker:
+        proc = await asyncio.to_thread(cli, *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    # the broker carried the signed request, acks and ends: no model, no count, no row
+    prefix = cluster.cons.topic_prefix
+    assert any(t == f"{prefix}/train" for t, _ in broker)
+    for topic, payload in broker:
+        assert topic.startswith((f"{prefix}/train", f"{prefix}/session/", f"{prefix}/presence/"))
+        for secret in (b'"points"', b'"edges"', b'"intercept"', b"A0191", b"credit_amount"):
+            assert secret not in payload, (topic, secret)
     assert "trained 'joint' on 1000 rows of bank through the consortium daemons" in proc.stdout
     assert "no differential privacy" in proc.stderr  # --no-dp is stated loudly
     got = json.loads((tmp_path / "daemons.json").read_text())
@@ -81,7 +98,7 @@ def test_training_through_the_daemons_gives_the_one_machine_model(
         ledger_dir=tmp_path / "ledgers",
         budget=10.0,
     )
-    train_locally(local)
+    await run_training(local)
     want = json.loads((tmp_path / "local.json").read_text())
     assert got["name"] == want["name"] and got["cutoff"] == want["cutoff"]
     g, w = _features(got), _features(want)
@@ -226,3 +243,29 @@ def test_one_machine_options_and_other_roles_are_refused_with_config(
     assert proc.returncode == 2
     assert "--model-owner bureau: through the daemons the lender and the model owner" in proc.stderr
     assert not (tmp_path / "m.json").exists()
+
+
+async def test_hostile_payloads_on_the_training_topic_are_dropped_with_a_bounded_trace(
+    cluster: Cluster,
+) -> None:
+    await cluster.wait_idle()
+    topic = f"{cluster.cons.topic_prefix}/train"
+    body = new_train_request(
+        load_signing_key(cluster.root / "bank" / "signing.key"),
+        requester="bank",
+        job=FAST,
+        timeout=30,
+    ).body()
+    body["job"]["bins"] = 10**9  # out of bounds: never admitted, never answered
+    for payload in (b"\xff" * 100, b"[]", json.dumps(body).encode()):
+        await cluster.publish(topic, payload)
+    for party in NAMES:
+        found = await cluster.audited(
+            party, lambda r: r["outcome"] == "rejected" and r.get("topic") == topic
+        )
+        assert all(set(r) - ENVELOPE <= REJECTED_FIELDS for r in found)
+        assert not any(
+            r.get("job") == "train" and r["outcome"] == "accepted" and r.get("bins") == 10**9
+            for r in cluster.audit(party)
+        )
+    await cluster.wait_idle()
