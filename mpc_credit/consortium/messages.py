@@ -182,10 +182,9 @@ def new_request(
     now: float | None = None,
 ) -> Request:
     """A signed request for `ids`; a long id list is committed to by digest only."""
-    now = time.time() if now is None else now
     inline = len(ids) <= MAX_INLINE_IDS if inline is None else inline
     body = Request(
-        session=uuid.uuid4().hex,
+        **fresh(timeout, now),
         requester=requester,
         receiver=receiver or requester,
         model_id=model_id,
@@ -195,11 +194,20 @@ def new_request(
         ids=tuple(ids) if inline else None,
         batch_digest=ids_digest(ids),
         count=len(ids),
-        deadline=float(now + timeout),
-        nonce=secrets.token_hex(16),
-        ts=float(now),
     ).body()
     return Request.from_dict(sign(REQUEST_LABEL, body, key))
+
+
+def fresh(timeout: float, now: float | None = None) -> dict[str, Any]:
+    """A new request's own fields: a new session id and nonce, dated `now`, due `timeout`
+    seconds later."""
+    now = time.time() if now is None else now
+    return {
+        "session": uuid.uuid4().hex,
+        "deadline": float(now + timeout),
+        "nonce": secrets.token_hex(16),
+        "ts": float(now),
+    }
 
 
 def decode_request(payload: bytes | str, cons: Consortium | None = None) -> Request:
@@ -211,20 +219,33 @@ def decode_request(payload: bytes | str, cons: Consortium | None = None) -> Requ
     return request_of(f.load(payload), cons)
 
 
+def envelope(d: Any, kind: str, fields: frozenset[str], cons: Consortium | None) -> dict[str, Any]:
+    """The checked fields every signed request has (session, requester, deadline, nonce, ts,
+    sig), once `d` is an object of exactly `fields` and of type `kind` (request or train)."""
+    if not isinstance(d, dict):
+        raise MessageError(f"expected a JSON object for the {kind}")
+    f.exact(d, fields)
+    f.constant(d, "type", kind)
+    return {
+        "session": f.token(d, "session", SESSION_ID, "32 hex digits"),
+        "requester": f.name(d, "requester", cons.names if cons is not None else None),
+        "deadline": f.real(d, "deadline", 0.0, MAX_TIME),
+        "nonce": f.token(d, "nonce", HEX32, "32 hex digits"),
+        "ts": f.real(d, "ts", 0.0, MAX_TIME),
+        "sig": f.token(d, "sig", SIGNATURE, "an Ed25519 signature in base64"),
+    }
+
+
 def request_of(d: Any, cons: Consortium | None = None) -> Request:
     """`decode_request` of an already decoded JSON value."""
-    if not isinstance(d, dict):
-        raise MessageError("expected a JSON object for the request")
-    f.exact(d, REQUEST_FIELDS)
-    f.constant(d, "type", "request")
+    common = envelope(d, "request", REQUEST_FIELDS, cons)
     names = cons.names if cons is not None else None
     count = f.integer(d, "count", 1, MAX_COUNT)
     ids = None if d["ids"] is None else f.identifiers(d, "ids", MAX_INLINE_IDS)
     if ids is not None and len(ids) != count:
         raise MessageError("field 'ids': not as many ids as 'count'")
     return Request(
-        session=f.token(d, "session", SESSION_ID, "32 hex digits"),
-        requester=f.name(d, "requester", names),
+        **common,
         receiver=f.name(d, "receiver", names),
         model_id=f.identifier(d, "model_id"),
         model_digest=f.token(d, "model_digest", HEX64, "64 hex digits"),
@@ -233,10 +254,6 @@ def request_of(d: Any, cons: Consortium | None = None) -> Request:
         ids=ids,
         batch_digest=f.token(d, "batch_digest", HEX64, "64 hex digits"),
         count=count,
-        deadline=f.real(d, "deadline", 0.0, MAX_TIME),
-        nonce=f.token(d, "nonce", HEX32, "32 hex digits"),
-        ts=f.real(d, "ts", 0.0, MAX_TIME),
-        sig=f.token(d, "sig", SIGNATURE, "an Ed25519 signature in base64"),
     )
 
 

@@ -14,9 +14,6 @@ epsilon spent); nothing here is a feature value, a count, a coefficient or the m
 
 from __future__ import annotations
 
-import secrets
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_credit.consortium import fields as f
 from mpc_credit.consortium.config import Consortium
-from mpc_credit.consortium.fields import HEX32, SIGNATURE, MessageError
+from mpc_credit.consortium.fields import MessageError
+from mpc_credit.consortium.messages import envelope, fresh
 from mpc_credit.consortium.signing import sign
 from mpc_credit.jsonwire import encode
 
@@ -39,7 +37,6 @@ MAX_POINTS = 1e6  # |cutoff|, |base points|, pdo
 MAX_ODDS = 1e6
 MAX_BINS = 100
 MAX_STEPS = 100
-MAX_TIME = 1e11
 
 
 @dataclass(frozen=True)
@@ -162,15 +159,7 @@ def new_train_request(
     now: float | None = None,
 ) -> TrainRequest:
     """A signed training request for `job`, due `timeout` seconds from now."""
-    now = time.time() if now is None else now
-    body = TrainRequest(
-        session=uuid.uuid4().hex,
-        requester=requester,
-        job=job,
-        deadline=float(now + timeout),
-        nonce=secrets.token_hex(16),
-        ts=float(now),
-    ).body()
+    body = TrainRequest(**fresh(timeout, now), requester=requester, job=job).body()
     return TrainRequest.from_dict(sign(TRAIN_LABEL, body, key))
 
 
@@ -182,16 +171,5 @@ def decode_train_request(payload: bytes | str, cons: Consortium | None = None) -
 
 def train_request_of(d: Any, cons: Consortium | None = None) -> TrainRequest:
     """`decode_train_request` of an already decoded JSON value."""
-    if not isinstance(d, dict):
-        raise MessageError("expected a JSON object for the training request")
-    f.exact(d, TRAIN_FIELDS)
-    f.constant(d, "type", "train")
-    return TrainRequest(
-        session=f.token(d, "session", HEX32, "32 hex digits"),
-        requester=f.name(d, "requester", cons.names if cons is not None else None),
-        job=job_of(d["job"]),
-        deadline=f.real(d, "deadline", 0.0, MAX_TIME),
-        nonce=f.token(d, "nonce", HEX32, "32 hex digits"),
-        ts=f.real(d, "ts", 0.0, MAX_TIME),
-        sig=f.token(d, "sig", SIGNATURE, "an Ed25519 signature in base64"),
-    )
+    common = envelope(d, "train", TRAIN_FIELDS, cons)
+    return TrainRequest(**common, job=job_of(d["job"]))

@@ -26,8 +26,9 @@ never reaches the next one.
 The result exists only at the receiver and leaves its daemon only through the local socket:
 the broker never carries a feature value, a share or a result.
 
-(A little over 300 lines: what happens to a request, from the broker to the queue, and to
-the reports about it is read here in one place; the parts above hold everything else.)
+(About 360 lines: what happens to a request (scoring or training), from the broker to the
+queue, and to the reports about it is read here in one place; the parts above hold
+everything else.)
 """
 
 from __future__ import annotations

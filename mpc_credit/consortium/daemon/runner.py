@@ -11,6 +11,10 @@ the signed count, match its digest and pass the per-applicant limit; they are au
 they are scored. The result is released to the local client only when every party reported
 done; any abort is reported on the broker (unless learnt from there) with a public reason
 only, and audited with the full one.
+
+(A little over 300 lines: a session's life from the acks to its end, with the watchdog and
+the deadline's reasons, reads best in one place; what differs per kind is in `_score` and
+train_job.py.)
 """
 
 from __future__ import annotations
