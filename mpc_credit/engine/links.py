@@ -113,7 +113,7 @@ class _CheckedLink:
         if _connecting(self.runtime):
             why = f" ({exc})" if exc else ""
             name = party(self.runtime, self.peer_pid)
-            self._refuse(f"party {name} closed the MPC link while connecting{why}")
+            self._refuse(f"party {name} closed the MPC link while connecting{why}", LinkClosedError)
             return
         super().connection_lost(exc)
 
@@ -131,18 +131,23 @@ class _CheckedLink:
             return f"party {party(mpc, claimed)} connected to party {me} twice"
         return None
 
-    def _refuse(self, reason: str) -> None:
+    def _refuse(self, reason: str, kind: type[SessionError] = SessionError) -> None:
         """Drop this link and fail the session (the connect step, or else the watchdog)."""
         log.warning("MPC link refused: %s", reason)
         if self.transport is not None:
             self.transport.abort()
         mpc = self.runtime
-        error = SessionError(reason)
+        error = kind(reason)
         if _connecting(mpc):
             mpc._mpc_credit_failed.set_exception(error)
         else:
             MPC_FAILURES.append(error)
         teardown_runtime(mpc)
+
+
+class LinkClosedError(SessionError):
+    """A peer closed its link while the parties connected: a knock-on effect whose cause (a
+    refused certificate, a revoked party) that peer's own report names better."""
 
 
 def _connecting(mpc: Any) -> bool:

@@ -47,6 +47,7 @@ from mpc_credit.consortium.train_request import TrainRequest
 from mpc_credit.engine.exchange import agree_session, share_ids
 from mpc_credit.engine.links import (
     MPC_FAILURES,
+    LinkClosedError,
     TlsContexts,
     connect_runtime,
     install_mpc_guard,
@@ -65,6 +66,7 @@ log = logging.getLogger("mpc_credit.daemon")
 SHUTDOWN_GRACE = 5.0  # seconds for MPyC's closing barrier
 WATCH_EVERY = 0.05  # seconds between the watchdog's looks at the links
 PAUSED = 2.0  # seconds between two looks: this party itself was not running (SIGSTOP, starved)
+PEER_REPORT_WAIT = 0.5  # seconds to wait for the report of a peer that closed its link
 
 
 class SessionRunner:
@@ -170,6 +172,11 @@ class SessionRunner:
                 with contextlib.suppress(BaseException):
                     await task
         error = self._error_of(s, task, mpc)
+        if isinstance(error, LinkClosedError):
+            # the peer that closed its link reports why (say, its certificate was revoked)
+            await until(s.aborted, timeout=PEER_REPORT_WAIT)
+            if s.remote and s.error is not None:
+                error = s.error
         if error is not None:
             teardown_runtime(mpc)
             return None, error
