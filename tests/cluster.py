@@ -276,6 +276,18 @@ class Cluster:
                             break
         return got
 
+    async def session_records(
+        self, party: str, sid: str, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """The party's audit records of session `sid`, once its end (done or aborted) is in:
+        a result reaches the requester before every other party has audited its end."""
+        await self.audited(
+            party,
+            lambda r: r.get("session") == sid and r.get("outcome") in ("done", "aborted"),
+            timeout,
+        )
+        return [r for r in self.audit(party) if r.get("session") == sid]
+
     async def audited(
         self, party: str, match: Callable[[dict[str, Any]], bool], timeout: float = 10.0
     ) -> list[dict[str, Any]]:

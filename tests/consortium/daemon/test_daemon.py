@@ -52,7 +52,7 @@ async def test_happy_path(cluster: Cluster) -> None:
     assert out.rows == expected_scores(IDS, "reasons")
     sid = out.session
     for party in NAMES:
-        rec = [r for r in cluster.audit(party) if r.get("session") == sid]
+        rec = await cluster.session_records(party, sid)
         assert [r["outcome"] for r in rec] == ["accepted", "done"], (party, rec)  # write-ahead
         assert rec[1]["received"] is (party == "bank")
         assert (cluster.root / party / "audit.jsonl").stat().st_mode & 0o777 == 0o600
@@ -63,7 +63,7 @@ async def test_batch_ids_travel_by_digest(cluster: Cluster) -> None:
     ids = list(csv_rows("bank"))  # more than MAX_INLINE_IDS: the request has a digest only
     out = await score(cluster, ids, reveal="decision")
     assert out.rows == expected_scores(ids, "decision")
-    recs = [r for r in cluster.audit("telco") if r.get("session") == out.session]
+    recs = await cluster.session_records("telco", out.session)
     assert [r["outcome"] for r in recs] == ["accepted", "applicants", "done"]
     assert "ids" not in recs[0] and recs[0]["count"] == len(ids)
     assert recs[1]["ids"] == ids  # audited once they arrived over the MPC links

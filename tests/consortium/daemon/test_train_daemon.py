@@ -112,6 +112,7 @@ async def test_training_through_the_daemons_gives_the_one_machine_model(
 
     # every party audited the session before it ran, then its end; public facts only
     for party in NAMES:
+        await cluster.audited(party, lambda r: r.get("job") == "train" and r["outcome"] == "done")
         pub = cluster.cons.party(party).public_key
         assert verify(cluster.root / party / "audit.jsonl", pub).ok
         recs = [r for r in cluster.audit(party) if r.get("job") == "train"]
@@ -180,7 +181,7 @@ async def test_a_dp_run_charges_every_ledger_and_audits_its_epsilon(cluster: Clu
         ledger = json.loads((cluster.root / party / "privacy.json").read_text())
         assert [r["run"] for r in ledger["runs"]] == [out.session]
         assert abs(ledger["runs"][0]["rho"] - rho_for(0.4)) < 1e-12
-        recs = [r for r in cluster.audit(party) if r.get("session") == out.session]
+        recs = await cluster.session_records(party, out.session)
         assert [r["outcome"] for r in recs] == ["accepted", "done"]
         assert all(r["epsilon"] == 0.4 for r in recs)
     # the same run would now take telco past its budget (0.4 twice composes to more than 0.5)
@@ -209,7 +210,7 @@ async def test_a_failing_run_is_aborted_everywhere_with_a_public_reason(cluster:
         assert sid in (None, end[-1]["session"])
         sid = end[-1]["session"]
     for party in NAMES:  # the run started: its charge (none here, --no-dp) and audit stand
-        recs = [r["outcome"] for r in cluster.audit(party) if r.get("session") == sid]
+        recs = [r["outcome"] for r in await cluster.session_records(party, sid)]
         assert recs == ["accepted", "aborted"], (party, recs)
     await cluster.wait_idle()  # the daemons serve the next session
 
@@ -225,7 +226,7 @@ async def test_sigterm_drains_a_running_training_session(cluster: Cluster) -> No
     out = await train_request(cluster.config("bank"), FAST, timeout=120, progress=progress)
     assert out.model["features"] and out.kept["telco"]
     assert telco.wait(20) == 0  # it finished the session, then exited
-    recs = [r["outcome"] for r in cluster.audit("telco") if r.get("session") == out.session]
+    recs = [r["outcome"] for r in await cluster.session_records("telco", out.session)]
     assert recs == ["accepted", "done"]
     cluster.start("telco")
     await cluster.wait_idle()
