@@ -226,6 +226,7 @@ async def fit(
         theta = theta - step
         keep = mpc.np_sgn(theta, l=bits, LT=True) * (1 - intercept_mask) + intercept_mask
         theta = theta * keep
+        await mpc.gather(theta)  # one step's n-sized temporaries at a time, not all steps'
     return await _release(mpc, secfxp, spec, theta, rng)
 
 
