@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,12 @@ def read_json(path: Path, what: str, error: type[MpcCreditError]) -> Any:
         raise error(
             f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a new or renamed entry in `folder` durable (a file's fsync does not cover it)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python scripts/bench_train_scale.py [--n 10000 100000] [--sigmoid linear|poly]
-        [--newton-steps K] [--features 20] [--seed 11] [--json FILE]
+    python scripts/bench_train_scale.py [--n 10000 100000] [--epsilon E]
+        [--regression quadratic|logistic] [--features 20] [--seed 11] [--json FILE]
 
 For each N, draws N applicants of the lender (`bank`) with 20 features dealt round-robin to
 bank, bureau and telco (numeric and categorical, correlated through a common factor, a few
@@ -14,7 +14,8 @@ does not have (PSI has something to hide). 30 % of the bank's applicants are the
 
 The joint side is `mpc-credit train`'s path (mpc_credit.local.train: 3 party processes over
 mutual TLS, each reading only its own CSV; the holdout scored by the engine's MPC scoring),
-no DP. Its seconds per phase are the parties' own (the slowest party's), its peak memory
+with its default configuration (one-shot quadratic regression), without DP or at --epsilon.
+Its seconds per phase are the parties' own (the slowest party's), its peak memory
 each party process's VmHWM. The plaintext side pools the same training rows (an owner's
 unknown applicants missing) and times optbinning's BinningProcess (monotone numeric bins, as
 scripts/train_demo.py), scikit-learn's LogisticRegression on the WOE, and the scoring of the
@@ -152,11 +153,7 @@ def plaintext(data: Synthetic, train: np.ndarray, test: np.ndarray) -> dict[str,
 
 def joint(args: argparse.Namespace, folder: Path, paths: dict[str, Path], test: Path) -> dict:
     """One `train` run: the slowest party's seconds per phase, peak MB per party, test AUC."""
-    steps = args.newton_steps
-    if steps is None and args.sigmoid == "linear":
-        steps = 2  # its model is quadratic: the first Newton step solves it
-    fast = {"newton_steps": steps} if steps is not None else {}
-    opts = Options("synthetic", 550, sigmoid=args.sigmoid, **fast)
+    opts = Options("synthetic", 550, epsilon=args.epsilon, regression=args.regression)
     out, wall, phases = timed_training(paths, opts, folder, test)
     assert out.holdout is not None
     return {
@@ -186,14 +183,16 @@ def run(args: argparse.Namespace, n: int) -> dict:
         test_ids = folder / "test.txt"
         test_ids.write_text("\n".join(data.frame.index[test]) + "\n")
         result = joint(args, folder, paths, test_ids)
-    return {"n": n, "train_rows": cut, "sigmoid": args.sigmoid, "plain": base, "joint": result}
+    privacy = "no DP" if args.epsilon is None else f"epsilon {args.epsilon:g}"
+    return {"n": n, "train_rows": cut, "privacy": privacy, "regression": args.regression,
+            "plain": base, "joint": result}  # fmt: skip
 
 
 def show(r: dict) -> None:
     j, p = r["joint"], r["plain"]
     print(
         f"\nN = {r['n']:,} applicants ({r['train_rows']:,} training rows), 20 features over "
-        f"3 parties, no DP, {r['sigmoid']} sigmoid"
+        f"3 parties, {r['privacy']}, {r['regression']} regression"
     )
     print("| phase | joint, 3 parties (s) | plaintext, pooled (s) | ratio |")
     print("| --- | ---: | ---: | ---: |")
@@ -219,10 +218,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, nargs="+", default=[10_000])
     ap.add_argument("--features", type=int, default=20)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--sigmoid", choices=["poly", "linear"], default="linear")
-    ap.add_argument(
-        "--newton-steps", type=int, default=None, help="default: 2 (linear), train's (poly)"
-    )
+    ap.add_argument("--epsilon", type=float, default=None, help="default: no DP")
+    ap.add_argument("--regression", choices=["quadratic", "logistic"], default="quadratic")
     ap.add_argument("--json", type=Path, default=None, help="append each result as a JSON line")
     args = ap.parse_args()
     for n in args.n:

@@ -86,7 +86,7 @@ def _training_inputs(folder: Path, work: Path) -> tuple[Path, Path]:
 
 def _train(console: Console, folder: Path, work: Path) -> Trained:
     """Train the demo scorecard jointly and show what the bank learns."""
-    from mpc_credit.cli.train import NO_DP_WARNING, summary
+    from mpc_credit.cli.train import DEFAULT_BUDGET, DEFAULT_EPSILON, summary
     from mpc_credit.local.train import Training, train_locally
     from mpc_credit.training.session import Options
 
@@ -98,21 +98,22 @@ def _train(console: Console, folder: Path, work: Path) -> Trained:
         lender="bank",
         label="bad",
         model_owner="bank",
-        options=Options("german-credit-joint", cutoff, sigmoid="linear", newton_steps=2),
+        options=Options("german-credit-joint", cutoff, epsilon=DEFAULT_EPSILON),
         out=work / "joint.json",
         ledger_dir=work / "ledgers",
-        budget=0.0,
+        budget=DEFAULT_BUDGET,
         test_ids=test,
         scoring_data=work / "scoring",
     )
     console.print(
         "[bold]Joint training[/]: the bank holds the outcomes, each institution its own "
-        "features; PSI aligns the rows, the bins' counts and the regression run in MPC."
+        "features; PSI aligns the rows, the bins' counts and the statistics of the regression "
+        f"run in MPC, with differential privacy (epsilon {DEFAULT_EPSILON:g})."
     )
-    console.print(f"[bold red]{NO_DP_WARNING}[/] (the demo's choice, for speed: see README)")
     result = train_locally(t)
-    for line in summary(t, result)[:3]:
-        console.print(line, highlight=False)
+    for line in summary(t, result):
+        if not line.startswith(("model written", "scoring CSVs")):  # the demo's own files
+            console.print(line, highlight=False)
     assert result.holdout is not None
     reference = pooled_auc(folder, result.holdout.ids)
     if reference is None:

@@ -32,6 +32,13 @@ Trainer = Annotated[
     list[str] | None,
     typer.Option(help="A party allowed to start joint training (default: the model owner)."),
 ]
+Prohibit = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="A feature (column name) no model may use, e.g. a prohibited characteristic: every "
+        "party leaves it out of every training run (repeat)."
+    ),
+]
 Reveal = Annotated[
     list[str] | None, typer.Option(help=f"Allowed reveal policies ({options.REVEAL_HELP}).")
 ]
@@ -55,13 +62,20 @@ def _choices(
     requester: list[str] | None,
     reveal: list[str] | None,
     trainer: list[str] | None = None,
+    prohibit: list[str] | None = None,
     **rest: object,
 ) -> dict[str, object]:
     """The keyword arguments of create.Setup for the shared options."""
     from mpc_credit.vocabulary import REVEALS
 
     trainers = {"trainers": trainer} if trainer else {}
-    return {"requesters": requester or (), "reveals": reveal or REVEALS, **trainers, **rest}
+    return {
+        "requesters": requester or (),
+        "reveals": reveal or REVEALS,
+        "prohibited_features": prohibit or (),
+        **trainers,
+        **rest,
+    }
 
 
 def _summary(cons: Consortium, out: Path) -> None:
@@ -89,6 +103,7 @@ def pki_init(
     model_owner: ModelOwner = None,
     requester: Requester = None,
     trainer: Trainer = None,
+    prohibit: Prohibit = None,
     reveal: Reveal = None,
     broker_host: BrokerHost = "127.0.0.1",
     broker_port: BrokerPort = None,
@@ -123,6 +138,7 @@ def pki_init(
         model_owner=model_owner,
         requester=requester,
         trainer=trainer,
+        prohibit=prohibit,
         reveal=reveal,
         broker_host=broker_host,
         broker_port=broker_port,
@@ -179,6 +195,7 @@ def pki_sign(
     model_owner: ModelOwner = None,
     requester: Requester = None,
     trainer: Trainer = None,
+    prohibit: Prohibit = None,
     reveal: Reveal = None,
     broker_host: BrokerHost = "127.0.0.1",
     broker_port: BrokerPort = None,
@@ -204,6 +221,7 @@ def pki_sign(
         model_owner=model_owner,
         requester=requester,
         trainer=trainer,
+        prohibit=prohibit,
         reveal=reveal,
         broker_host=broker_host,
         broker_port=broker_port,

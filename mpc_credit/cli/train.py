@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 LEDGER_DIR = Path("~/.mpc-credit/ledgers")  # one JSON ledger per party: PARTY.json
 DEFAULT_BUDGET = 10.0  # each party's, epsilon at delta 1e-6
+DEFAULT_EPSILON = 1.0  # a run's, when neither --epsilon nor --no-dp is given
+TRENDS = ("auto", "ascending", "descending", "none")
 ONE_MACHINE_ONLY = (
     "--data",
     "--test-ids",
@@ -28,20 +30,45 @@ ONE_MACHINE_ONLY = (
     "--scoring-data",
     "--ledger-dir",
     "--budget",
+    "--test-fraction",
+    "--strict",
 )
 NO_DP_WARNING = (
     "WARNING: --no-dp: no differential privacy protects the applicants: each owner receives "
-    "exact bad counts and coefficients, and nothing is recorded in the privacy ledgers"
+    "exact good and bad counts and the model owner exact statistics of everyone's data; the "
+    "run is recorded as such in every party's privacy ledger"
 )
 
 
 def _privacy(epsilon: float | None) -> float:
-    """The run's epsilon, after checking that exactly one of --epsilon / --no-dp was given."""
+    """The run's epsilon: --epsilon, or the default when it is not given."""
     if epsilon is None:
-        raise UsageError("give --epsilon E (the run's privacy budget) or --no-dp (no privacy)")
+        return DEFAULT_EPSILON
     if not (epsilon > 0 and epsilon < float("inf")):
         raise UsageError(f"--epsilon {epsilon:g}: must be a positive number")
     return epsilon
+
+
+def _trends(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """--monotone FEATURE:TREND, repeatable."""
+    out = []
+    for text in values or []:
+        name, sep, trend = text.rpartition(":")
+        if not sep or not name or trend not in TRENDS:
+            raise UsageError(
+                f"--monotone {text!r}: expected FEATURE:TREND with TREND one of {', '.join(TRENDS)}"
+            )
+        out.append((name, trend))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise UsageError("--monotone: a feature is named twice")
+    return tuple(out)
+
+
+def _positive(value: float | None, flag: str) -> float | None:
+    if value is not None and not (value > 0 and value < float("inf")):
+        raise UsageError(f"{flag} {value:g}: must be a positive number")
+    return value
 
 
 def train(
@@ -66,15 +93,50 @@ def train(
         ),
     ] = None,
     epsilon: Annotated[
-        float | None, typer.Option(help="The run's differential-privacy budget (delta 1e-6).")
+        float | None,
+        typer.Option(
+            help="The run's differential-privacy budget (delta 1e-6).",
+            show_default=f"{DEFAULT_EPSILON:g}",
+        ),
     ] = None,
     no_dp: Annotated[
-        bool, typer.Option("--no-dp", help="Release exact counts and coefficients: NO privacy.")
+        bool, typer.Option("--no-dp", help="Release exact counts and statistics: NO privacy.")
     ] = False,
     test_ids: Annotated[
         Path | None,
         typer.Option(help="Lender's applicants held out of training, scored after it (AUC)."),
     ] = None,
+    test_fraction: Annotated[
+        float | None,
+        typer.Option(help="The lender holds out this share of its rows (drawn with --seed)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --test-fraction draw.")] = 0,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="A feature no party contributes (repeatable), e.g. age_in_years."),
+    ] = None,
+    monotone: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="FEATURE:ascending|descending|auto|none, the bad rate's trend (repeatable)."
+        ),
+    ] = None,
+    c: Annotated[
+        float, typer.Option("--c", help="Inverse ridge strength (scikit-learn's C).")
+    ] = 1.0,
+    woe_clip: Annotated[
+        float | None,
+        typer.Option(help="WOE values are clipped to +-this.", show_default="1 with DP, 4 without"),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="A guardrail warning refuses to write the model.")
+    ] = False,
+    regression: Annotated[
+        str,
+        typer.Option(
+            help="quadratic (default; one-shot, DP) | logistic (exact loss in MPC, --no-dp only)."
+        ),
+    ] = "quadratic",
     bins: Annotated[int, typer.Option(help="Candidate (quantile) bins per numeric feature.")] = 10,
     pdo: Annotated[float, typer.Option(help="Points to double the odds.")] = 20,
     odds: Annotated[float, typer.Option(help="Good:bad odds at the base points.")] = 50,
@@ -101,23 +163,25 @@ def train(
         ),
     ] = None,
     sigmoid: Annotated[
-        str, typer.Option(help="poly (accurate, DP) | linear (fast, --no-dp only).")
+        str, typer.Option(help="--regression logistic: poly (accurate) | linear (fast).")
     ] = "poly",
-    newton_steps: Annotated[int, typer.Option(help="Newton steps of the regression.")] = 10,
+    newton_steps: Annotated[int, typer.Option(help="--regression logistic: Newton steps.")] = 10,
     polish_steps: Annotated[
-        int, typer.Option(help="Steps with the sign constraint's exact projection.")
+        int, typer.Option(help="--regression logistic: steps with the sign's exact projection.")
     ] = 6,
     timeout: Annotated[float, typer.Option(help="Seconds before the run is aborted.")] = 3600.0,
 ) -> None:
     """Train the scorecard jointly: each institution's process reads only its own CSV.
 
-    Exactly one of --epsilon E or --no-dp. Exit codes: 0 ok, 2 bad input, 3 failed,
-    4 refused (a party's privacy budget, or the consortium policy).
+    Differentially private by default (epsilon 1 at delta 1e-6); --no-dp turns privacy off,
+    loudly. Training ends with guardrail checks (named warnings; --strict refuses to write a
+    model that has any). Exit codes: 0 ok, 2 bad input, 3 failed, 4 refused (a party's privacy
+    budget, the consortium policy, or --strict).
 
     Example:
       mpc-credit train --data bank=bank.csv --data bureau=bureau.csv --data telco=telco.csv
       --label bank:default --model-owner bank --name joint --cutoff 520 --out model.json
-      --epsilon 1.0 --test-ids test.txt --report report/
+      --epsilon 1.0 --test-fraction 0.3 --seed 7 --report report/
 
     Through the daemons: mpc-credit train --config parties/bank/party.toml
       --label bank:default --model-owner bank --name joint --cutoff 520 --out model.json
@@ -141,11 +205,25 @@ def train(
         base_points=base_points,
         epsilon=run_epsilon,
         bins=options.positive(bins, "--bins"),
+        exclude=tuple(exclude or ()),
+        monotone=_trends(monotone),
+        c=float(_positive(c, "--c") or 1.0),
+        clip=_positive(woe_clip, "--woe-clip"),
+        regression=options.choice(regression, ("quadratic", "logistic"), "--regression"),
         sigmoid=options.choice(sigmoid, ("poly", "linear"), "--sigmoid"),
         newton_steps=options.positive(newton_steps, "--newton-steps"),
         polish_steps=polish_steps,
     )
-    given = (data, test_ids, report, scoring_data, ledger_dir, budget)
+    given = (
+        data,
+        test_ids,
+        report,
+        scoring_data,
+        ledger_dir,
+        budget,
+        test_fraction,
+        True if strict else None,
+    )
     if config is not None:
         extra = [flag for flag, v in zip(ONE_MACHINE_ONLY, given) if v is not None]
         if extra:
@@ -162,6 +240,9 @@ def train(
         options=job.options(),
         out=out,
         test_ids=test_ids,
+        test_fraction=test_fraction,
+        seed=seed,
+        strict=strict,
         report=report,
         scoring_data=scoring_data,
         ledger_dir=LEDGER_DIR if ledger_dir is None else ledger_dir,
@@ -222,7 +303,7 @@ def daemon_summary(party: str, job: TrainJob, out: Path, r: Trained) -> list[str
         for p, names in r.kept.items()
     )
     if r.epsilon is None:
-        privacy = "privacy: none (--no-dp); nothing recorded in the ledgers"
+        privacy = "privacy: none (--no-dp); recorded as a run without DP in every ledger"
     else:
         privacy = (
             f"privacy: epsilon {r.epsilon:g} (delta {DELTA:g}) spent on each party's applicants; "
@@ -235,6 +316,15 @@ def daemon_summary(party: str, job: TrainJob, out: Path, r: Trained) -> list[str
         privacy,
         f"model written to {out} (at {party}, the model owner)",
     ]
+
+
+def _checks(findings: list) -> list[str]:
+    """The guardrails' verdict: one line per warning, or one line saying none fired."""
+    from mpc_credit.training.guardrails import format_findings
+
+    if not findings:
+        return ["checks: no warning (AUC, flat features, points, score range, cutoff)"]
+    return format_findings(findings)
 
 
 def summary(t: Training, r: TrainOutcome) -> list[str]:
@@ -262,13 +352,17 @@ def summary(t: Training, r: TrainOutcome) -> list[str]:
 
     e = t.options.epsilon
     if e is None:
-        lines.append("privacy: none (--no-dp); nothing recorded in the ledgers")
+        lines.append(
+            "privacy: none (--no-dp); recorded as a run without DP in the ledgers in "
+            f"{t.ledger_dir.expanduser()}"
+        )
     else:
         spent = ", ".join(f"{p} {r.epsilon_spent[p]:.3g} of {r.budget[p]:g}" for p in t.parties)
         lines.append(
             f"privacy: epsilon {e:g} (delta {DELTA:g}) spent on each party's applicants; "
             f"ledgers in {t.ledger_dir.expanduser()}: {spent}"
         )
+    lines += _checks(r.findings)
     lines.append(f"model written to {t.out} (at {t.model_owner}, the model owner)")
     if t.scoring_data is not None:
         lines.append(f"scoring CSVs (the model's columns): {t.scoring_data}/PARTY.csv")

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from mpc_credit.consortium.signing import sign
 from mpc_credit.consortium.signing import verify as verify_signature
 from mpc_credit.errors import KINDS, SessionError, UsageError
+from mpc_credit.files import fsync_dir
 from mpc_credit.jsonwire import MAX_BYTES, WireError, decode_object
 
 if TYPE_CHECKING:
@@ -85,8 +86,9 @@ SESSION_EXTRAS = {
     "received": lambda v: type(v) is bool,
 }
 # train_record's keys: a training request's public facts (its job's parameters, the epsilon
-# charged to each party's privacy ledger), never a feature value, a count, a coefficient or the
-# model; the same optional facts of how it ended.
+# charged to each party's privacy ledger, `dp`: false for a run without DP, whose owners all
+# receive exact statistics), never a feature value, a count, a coefficient or the model; the
+# same optional facts of how it ended.
 TRAIN_RECORD_FIELDS = frozenset(
     [
         "session",
@@ -97,6 +99,7 @@ TRAIN_RECORD_FIELDS = frozenset(
         "model_name",
         "label",
         "epsilon",
+        "dp",
         "bins",
         "cutoff",
         "nonce",
@@ -178,6 +181,7 @@ def train_record(
         "model_name": job.name,
         "label": job.label,
         "epsilon": job.epsilon,
+        "dp": job.epsilon is not None,
         "bins": job.bins,
         "cutoff": job.cutoff,
         "nonce": req.nonce,
@@ -414,7 +418,7 @@ class AuditLog:
         try:
             if os.fstat(fd).st_mode & 0o077:
                 os.fchmod(fd, 0o600)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
             self._size = os.fstat(fd).st_size
         except OSError as exc:
             self.close()
@@ -511,12 +515,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the log's directory entry durable (a new file survives a crash)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

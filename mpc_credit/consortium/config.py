@@ -4,7 +4,8 @@ mpc_credit.consortium.create).
 The consortium file (`consortium.json`, public, the same at every party) lists the
 parties in MPyC pid order with their hosts, MPC port ranges and Ed25519 public keys,
 the models with their digests, and the policy: who may request which reveal policy, who
-may start a joint training run (`trainers`). It never holds a private key.
+may start a joint training run (`trainers`), which characteristics no model may use
+(`prohibited_features`). It never holds a private key.
 
 A party's configuration (`party.toml`, read with tomllib) names its own files: data CSV,
 model files by model id and mode, signing key, TLS folder, broker settings, the MPC listen
@@ -43,6 +44,8 @@ DEFAULT_MAX_SECONDS = 3600.0
 MAX_POLICY_COUNT = 1_000_000_000
 DAY_SECONDS = 86_400.0
 DEFAULT_PRIVACY_BUDGET = 10.0  # a party's training budget: epsilon at delta 1e-6
+MAX_PROHIBITED = 200  # policy.prohibited_features
+MAX_FEATURE_CHARS = 64  # a feature name, as a training job's (fields.MAX_ID_CHARS)
 
 # Names end up in MQTT topics, mosquitto ACL lines, file paths and log lines: a safe set only.
 PARTY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -119,6 +122,9 @@ class Policy:
     max_session_seconds: float = DEFAULT_MAX_SECONDS  # deadline at most this far ahead
     per_applicant_daily: int | None = None  # scorings of one applicant per 24 h, all requesters
     trainers: tuple[str, ...] = ()  # parties that may start a joint training run
+    # characteristics no model may use (sex, marital status, ...): every party leaves these
+    # columns out of every training run (daemon/train_job.py; policy.prohibited_in)
+    prohibited_features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,7 @@ class Consortium:
                 "max_session_seconds": self.policy.max_session_seconds,
                 "per_applicant_daily": self.policy.per_applicant_daily,
                 "trainers": list(self.policy.trainers),
+                "prohibited_features": list(self.policy.prohibited_features),
             },
         }
 
@@ -258,7 +265,27 @@ def load_policy(pol: Mapping[str, Any]) -> Policy:
         seconds(pol.get("max_session_seconds", DEFAULT_MAX_SECONDS), "policy.max_session_seconds"),
         count_or_none(pol.get("per_applicant_daily"), "policy.per_applicant_daily"),
         tuple(check_party_name(t, "policy.trainers") for t in trainers),
+        check_prohibited(pol.get("prohibited_features", [])),
     )
+
+
+def check_prohibited(value: Any, where: str = "policy.prohibited_features") -> tuple[str, ...]:
+    """Prohibited features: at most MAX_PROHIBITED feature names, distinct ignoring case and
+    surrounding spaces, each 1 to MAX_FEATURE_CHARS printable characters (as a training job's
+    feature names); ValueError naming `where` otherwise."""
+    if not isinstance(value, list) or len(value) > MAX_PROHIBITED:
+        raise ValueError(f"{where}: expected a list of at most {MAX_PROHIBITED} feature names")
+    for name in value:
+        if not (isinstance(name, str) and name.strip() and len(name) <= MAX_FEATURE_CHARS):
+            raise ValueError(
+                f"{where}: {_shown(name)} is not a feature name (1 to {MAX_FEATURE_CHARS} "
+                "printable characters)"
+            )
+        if not name.isprintable():
+            raise ValueError(f"{where}: {_shown(name)} has a control character")
+    if len({n.strip().casefold() for n in value}) != len(value):
+        raise ValueError(f"{where}: a feature is listed twice")
+    return tuple(value)
 
 
 # ---------------------------------------------------------------- one party's configuration

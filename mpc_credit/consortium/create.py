@@ -39,6 +39,7 @@ from mpc_credit.consortium.config import (
     Policy,
     RequesterPolicy,
     check_party_name,
+    check_prohibited,
     check_safe,
 )
 from mpc_credit.consortium.enroll import PartyRequest, install_bundle, request_party
@@ -55,6 +56,7 @@ class Setup:
     model_owner: str | None = None  # holder of the full model (default: the first party)
     requesters: Sequence[str] = ()  # parties that may request scores (default: the owner)
     trainers: Sequence[str] | None = None  # parties that may start training (default: the owner)
+    prohibited_features: Sequence[str] = ()  # characteristics no model may use (policy)
     reveals: Sequence[str] = REVEALS
     broker_host: str = "127.0.0.1"
     broker_port: int | None = None  # default 1883, or 8883 with TLS
@@ -176,6 +178,10 @@ def check_setup(out: Path, model: Scorecard, names: Sequence[str], setup: Setup)
     for r in setup.reveals:
         if r not in REVEALS:
             raise UsageError(f"--reveal {r!r} is not one of {', '.join(REVEALS)}")
+    try:
+        check_prohibited(list(setup.prohibited_features), "--prohibit")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     cfile = out / "consortium.json"
     if cfile.exists() and not setup.force:
         raise UsageError(
@@ -313,6 +319,7 @@ def sign_consortium(
         {r: rule for r in (setup.requesters or [owner])},
         per_applicant_daily=setup.per_applicant_daily,
         trainers=tuple([owner] if setup.trainers is None else setup.trainers),
+        prohibited_features=tuple(setup.prohibited_features),
     )
     models = (ModelInfo(model.name, model.digest(), owner),)
     cons = Consortium(setup.name, f"mpc-credit/{setup.name}", tuple(infos), models, policy)

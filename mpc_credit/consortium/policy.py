@@ -11,7 +11,10 @@ and rebuilds it from the audit log (`restore`); its older names are re-exported 
 A training request (`check_train`) is checked for its shape, a trainer of the policy with its
 signature, and freshness by the same `_fresh` as a scoring request; its nonce is remembered
 and restored from the audit log like any other. The party's privacy budget is its own
-(daemon/train_job.py).
+(daemon/train_job.py). The policy's prohibited characteristics (`prohibited_features`) are
+no refusal: every party leaves them out of every run it joins (`exclusion`, used by
+daemon/train_job.py), so such a column of a party's CSV never leaves it whatever the job says;
+`prohibited_in` finds them among any feature names (a trained model's, for instance).
 
 Refusals are `Refusal` strings: the full reason for this party's log and its local client,
 and a public category for the broker (mpc_credit.consortium.reasons).
@@ -22,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from mpc_credit.consortium import reasons as why
@@ -236,3 +239,30 @@ def check_train(
     if not verify(TRAIN_LABEL, req.body(), cons.party(req.requester).public_key):
         return Refusal(f"bad signature on the request from {req.requester!r}", why.BAD_SIGNATURE)
     return _fresh(req, cons.policy, nonces, now)
+
+
+def _feature_key(name: str) -> str:
+    """A feature name as the policy matches it: whole, ignoring case and surrounding spaces."""
+    return name.strip().casefold()
+
+
+def prohibited_in(names: Iterable[str], cons: Consortium) -> list[str]:
+    """The names among `names` that the consortium policy prohibits (`prohibited_features`),
+    in their order, each once; a name matches whole, ignoring case and surrounding spaces
+    ("Sex" is "sex", "sex_code" is not)."""
+    banned = {_feature_key(p) for p in cons.policy.prohibited_features}
+    out: list[str] = []
+    for name in names:
+        if _feature_key(name) in banned and name not in out:
+            out.append(name)
+    return out
+
+
+def exclusion(job: TrainJob, cons: Consortium, columns: Iterable[str] = ()) -> tuple[str, ...]:
+    """The features a party leaves out of the training run `job`: the job's `exclude`, the
+    policy's `prohibited_features`, and the party's own `columns` (its CSV header) that the
+    policy prohibits under another spelling of case or spaces; in that order, each once."""
+    out = dict.fromkeys(job.exclude)
+    out.update(dict.fromkeys(cons.policy.prohibited_features))
+    out.update(dict.fromkeys(prohibited_in(columns, cons)))
+    return tuple(out)

@@ -9,7 +9,10 @@ budget. The requester is the lender (its training CSV holds the label column) an
 owner: the model reaches the requester's command only, over its local socket.
 
 The job's fields are public (DESIGN.md: everyone learns which features were kept and the
-epsilon spent); nothing here is a feature value, a count, a coefficient or the model.
+epsilon spent); nothing here is a feature value, a count, a coefficient or the model. Every
+field is required: the signature covers exactly the fields, and every daemon of a consortium
+runs the same version, so a job of an older version (without `exclude`, `monotone`, `c`,
+`clip`, `regression`) is refused as missing a field rather than read with guessed defaults.
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ if TYPE_CHECKING:
 
 TRAIN_LABEL = "mpc-credit/train@1"
 SIGMOIDS = ("poly", "linear")
+REGRESSIONS = ("quadratic", "logistic")
+TRENDS = ("auto", "ascending", "descending", "none")  # mpc_credit.training.woe.Monotone
+MAX_FEATURES = 200  # excluded features, monotone overrides
+MIN_C, MAX_C = 1e-6, 1e6  # inverse ridge strength
+MIN_CLIP, MAX_CLIP = 0.01, 100.0  # WOE clip
 MAX_EPSILON = 100.0  # a run's epsilon (at delta 1e-6); more is no privacy at all
 MAX_POINTS = 1e6  # |cutoff|, |base points|, pdo
 MAX_ODDS = 1e6
@@ -51,17 +59,29 @@ class TrainJob:
     base_points: float = 600.0
     epsilon: float | None = None  # None: no differential privacy (--no-dp)
     bins: int = 10
+    exclude: tuple[str, ...] = ()  # features no party contributes (never leave their owner)
+    monotone: tuple[tuple[str, str], ...] = ()  # (feature, trend) overrides, trend of TRENDS
+    c: float = 1.0  # inverse ridge strength
+    clip: float | None = None  # WOE clip; None: the rule for the run's epsilon
+    regression: str = "quadratic"  # "logistic": the exact loss, without DP only
     sigmoid: str = "poly"
     newton_steps: int = 10
     polish_steps: int = 6
 
+    def __post_init__(self) -> None:  # lists (from JSON or a caller) as tuples: hashable, equal
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        object.__setattr__(self, "monotone", tuple(tuple(m) for m in self.monotone))
+
     def body(self) -> dict[str, Any]:
         """As JSON: the numbers with a fraction stay floats (the signature covers the type)."""
         d = asdict(self)
-        for k in ("pdo", "odds", "base_points"):
+        for k in ("pdo", "odds", "base_points", "c"):
             d[k] = float(d[k])
-        if d["epsilon"] is not None:
-            d["epsilon"] = float(d["epsilon"])
+        for k in ("epsilon", "clip"):
+            if d[k] is not None:
+                d[k] = float(d[k])
+        d["exclude"] = list(self.exclude)
+        d["monotone"] = [[feature, trend] for feature, trend in self.monotone]
         return d
 
     def options(self) -> Options:
@@ -75,6 +95,11 @@ class TrainJob:
             scaling=Scaling(self.pdo, self.odds, self.base_points),
             epsilon=self.epsilon,
             bins=self.bins,
+            monotone_features=self.monotone,
+            exclude=self.exclude,
+            c=self.c,
+            clip=self.clip,
+            regression=self.regression,  # type: ignore[arg-type]
             sigmoid=self.sigmoid,  # type: ignore[arg-type]
             newton_steps=self.newton_steps,
             polish_steps=self.polish_steps,
@@ -93,6 +118,12 @@ def job_of(d: Any) -> TrainJob:
     sigmoid = f.choice(d, "sigmoid", SIGMOIDS)
     if sigmoid == "linear" and eps is not None:
         raise MessageError("field 'sigmoid': the linear sigmoid has no DP bound; use poly")
+    regression = f.choice(d, "regression", REGRESSIONS)
+    if regression == "logistic" and eps is not None:
+        raise MessageError(
+            "field 'regression': the exact logistic regression has no DP release; use "
+            "quadratic, or no epsilon"
+        )
     return TrainJob(
         name=f.identifier(d, "name"),
         label=f.identifier(d, "label"),
@@ -102,10 +133,52 @@ def job_of(d: Any) -> TrainJob:
         base_points=f.real(d, "base_points", -MAX_POINTS, MAX_POINTS),
         epsilon=eps,
         bins=f.integer(d, "bins", 2, MAX_BINS),
+        exclude=_features(d, "exclude"),
+        monotone=_trends(d, "monotone"),
+        c=f.real(d, "c", MIN_C, MAX_C),
+        clip=None if d["clip"] is None else f.real(d, "clip", MIN_CLIP, MAX_CLIP),
+        regression=regression,
         sigmoid=sigmoid,
         newton_steps=f.integer(d, "newton_steps", 1, MAX_STEPS),
         polish_steps=f.integer(d, "polish_steps", 0, MAX_STEPS),
     )
+
+
+def _features(d: dict[str, Any], key: str) -> tuple[str, ...]:
+    """A list of at most MAX_FEATURES distinct feature names (identifiers), maybe empty."""
+    v = d[key]
+    if not isinstance(v, list) or len(v) > MAX_FEATURES:
+        raise MessageError(f"field {key!r}: expected a list of at most {MAX_FEATURES} features")
+    if not all(f.is_identifier(a) for a in v):
+        raise MessageError(
+            f"field {key!r}: a feature name is not 1 to {f.MAX_ID_CHARS} printable characters"
+        )
+    if len(set(v)) != len(v):
+        raise MessageError(f"field {key!r}: a feature is listed twice")
+    return tuple(v)
+
+
+def _trends(d: dict[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    """A list of at most MAX_FEATURES [feature, trend] pairs, each feature once, maybe empty."""
+    v = d[key]
+    if not isinstance(v, list) or len(v) > MAX_FEATURES:
+        raise MessageError(
+            f"field {key!r}: expected a list of at most {MAX_FEATURES} [feature, trend] pairs"
+        )
+    out = []
+    for pair in v:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise MessageError(f"field {key!r}: expected [feature, trend] pairs")
+        if not f.is_identifier(pair[0]):
+            raise MessageError(
+                f"field {key!r}: a feature name is not 1 to {f.MAX_ID_CHARS} printable characters"
+            )
+        if not (isinstance(pair[1], str) and pair[1] in TRENDS):
+            raise MessageError(f"field {key!r}: a trend is not one of {', '.join(TRENDS)}")
+        out.append((pair[0], pair[1]))
+    if len({feature for feature, _ in out}) != len(out):
+        raise MessageError(f"field {key!r}: a feature is listed twice")
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -28,13 +29,14 @@ from typing import Any
 import numpy as np
 
 from mpc_credit.consortium.pki import ephemeral_consortium
-from mpc_credit.errors import SessionError, UsageError
+from mpc_credit.errors import RefusedError, SessionError, UsageError
 from mpc_credit.local.ports import free_ports
 from mpc_credit.local.processes import run_parties, staged_output
 from mpc_credit.local.simulate import Simulation, run_simulation
 from mpc_credit.local.train_worker import TrainSpec, options_json
 from mpc_credit.scorecard.data import load_ids
 from mpc_credit.training.data import read_header, read_training_csv
+from mpc_credit.training.guardrails import Finding, check_model, format_findings
 from mpc_credit.training.metrics import Metrics, metrics
 from mpc_credit.training.report import NO_DP_NOTE, ReportData, write_report
 from mpc_credit.training.session import Options, Setup
@@ -50,9 +52,12 @@ class Training:
     model_owner: str
     options: Options
     out: Path
-    ledger_dir: Path  # one JSON ledger per party (used with DP)
+    ledger_dir: Path  # one JSON ledger per party
     budget: float  # each party's, epsilon at delta 1e-6
     test_ids: Path | None = None
+    test_fraction: float | None = None  # the lender draws this share of its rows as holdout
+    seed: int = 0  # of that draw
+    strict: bool = False  # a guardrail warning refuses to write the model
     report: Path | None = None
     scoring_data: Path | None = None  # a folder for each party's scoring CSV
     timeout: float = 3600.0
@@ -91,6 +96,10 @@ class TrainOutcome:
     binning: list[dict[str, Any]] = field(default_factory=list)  # the model owner's own
     holdout: Holdout | None = None
     peak_mb: dict[str, float] = field(default_factory=dict)
+    ivs: dict[str, dict[str, float]] = field(default_factory=dict)  # public, every candidate
+    known: dict[str, int] = field(default_factory=dict)  # training rows each party knows
+    no_dp_runs: dict[str, int | None] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
 
 
 def parse_label(text: str) -> tuple[str, str]:
@@ -123,6 +132,8 @@ def _check(t: Training) -> None:
         raise UsageError(f"--polish-steps {t.options.polish_steps}: must be 0 or more")
     if not (t.budget >= 0 and t.budget < float("inf")):
         raise UsageError(f"--budget {t.budget}: must be a finite epsilon >= 0")
+    if t.test_ids is not None and t.test_fraction is not None:
+        raise UsageError("give --test-ids or --test-fraction, not both")
     if t.report is not None and t.model_owner != t.lender:
         raise UsageError(
             "--report: the report holds the model and the holdout metrics, so the model owner "
@@ -163,26 +174,46 @@ def _check_outputs(t: Training) -> None:
             )
 
 
-def _holdout_labels(t: Training) -> tuple[list[str], np.ndarray] | None:
-    """The holdout ids and their labels, read from the lender's own file (the launcher acts
-    for the lender)."""
-    if t.test_ids is None:
+def _holdout_labels(t: Training, work: Path) -> tuple[list[str], np.ndarray, Path] | None:
+    """The holdout ids, their labels and the ids file, from the lender's own file (the
+    launcher acts for the lender): --test-ids as given, or --test-fraction drawn with --seed."""
+    if t.test_ids is None and t.test_fraction is None:
         return None
-    ids = load_ids(t.test_ids)
     lender = read_training_csv(t.data[t.lender], t.label)
-    lender.without(ids, str(t.test_ids))  # every id known, some rows left to train on
-    return ids, lender.rows_of(ids).labels()  # type: ignore[return-value]
+    if t.test_ids is not None:
+        ids, path = load_ids(t.test_ids), Path(t.test_ids).resolve()
+    else:
+        ids = draw_holdout(list(lender.ids), t.test_fraction or 0.0, t.seed)
+        path = work / "heldout.txt"
+        path.write_text("\n".join(ids) + "\n", encoding="utf-8")
+    lender.without(ids, str(path))  # every id known, some rows left to train on
+    return ids, lender.rows_of(ids).labels(), path  # type: ignore[return-value]
 
 
-def _write_specs(t: Training, work: Path, staged: Path) -> list[tuple[str, Path]]:
+def draw_holdout(ids: list[str], fraction: float, seed: int) -> list[str]:
+    """The lender's holdout: round(fraction * n) of its ids, drawn with `seed`, in file order."""
+    if not 0 < fraction < 1:
+        raise UsageError(f"--test-fraction {fraction:g}: must lie strictly between 0 and 1")
+    k = round(fraction * len(ids))
+    if not 0 < k < len(ids):
+        raise UsageError(
+            f"--test-fraction {fraction:g} of {len(ids)} applicants leaves no holdout or no "
+            "training rows"
+        )
+    picked = np.sort(np.random.default_rng(seed).permutation(len(ids))[:k])
+    return [ids[i] for i in picked]
+
+
+def _write_specs(
+    t: Training, work: Path, staged: Path, holdout: Path | None
+) -> list[tuple[str, Path]]:
     """Each party's spec file and TLS folder under `work`."""
     names = t.parties
     tls = ephemeral_consortium(work / "tls", len(names))
     ports = free_ports(len(names))
     run = uuid.uuid4().hex
     ledgers = t.ledger_dir.expanduser()
-    if t.options.epsilon is not None:
-        ledgers.mkdir(parents=True, exist_ok=True)
+    ledgers.mkdir(parents=True, exist_ok=True)
     specs = []
     for pid, party in enumerate(names):
         folder = work / party
@@ -200,8 +231,8 @@ def _write_specs(t: Training, work: Path, staged: Path) -> list[tuple[str, Path]
             data=str(Path(t.data[party]).resolve()),
             scoring=str(folder / "scoring.csv"),
             label=t.label if lender else None,
-            test_ids=str(Path(t.test_ids).resolve()) if lender and t.test_ids else None,
-            ledger=str(ledgers / f"{party}.json") if t.options.epsilon is not None else None,
+            test_ids=str(holdout) if lender and holdout is not None else None,
+            ledger=str(ledgers / f"{party}.json"),
             budget=t.budget,
             out=str(staged) if owner else None,
             details=str(folder / "binning.json") if owner and t.report else None,
@@ -217,9 +248,11 @@ async def _score_holdout(
 ) -> Holdout:
     """The engine's MPC scoring of the holdout with the new model, revealed to the lender."""
     (work / "holdout.txt").write_text("\n".join(ids) + "\n")
+    owners = {f["owner"] for f in json.loads(model.read_text())["features"]}
     sim = Simulation(
         model=model,
-        data={p: work / p / "scoring.csv" for p in t.parties},
+        data={p: work / p / "scoring.csv" for p in t.parties if p in owners},
+        helpers=[p for p in t.parties if p not in owners],  # no feature left: still a party
         receiver=t.lender,
         reveal="score",
         out=work / "holdout-scores.csv",
@@ -256,13 +289,27 @@ def _outcome(
         budget={p: ev.get("budget") for p, ev in by.items()},
         binning=json.loads(details.read_text()) if details.exists() else [],
         peak_mb={p: float(ev.get("peak_mb", 0.0)) for p, ev in by.items()},
+        ivs=dict(zip(t.parties, by[t.model_owner]["ivs"])),
+        known={p: int(ev["known"]) for p, ev in by.items()},
+        no_dp_runs={p: ev.get("no_dp_runs") for p, ev in by.items()},
     )
 
 
-def report_data(t: Training, r: TrainOutcome) -> ReportData:
+def report_data(t: Training, r: TrainOutcome, model_bytes: bytes) -> ReportData:
     """What the report shows, from what the lender and model owner hold."""
+    from mpc_credit.training.privacy import describe
+
     e = t.options.epsilon
     h = r.holdout
+    facts: dict[str, Any] = {
+        "training rows (the lender's)": r.rows,
+        "rows each party knows": r.known,
+        "excluded features": ", ".join(t.options.exclude) or "none",
+        "regression": t.options.regression,
+        "WOE clip": t.options.woe_clip(),
+        "C": t.options.c,
+        "candidate bins": t.options.bins,
+    }
     return ReportData(
         model=r.model,
         owner=t.model_owner,
@@ -274,6 +321,11 @@ def report_data(t: Training, r: TrainOutcome) -> ReportData:
         scores=None if h is None else h.scores,
         metrics=None if h is None else h.metrics,
         notes=[NO_DP_NOTE] if e is None else [],
+        model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+        findings=r.findings,
+        ivs=r.ivs,
+        facts=facts,
+        mechanism=describe(e, t.lender == t.model_owner),
     )
 
 
@@ -283,19 +335,24 @@ async def run_training(t: Training) -> TrainOutcome:
     out, staged = staged_output(t.out, "--out")
     if t.scoring_data is not None and not t.scoring_data.is_dir():
         raise UsageError(f"--scoring-data {t.scoring_data}: not a folder")
-    holdout = _holdout_labels(t)
     work = Path(tempfile.mkdtemp(prefix="mpc-credit-train-"))
     try:
-        specs = _write_specs(t, work, staged)
+        holdout = _holdout_labels(t, work)
+        specs = _write_specs(t, work, staged, None if holdout is None else holdout[2])
         done = await run_parties("mpc_credit.local.train_worker", specs, t.timeout, "training")
         if not staged.exists():
             raise SessionError(f"model owner {t.model_owner} reported done but wrote no model")
         model = json.loads(staged.read_text())
         result = _outcome(t, model, done.events, done.seconds, work)
         if holdout is not None:
-            result.holdout = await _score_holdout(t, staged, work, *holdout)
+            result.holdout = await _score_holdout(t, staged, work, *holdout[:2])
+        h = result.holdout
+        result.findings = check_model(model, *((h.labels, h.scores) if h else (None, None)))
+        if t.strict and result.findings:
+            lines = "; ".join(format_findings(result.findings))
+            raise RefusedError(f"--strict: the model is not written: {lines}")
         if t.report is not None:
-            write_report(t.report, report_data(t, result))
+            write_report(t.report, report_data(t, result, staged.read_bytes()))
         os.replace(staged, out)
         if t.scoring_data is not None:
             for p in t.parties:

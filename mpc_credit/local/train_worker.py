@@ -49,7 +49,7 @@ class TrainSpec:
     scoring: str  # where this party writes its scoring CSV
     label: str | None = None  # the lender's label column
     test_ids: str | None = None  # the lender's holdout, one id per line
-    ledger: str | None = None  # this party's privacy ledger (with DP)
+    ledger: str | None = None  # this party's privacy ledger
     budget: float = 0.0  # its budget, epsilon at ledger.DELTA
     out: str | None = None  # the model owner's staged model file
     details: str | None = None  # where this party writes its own binning tables (JSON)
@@ -88,13 +88,19 @@ def prepare(spec: TrainSpec, setup: Setup) -> tuple[TrainingData, Table, Ledger 
     setup.check()
     holdout = load_ids(spec.test_ids) if spec.test_ids is not None else None
     data, table = training_table(
-        spec.data, spec.label, setup.options.bins, holdout, str(spec.test_ids)
+        spec.data,
+        spec.label,
+        setup.options.bins,
+        holdout,
+        str(spec.test_ids),
+        setup.options.exclude,
     )
-    rho = setup.rho()
-    if rho is None or spec.ledger is None:
+    if spec.ledger is None:
         return data, table, None
     ledger = Ledger.open(Path(spec.ledger), spec.party, spec.budget)
-    ledger.check(spec.run, rho)
+    rho = setup.rho()
+    if rho is not None:
+        ledger.check(spec.run, rho)
     return data, table, ledger
 
 
@@ -112,7 +118,7 @@ def binning_tables(binned: list[Binned]) -> list[dict[str, Any]]:
                 "kept": b.kept,
                 "iv": round(float(b.iv), 6),
                 "bins": [
-                    [label, int(t), round(float(bad), 3), round(float(w), 6)]
+                    [label, int(t), int(bad), round(float(w), 6)]
                     for label, t, bad, w in zip([*labels, "missing"], b.total, b.bad, b.woe)
                 ],
             }
@@ -127,8 +133,8 @@ async def run(spec: TrainSpec) -> int:
     if not await wait_for_go():
         return 1
     rho = setup.rho()
-    if ledger is not None and rho is not None:
-        ledger.charge(spec.run, rho)
+    if ledger is not None:
+        ledger.charge(spec.run, rho) if rho is not None else ledger.record_no_dp(spec.run)
     mpc = make_runtime(spec.pid, spec.addresses, ssl=True)
     from mpc_credit.engine.links import start_runtime  # imports MPyC: after make_runtime did
 
@@ -153,9 +159,11 @@ def _summary(spec: TrainSpec, out: Outcome, ledger: Ledger | None, mpc_s: float)
         "known": out.known,
         "candidates": [b.cand.name for b in out.binning],
         "kept": out.kept[spec.pid],
+        "ivs": out.ivs,
         "seconds": {k: round(v, 3) for k, v in out.seconds.items()},
         "mpc_s": round(mpc_s, 3),
         "epsilon_spent": None if ledger is None else ledger.spent(),
+        "no_dp_runs": None if ledger is None else ledger.no_dp_runs(),
         "budget": None if ledger is None else ledger.budget,
         "peak_mb": round(memory_mb(), 1),
     }

@@ -91,9 +91,11 @@ class TrainingData:
             lines=tuple(self.lines[k] for k in keep),
         )
 
-    def table(self, bins: int) -> Table:
-        """The session's table: typed candidate columns (checked) and the labels."""
-        columns = {name: self._feature(name, bins) for name in self.features}
+    def table(self, bins: int, exclude: Sequence[str] = ()) -> Table:
+        """The session's table: typed candidate columns (checked) and the labels; the
+        `exclude`d columns are neither checked nor taken (they never leave the file)."""
+        names = [name for name in self.features if name not in exclude]
+        columns = {name: self._feature(name, bins) for name in names}
         return Table(list(self.ids), columns, self.labels())
 
     def _feature(self, name: str, bins: int) -> np.ndarray:
@@ -156,12 +158,14 @@ def training_table(
     bins: int,
     holdout: Sequence[str] | None = None,
     source: str = "",
+    exclude: Sequence[str] = (),
 ) -> tuple[TrainingData, Table]:
     """A party's preparation for a run: all its rows as read, and its checked training table
-    (the lender's, with `label`, less the `holdout` ids listed in `source`)."""
+    (the lender's, with `label`, less the `holdout` ids listed in `source`, without the
+    `exclude`d columns)."""
     data = read_training_csv(path, label)
     rows = data if holdout is None else data.without(holdout, source)
-    return data, rows.table(bins)
+    return data, rows.table(bins, exclude)
 
 
 def read_header(path: str | Path) -> tuple[str, ...]:

@@ -4,22 +4,39 @@ Every training run that releases DP values about a party's applicants records it
 the run's count and coefficient releases compose additively in rho). The total is turned into
 (epsilon, delta) by dp-accounting's RDP accountant (zCDP rho is RDP of order a at rho * a), and
 `charge` refuses a run BEFORE it starts when the total with the run would exceed the party's
-budget. The file is JSON, rewritten atomically (and fsynced) at each charge:
-    {"party": "bank", "runs": [{"run": "...", "rho": 0.0123, "at": 1767000000.0}, ...]}
-A run without DP (`--no-dp`) is not a DP release and is not recorded here; the caller states it.
+budget. A run without DP (`--no-dp`) spends nothing but is recorded too (`record_no_dp`): every
+owner then received exact statistics, and the ledger is where a party looks for what its data
+went into. The file is JSON:
+
+    {"party": "bank", "runs": [
+        {"run": "...", "rho": 0.0123, "at": 1767000000.0},
+        {"run": "...", "rho": null, "dp": false, "at": 1767000100.0}, ...]}
+
+An entry without "dp" is a DP run (files written before no-DP runs were recorded); "dp": true
+needs a finite rho >= 0, "dp": false needs rho null. Run ids are unique.
+
+One writer at a time, across processes: `charge`, `record_no_dp` and `refund` hold an
+exclusive flock on the sibling file `.NAME.lock` (0600), re-read the ledger under it (another
+process may have charged since this one opened it), check the budget against those fresh
+runs, and rewrite the file atomically (temporary file, fsync, rename, fsync of the folder).
+`check` is a read-only pre-check against the runs last read.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mpc_credit.errors import DataError, RefusedError
-from mpc_credit.files import read_json
+from mpc_credit.files import fsync_dir, read_json
 
 DELTA = 1e-6  # the delta of every (epsilon, delta) statement in training
 
@@ -48,6 +65,40 @@ def rho_for(epsilon: float, delta: float = DELTA) -> float:
     return lo
 
 
+def is_dp(entry: dict[str, Any]) -> bool:
+    """Whether a (checked) ledger entry is a DP run: entries from before "dp" existed are."""
+    return entry.get("dp", True) is not False
+
+
+def _entry_ok(entry: Any) -> bool:
+    """A run id, and either DP with a finite rho >= 0 or no DP with rho null."""
+    if not (isinstance(entry, dict) and isinstance(entry.get("run"), str)):
+        return False
+    dp, rho = entry.get("dp", True), entry.get("rho")
+    if dp is False:
+        return rho is None
+    real = isinstance(rho, int | float) and not isinstance(rho, bool)
+    return dp is True and real and math.isfinite(rho) and rho >= 0
+
+
+def read_runs(path: Path, party: str) -> list[dict[str, Any]]:
+    """The runs in `party`'s ledger file (none when it is absent); DataError naming the file
+    when it is not that party's ledger or an entry is malformed."""
+    if not path.exists():
+        return []
+    data = read_json(path, "privacy ledger", DataError)
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, list) or data.get("party") != party:
+        raise DataError(f"{path}: not the privacy ledger of party {party}")
+    for i, entry in enumerate(runs):
+        if not _entry_ok(entry):
+            raise DataError(
+                f"{path}: runs[{i}]: needs a run id and a finite rho >= 0 (or rho null with "
+                "dp false)"
+            )
+    return runs
+
+
 @dataclass
 class Ledger:
     """One party's ledger file and budget (epsilon at DELTA)."""
@@ -55,35 +106,33 @@ class Ledger:
     path: Path
     party: str
     budget: float
-    runs: list[dict] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def open(cls, path: Path, party: str, budget: float) -> Ledger:
         """Read the ledger (an absent file is an empty ledger); a malformed one is an error."""
         if not (budget >= 0 and math.isfinite(budget)):
             raise DataError(f"{path}: party {party}: budget must be a finite epsilon >= 0")
-        if not path.exists():
-            return cls(path, party, budget)
-        data = read_json(path, "privacy ledger", DataError)
-        runs = data.get("runs") if isinstance(data, dict) else None
-        if not isinstance(runs, list) or data.get("party") != party:
-            raise DataError(f"{path}: not the privacy ledger of party {party}")
-        for i, r in enumerate(runs):
-            ok = isinstance(r, dict) and isinstance(r.get("run"), str)
-            rho = r.get("rho") if ok else None
-            if not (isinstance(rho, int | float) and math.isfinite(rho) and rho >= 0):
-                raise DataError(f"{path}: runs[{i}]: needs a run id and a finite rho >= 0")
-        return cls(path, party, budget, runs)
+        return cls(path, party, budget, read_runs(path, party))
+
+    def _rhos(self) -> list[float]:
+        return [r["rho"] for r in self.runs if is_dp(r)]
 
     def spent(self) -> float:
-        """Epsilon (at DELTA) spent so far."""
-        return epsilon_of([r["rho"] for r in self.runs])
+        """Epsilon (at DELTA) spent so far by DP runs (a run without DP spends no budget)."""
+        return epsilon_of(self._rhos())
+
+    def no_dp_runs(self) -> int:
+        """How many runs without DP the ledger records: each gave exact statistics away."""
+        return sum(not is_dp(r) for r in self.runs)
 
     def check(self, run: str, rho: float) -> None:
-        """Refuse (RefusedError naming the party and its budget) if `run` would exceed it."""
-        if any(r["run"] == run for r in self.runs):
-            raise RefusedError(f"party {self.party}: run {run} is already in its privacy ledger")
-        after = epsilon_of([*(r["rho"] for r in self.runs), rho])
+        """Refuse (RefusedError naming the party and its budget) if `run` would exceed it.
+
+        Against the runs last read: a pre-check that writes nothing; `charge` checks again
+        under the lock."""
+        self._check_new(run)
+        after = epsilon_of([*self._rhos(), rho])
         if after > self.budget:
             raise RefusedError(
                 f"party {self.party}: run {run} would bring its privacy spending to "
@@ -91,18 +140,54 @@ class Ledger:
                 f"(spent so far: {self.spent():.3g})"
             )
 
+    def _check_new(self, run: str) -> None:
+        if any(r["run"] == run for r in self.runs):
+            raise RefusedError(f"party {self.party}: run {run} is already in its privacy ledger")
+
     def charge(self, run: str, rho: float) -> None:
-        """Check, then record the run and rewrite the file atomically."""
-        self.check(run, rho)
-        self._write([*self.runs, {"run": run, "rho": rho, "at": time.time()}])
+        """Under the lock: re-read, check against the fresh runs, record the run's rho.
+
+        RefusedError when it no longer fits (another process may have charged since `open`),
+        DataError when the file has become malformed, OSError when it cannot be written."""
+        with self._locked():
+            self.check(run, rho)
+            self._write([*self.runs, {"run": run, "rho": rho, "at": time.time()}])
+
+    def record_no_dp(self, run: str) -> None:
+        """Under the lock: record that a run without DP was accepted (it spends no budget,
+        but the party's exact statistics went into it); RefusedError for a known run id."""
+        with self._locked():
+            self._check_new(run)
+            entry = {"run": run, "rho": None, "dp": False, "at": time.time()}
+            self._write([*self.runs, entry])
 
     def refund(self, run: str) -> None:
-        """Take `run` out again: only for a run that released nothing (it never started)."""
-        if any(r["run"] == run for r in self.runs):
-            self._write([r for r in self.runs if r["run"] != run])
+        """Take a DP `run` out again: only for a run that released nothing (it never started).
 
-    def _write(self, runs: list[dict]) -> None:
-        """`runs` on disk (fsynced, atomic), then in memory; OSError leaves both as they were."""
+        A record of a run without DP stays: it says the run was accepted, not what it spent."""
+        with self._locked():
+            kept = [r for r in self.runs if r["run"] != run or not is_dp(r)]
+            if len(kept) != len(self.runs):
+                self._write(kept)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The ledger's one writer: an exclusive flock on `.NAME.lock`, the runs re-read.
+
+        A lock file beside the ledger, not the ledger itself: the ledger is replaced by
+        rename at every write, so a lock on it would guard a file no longer in place."""
+        lock = self.path.with_name(f".{self.path.name}.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.runs = read_runs(self.path, self.party)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _write(self, runs: list[dict[str, Any]]) -> None:
+        """`runs` on disk (fsynced, atomic), then in memory; an OSError before the rename
+        leaves both as they were (after it, only the folder's fsync failed: the file is new)."""
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         text = json.dumps({"party": self.party, "runs": runs}, indent=1) + "\n"
         try:
@@ -115,3 +200,4 @@ class Ledger:
             tmp.unlink(missing_ok=True)
             raise
         self.runs = runs
+        fsync_dir(self.path.parent)  # the rename itself survives a crash

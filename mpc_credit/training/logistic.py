@@ -27,18 +27,9 @@ then only enforce the sign), and its gradient is H~ theta + X~^T (1/2 - y) / n: 
 inputs and X~^T X~, no step touches the n rows again; it has no DP bound (its loss is not
 Lipschitz), so it refuses a noise budget.
 
-Differential privacy (output perturbation). The exact minimizer theta* of the lambda-strongly
-convex F over the convex set {w <= 0}, with per-row loss L-Lipschitz in theta (L = max |x~| <=
-sqrt(d B^2 + 1), as |sigma(z) - y| <= 1), has L2 sensitivity 2L / (n lambda) = 2 L C under
-replacing one row (Chaudhuri, Monteleoni & Sarwate 2011, Corollary 8; the argument holds over a
-convex set: Wu et al. 2017, "Bolt-on Differential Privacy", Lemma 7). Discrete Gaussian noise
-of variance sigma^2 = (2 L C)^2 / (2 rho) per coordinate, in units of 2^-f and contributed by
-every party outside each release's receivers, makes the released (w, b) rho-zCDP (Canonne,
-Kamath & Steinke 2020). The guarantee is for theta*; the released value is theta* up to the
-optimizer's residual and fixed-point rounding (both far below the noise).
-
-Release: each owner receives only its own features' noisy coefficients; the model owner and the
-lender the noisy intercept.
+No DP: this exact fit is offered for runs without DP (`--regression logistic --no-dp`); its
+coefficients and intercept go to the model owner alone. DP training uses the quadratic fit on
+noisy sufficient statistics (stats.py, ssp.py), which also needs no pass over the rows per step.
 """
 
 from __future__ import annotations
@@ -46,14 +37,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
 
 from mpc_credit.errors import DataError
 from mpc_credit.training.counts import check_labels
-from mpc_credit.training.noise import Rng, shared_noise
+from mpc_credit.training.ssp import Fit
 
 FRAC_BITS = 16
 BITS = 64  # field and truncation mask size: X~^T X~ before truncation needs l + f bits
@@ -74,12 +64,7 @@ class LrSpec:
     clip: float = 4.0  # B: WOE values are clipped to [-B, B]
     newton_steps: int = 10
     polish_steps: int = 6
-    rho: float | None = None  # zCDP budget of the coefficients; None: no noise
     sigmoid: Sigmoid = "poly"
-
-    def __post_init__(self) -> None:
-        if self.sigmoid == "linear" and self.rho is not None:
-            raise ValueError("the linear sigmoid has no DP sensitivity bound: use 'poly'")
 
     @property
     def d(self) -> int:
@@ -88,24 +73,6 @@ class LrSpec:
     @property
     def lam(self) -> float:
         return 1.0 / (self.c * self.n)
-
-    def sensitivity(self) -> float:
-        """L2 sensitivity of the constrained minimizer: 2 L / (n lambda)."""
-        return 2 * math.sqrt(self.d * self.clip**2 + 1) / (self.n * self.lam)
-
-    def noise_sigma2(self) -> Fraction | None:
-        """Per-coordinate noise variance, in fixed-point units (2^-f)^2, or None."""
-        if self.rho is None:
-            return None
-        return Fraction(self.sensitivity() ** 2 / (2 * self.rho)) * 4**FRAC_BITS
-
-
-@dataclass(frozen=True)
-class Coefficients:
-    """What one party receives: its own features' coefficients; the intercept if entitled."""
-
-    own: np.ndarray
-    intercept: float | None
 
 
 def _alpha_and_steps(spec: LrSpec) -> tuple[float, int]:
@@ -204,9 +171,8 @@ async def fit(
     spec: LrSpec,
     woe: np.ndarray | None = None,
     labels: np.ndarray | None = None,
-    rng: Rng | None = None,
-) -> Coefficients:
-    """Run at every party; returns what this party is entitled to receive."""
+) -> Fit | None:
+    """Run at every party; the model owner gets the coefficients and intercept, others None."""
     secfxp = mpc.SecFxp(BITS, FRAC_BITS)
     X, y = _inputs(mpc, secfxp, spec, woe, labels)
     d1, n = spec.d + 1, spec.n
@@ -227,7 +193,11 @@ async def fit(
         keep = mpc.np_sgn(theta, l=bits, LT=True) * (1 - intercept_mask) + intercept_mask
         theta = theta * keep
         await mpc.gather(theta)  # one step's n-sized temporaries at a time, not all steps'
-    return await _release(mpc, secfxp, spec, theta, rng)
+    out = await mpc.output(theta, receivers=[spec.model_owner])
+    if mpc.pid != spec.model_owner:
+        return None
+    theta = np.asarray(out, dtype=float)
+    return Fit(np.minimum(theta[:-1], 0.0), float(theta[-1]))
 
 
 def _gradient(
@@ -243,23 +213,3 @@ def _gradient(
         return H @ theta + g0
     p = _sigmoid(mpc, X @ (theta * (2 / SIGMOID_RANGE)), bits)
     return _times(mpc, X.T @ (p - y) + theta * (1 / spec.c), 1 / spec.n)  # + lambda theta
-
-
-async def _release(mpc: Any, secfxp: Any, spec: LrSpec, theta: Any, rng: Rng | None) -> Any:
-    """Noisy coefficients to their owners, the noisy intercept to the model owner and lender."""
-    sigma2 = spec.noise_sigma2()
-    own = np.zeros(0)
-    start = 0
-    for pid, k in enumerate(spec.columns):
-        if k == 0:
-            continue
-        part = theta[start : start + k] + shared_noise(mpc, secfxp, (k,), [pid], sigma2, rng)
-        out = await mpc.output(part, receivers=[pid])
-        if pid == mpc.pid:
-            own = np.asarray(out, dtype=float)
-        start += k
-    entitled = sorted({spec.model_owner, spec.lender})
-    b = theta[-1:] + shared_noise(mpc, secfxp, (1,), entitled, sigma2, rng)
-    out = await mpc.output(b, receivers=entitled)
-    intercept = float(np.asarray(out, dtype=float)[0]) if mpc.pid in entitled else None
-    return Coefficients(own, intercept)

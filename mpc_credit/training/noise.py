@@ -8,11 +8,12 @@ Randomness comes from the OS (`secrets.SystemRandom`) unless a test passes a see
 `random.Random`.
 
 Noise nobody can remove: for a value revealed to parties R, every other party samples its own
-noise vector at the full scale of the release and secret-shares it; the sum of the shares is
-added to the secret value before the output. No receiver learns any noise term; a coalition of
-the receivers with all contributors but one still faces one full-scale noise term it does not
-know, so the release is as private as a single mechanism at that scale (the others' noise only
-adds variance). The cost: the sum of k independent terms has k times the variance.
+share of the noise and secret-shares it; the sum of the shares is added to the secret value
+before the output. No receiver learns any share. Each of the c contributors draws variance
+sigma2 / (c - t + 1) (privacy.share_sigma2, t MPyC's threshold), so any coalition of at most t
+parties, receivers included, misses shares of total variance sigma2 at least: the release is
+as private as one draw at sigma2 against every coalition the honest-majority threat model
+admits, with the variance of one draw when the parties do not collude.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
+from mpc_credit.training.privacy import share_sigma2
 
 Rng = random.Random
 MAX_NOISE = 2**52  # |noise| below this stays exact through float64 (fixed-point input)
@@ -101,17 +104,20 @@ def shared_noise(
     sigma2: Fraction | None,
     rng: Rng | None = None,
 ) -> Any:
-    """Sum of secret-shared noise arrays, one from every party not in `receivers` (None: zero).
+    """Noise of total variance `sigma2` (None: zero), one share from every party not in
+    `receivers`.
 
     Each process calls this with the same arguments; a contributor samples its own integer
-    noise in the sectype's units (1 for SecInt, 2^-f for SecFxp), everyone else a placeholder.
+    share in the sectype's units (1 for SecInt, 2^-f for SecFxp), everyone else a placeholder.
     """
     zero = sectype.array(np.zeros(shape, dtype=np.int64))
     if sigma2 is None:
         return zero
     size = int(np.prod(shape))
     total = zero
-    for pid in contributors(len(mpc.parties), receivers):
+    who = contributors(len(mpc.parties), receivers)
+    sigma2 = share_sigma2(sigma2, len(who), mpc.threshold)
+    for pid in who:
         mine = gaussian_vector(size, sigma2, rng) if pid == mpc.pid else np.zeros(size, np.int64)
         total = total + mpc.input(_as_secure(sectype, mine.reshape(shape)), senders=pid)
     return total

@@ -7,10 +7,10 @@ factor = pdo / ln 2, offset = base_points - factor * ln(odds): the intercept and
 spread evenly over the features, so the model's own intercept is 0. The same float expression,
 in the same order, gives the same integers.
 
-Split between parties: an owner knows its features' WOE and noisy coefficients, and sends the
-model owner only `woe_i * c` per final bin (optbinning's unscaled "Points" column) with the bin
-layout; the model owner, which holds the intercept, scales and rounds, and writes the model file
-(mpc-credit/scorecard@1).
+Split between parties: an owner sends the model owner its kept features' bin layout and WOE per
+final bin (clipped as the regression saw them: post-processing of its noisy counts); the model
+owner, which alone holds the coefficients and the intercept, forms `woe_i * c` (optbinning's
+unscaled "Points" column), scales and rounds, and writes the model file (mpc-credit/scorecard@1).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 from mpc_credit.errors import SessionError
 from mpc_credit.jsonwire import encode
 from mpc_credit.scorecard.model import FORMAT, Scaling, from_dict, to_dict
+from mpc_credit.training.privacy import clipped_woe
 from mpc_credit.training.woe import Binned
 
 
@@ -36,11 +37,11 @@ class OwnerFeature:
     kind: str
     edges: tuple[float, ...]
     categories: tuple[tuple[str, ...], ...]
-    partial: tuple[float, ...]  # woe * coefficient per final bin, missing last
+    woe: tuple[float, ...]  # clipped WOE per final bin, missing last
 
 
-def owner_feature(owner: str, binned: Binned, coef: float) -> OwnerFeature:
-    """What the owner sends for one feature: its final bins and woe * c per bin."""
+def owner_feature(owner: str, binned: Binned, clip: float) -> OwnerFeature:
+    """What the owner sends for one feature: its final bins and clipped WOE per bin."""
     numeric = binned.cand.kind == "numeric"
     return OwnerFeature(
         name=binned.cand.name,
@@ -48,7 +49,7 @@ def owner_feature(owner: str, binned: Binned, coef: float) -> OwnerFeature:
         kind=binned.cand.kind,
         edges=binned.edges if numeric else (),
         categories=() if numeric else binned.categories,
-        partial=tuple(float(v) for v in np.asarray(binned.woe) * coef),
+        woe=tuple(float(v) for v in clipped_woe(binned.woe, clip)),
     )
 
 
@@ -67,13 +68,15 @@ def build_model(
     scaling: Scaling,
     cutoff: int,
     intercept: float,
-    features: Sequence[OwnerFeature],
+    features: Sequence[tuple[OwnerFeature, float]],
 ) -> dict[str, Any]:
-    """The model file dict (validated by scorecard.model.from_dict)."""
+    """The model file dict (validated by scorecard.model.from_dict) from features and their
+    coefficients."""
     n = len(features)
     out = []
-    for f in features:
-        pts = [int(p) for p in scaled_points(np.array(f.partial), intercept, n, scaling)]
+    for f, coef in features:
+        partial = np.array(f.woe) * coef
+        pts = [int(p) for p in scaled_points(partial, intercept, n, scaling)]
         entry: dict[str, Any] = {"name": f.name, "owner": f.owner, "kind": f.kind}
         if f.kind == "numeric":
             entry["edges"] = list(f.edges)
@@ -103,7 +106,7 @@ def features_to_bytes(features: Sequence[OwnerFeature]) -> bytes:
                 "kind": f.kind,
                 "edges": list(f.edges),
                 "categories": [list(g) for g in f.categories],
-                "partial": list(f.partial),
+                "woe": list(f.woe),
             }
             for f in features
         ]
@@ -122,7 +125,7 @@ def features_from_json(value: Any, sender: str) -> list[OwnerFeature]:
                     kind=str(f["kind"]),
                     edges=tuple(float(e) for e in f["edges"]),
                     categories=tuple(tuple(str(c) for c in g) for g in f["categories"]),
-                    partial=tuple(float(p) for p in f["partial"]),
+                    woe=tuple(float(p) for p in f["woe"]),
                 )
             )
     except (TypeError, KeyError, ValueError):

@@ -1,22 +1,26 @@
-"""One party's whole training session: align, bin, count, merge, regress, score points.
+"""One party's whole training session: align, bin, count, merge, gather statistics, fit, points.
 
 Every party runs `train(mpc, setup, table)` with the same public `setup` and its own table, in
 a started MPyC runtime whose pids follow `setup.parties`. What crosses, in order:
 
-1. feature names of each party (public schema);
+1. feature names of each party (public schema; excluded features never leave their owner);
 2. PSI between the lender and each other party with features (align.py): the lender's request,
    the owner's answer, the intersection positions, each point to point;
-3. candidate bin counts per feature (public), then the secure bad counts, each owner's revealed
-   to it alone with DP noise (counts.py);
-4. kept feature names and their final bin counts (public);
-5. the regression (logistic.py): coefficients to their owners, the intercept to the lender and
-   the model owner;
-6. each owner's final bins and woe * coefficient per bin to the model owner, which writes the
-   model file (points.py).
+3. candidate bin counts per feature (public), then the secure good and bad counts, each owner's
+   revealed to it alone with DP noise (counts.py; the lender's own counts stay local);
+4. every candidate feature's IV and whether it is kept, with the kept features' final bin
+   counts (public: post-processing of the noisy counts);
+5. the sufficient statistics A = X~^T X~, b = X~^T y of the kept WOE columns, to the model
+   owner alone, noisy where they hold others' data (stats.py);
+6. each owner's final bins and clipped WOE per bin to the model owner, which fits the
+   coefficients (ssp.py), drops features whose coefficient is 0 and writes the model file
+   (points.py); then the names of the features in the model (public).
 
 The lender shuffles its rows first (secret permutation), so the positions an owner learns in
-step 2 say nothing. DP: the run's budget `epsilon` (at ledger.DELTA) becomes zCDP rho, half for
-the counts and half for the coefficients; with `epsilon=None` nothing is noised (--no-dp).
+step 2 say nothing. DP: the run's budget `epsilon` (at ledger.DELTA) becomes zCDP rho, split by
+privacy.Budget; with `epsilon=None` nothing is noised (--no-dp). With `regression="logistic"`
+(--no-dp only) step 5 is instead the exact logistic fit of logistic.py, its coefficients to the
+model owner alone.
 """
 
 from __future__ import annotations
@@ -25,17 +29,19 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from fractions import Fraction
+from typing import Any, Literal
 
 import numpy as np
 
 from mpc_credit.errors import ModelError, SessionError, UsageError
 from mpc_credit.scorecard.model import Scaling
-from mpc_credit.training import align
+from mpc_credit.training import align, privacy, ssp
 from mpc_credit.training.bins import Candidates, onehot, propose
-from mpc_credit.training.counts import CountSpec, bad_counts, check_labels, count_sigma2
+from mpc_credit.training.counts import Counts, CountSpec, check_labels, label_counts, local_counts
 from mpc_credit.training.ledger import rho_for
-from mpc_credit.training.logistic import LrSpec, Sigmoid, fit
+from mpc_credit.training.logistic import LrSpec, Sigmoid
+from mpc_credit.training.logistic import fit as logistic_fit
 from mpc_credit.training.noise import Rng
 from mpc_credit.training.points import (
     OwnerFeature,
@@ -44,9 +50,11 @@ from mpc_credit.training.points import (
     features_to_bytes,
     owner_feature,
 )
+from mpc_credit.training.stats import StatsSpec, sufficient_statistics
 from mpc_credit.training.wire import parse, publish, send_to
 from mpc_credit.training.woe import Binned, Monotone, merge
 
+Regression = Literal["quadratic", "logistic"]
 DEFAULT_SCALING = Scaling(20, 50, 600)
 
 
@@ -59,14 +67,24 @@ class Options:
     scaling: Scaling = DEFAULT_SCALING
     epsilon: float | None = None  # total budget of the run; None: no DP
     bins: int = 10
-    monotone: Monotone = "auto"
+    monotone: Monotone = "auto"  # numeric features' trend, unless named in monotone_features
+    monotone_features: tuple[tuple[str, str], ...] = ()  # (feature, trend) overrides
+    exclude: tuple[str, ...] = ()  # features no party contributes (prohibited characteristics)
     min_share: float = 0.05
     min_iv: float = 0.02
-    c: float = 1.0
-    clip: float = 4.0
-    newton_steps: int = 10
-    polish_steps: int = 6
-    sigmoid: Sigmoid = "poly"  # "linear": quadratic model, for large n without DP
+    c: float = 1.0  # inverse ridge strength, as scikit-learn's C
+    clip: float | None = None  # WOE clip B; None: privacy.clip_for(epsilon)
+    regression: Regression = "quadratic"  # "logistic": the exact loss in MPC, --no-dp only
+    newton_steps: int = 10  # logistic only
+    polish_steps: int = 6  # logistic only
+    sigmoid: Sigmoid = "poly"  # logistic only
+
+    def woe_clip(self) -> float:
+        return privacy.clip_for(self.epsilon) if self.clip is None else self.clip
+
+    def trend(self, feature: str) -> Monotone:
+        """The monotone trend asked for `feature`."""
+        return dict(self.monotone_features).get(feature, self.monotone)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -83,8 +101,14 @@ class Setup:
             raise UsageError(
                 f"training needs at least 3 parties (honest majority), not {len(self.parties)}"
             )
-        if self.options.sigmoid == "linear" and self.options.epsilon is not None:
-            raise UsageError("the linear sigmoid has no DP bound: train with DP on the polynomial")
+        o = self.options
+        if o.regression == "logistic" and o.epsilon is not None:
+            raise UsageError(
+                "the exact logistic regression has no DP release: train with DP on the default "
+                "quadratic regression, or with --no-dp"
+            )
+        if not (o.c > 0 and o.woe_clip() > 0):
+            raise UsageError("--c and --woe-clip must be positive numbers")
         for role in (self.lender, self.model_owner):
             if role not in self.parties:
                 raise UsageError(f"{role!r} is not one of the parties {', '.join(self.parties)}")
@@ -111,9 +135,10 @@ class Outcome:
     rows: int  # the lender's training rows
     known: int  # of these, rows this party knows
     binning: list[Binned]  # this party's features, kept or not
-    coefficients: dict[str, float]  # this party's kept features
-    kept: list[list[str]]  # public: kept feature names by pid
-    intercept: float | None = None  # lender and model owner
+    kept: list[list[str]]  # public: the features in the model, by pid
+    ivs: list[dict[str, float]] = field(default_factory=list)  # public: every candidate's IV
+    coefficients: dict[str, float] = field(default_factory=dict)  # model owner: every feature's
+    intercept: float | None = None  # model owner
     model: dict[str, Any] | None = None  # model owner
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -124,6 +149,7 @@ async def train(mpc: Any, setup: Setup, table: Table, rng: Rng | None = None) ->
     me, names, opts = mpc.pid, list(setup.parties), setup.options
     lender, owner = names.index(setup.lender), names.index(setup.model_owner)
     clock = _Clock()
+    columns = {k: v for k, v in table.columns.items() if k not in opts.exclude}
     labels = None
     ids = list(table.ids)
     rows = np.zeros(0, dtype=np.int64)
@@ -131,53 +157,40 @@ async def train(mpc: Any, setup: Setup, table: Table, rng: Rng | None = None) ->
         rows = _secret_permutation(len(ids))
         ids = [ids[i] for i in rows]
         labels = check_labels(table.labels, len(rows))[rows]
-    features = await publish(mpc, list(table.columns), names, "feature list")
+    features = await publish(mpc, list(columns), names, "feature list")
     rows = await _align(mpc, lender, ids, features, names, rows)
     n = int((await publish(mpc, len(rows), names, "row count"))[lender])
     if len(rows) not in (0, n):
         raise SessionError(f"party {names[lender]} announced {n} rows, not the {len(rows)} aligned")
     rows = rows if len(rows) else np.full(n, -1, dtype=np.int64)
     clock.lap("alignment")
-    cands = [_propose(name, col, rows, opts.bins) for name, col in table.columns.items()]
-    x = np.hstack([onehot(c, table.columns[c.name], rows) for c in cands]) if cands else None
+    cands = [_propose(name, col, rows, opts.bins) for name, col in columns.items()]
+    x = np.hstack([onehot(c, columns[c.name], rows) for c in cands]) if cands else None
     widths = await publish(mpc, [c.n_bins for c in cands], names, "bin counts")
-    rho = setup.rho()
-    sigma2 = None if rho is None else count_sigma2(sum(len(w) for w in widths), rho / 2)
-    spec = CountSpec(n, lender, [sum(w) for w in widths], sigma2)
-    bad = await bad_counts(mpc, spec, x, labels, rng)
-    binned = _merged(cands, x, bad, opts)
+    counts = await _counts(mpc, setup, n, widths, x, labels, rng)
+    binned = _merged(cands, counts, opts)
     kept = [b for b in binned if b.kept]
     clock.lap("binning")
-    public = await publish(mpc, [[b.cand.name, len(b.woe)] for b in kept], names, "kept features")
-    columns = [len(k) for k in public]
-    if sum(columns) == 0:
+    public = await publish(mpc, [[b.cand.name, b.iv, b.kept] for b in binned], names, "IVs")
+    ncols = [sum(1 for f in p if f[2]) for p in public]
+    if sum(ncols) == 0:
         raise SessionError(f"no feature reaches the IV threshold {opts.min_iv}")
-    woe = _woe_columns(kept, cands, x)
-    lr = LrSpec(
-        n,
-        lender,
-        owner,
-        columns,
-        opts.c,
-        opts.clip,
-        opts.newton_steps,
-        opts.polish_steps,
-        None if rho is None else rho / 2,
-        opts.sigmoid,
-    )
-    coef = await fit(mpc, lr, woe, labels, rng)
+    clip = opts.woe_clip()
+    woe = _woe_units(kept, cands, x, clip)
+    coef = await _regression(mpc, setup, n, ncols, woe, labels, rng)
     clock.lap("regression")
-    own = np.minimum(coef.own, 0.0)  # noise may flip a sign: clipping is post-processing
-    mine = [owner_feature(names[me], b, float(c)) for b, c in zip(kept, own)]
-    model = await _collect(mpc, owner, mine, names, setup, coef.intercept)
+    mine = [owner_feature(names[me], b, clip) for b in kept]
+    model, coefficients, in_model = await _collect(mpc, owner, mine, names, setup, coef)
+    in_model = (await publish(mpc, in_model, names, "model features"))[owner]
     clock.lap("points")
     return Outcome(
         rows=n,
         known=int((rows >= 0).sum()),
         binning=binned,
-        coefficients={b.cand.name: float(c) for b, c in zip(kept, own)},
-        kept=[[k[0] for k in p] for p in public],
-        intercept=coef.intercept,
+        kept=in_model,
+        ivs=[{str(f[0]): float(f[1]) for f in p} for p in public],
+        coefficients=coefficients,
+        intercept=None if coef is None else coef.intercept,
         model=model,
         seconds=clock.laps,
     )
@@ -234,17 +247,49 @@ def _propose(name: str, column: np.ndarray, rows: np.ndarray, bins: int) -> Cand
     return propose(name, np.asarray(column)[rows[rows >= 0]], max_bins=bins)
 
 
-def _merged(cands: list[Candidates], x: Any, bad: Any, opts: Options) -> list[Binned]:
+def _fraction(x: float) -> Fraction:
+    return Fraction(x).limit_denominator(2**20)
+
+
+async def _counts(
+    mpc: Any,
+    setup: Setup,
+    n: int,
+    widths: list[Any],
+    x: np.ndarray | None,
+    labels: np.ndarray | None,
+    rng: Rng | None,
+) -> Counts | None:
+    """This party's good and bad counts: the owners' from the MPC, the lender's its own."""
+    names = list(setup.parties)
+    lender, owner = names.index(setup.lender), names.index(setup.model_owner)
+    exact_lender = lender == owner  # its counts reach no one else
+    rho = setup.rho()
+    sigma2 = None
+    if rho is not None:
+        noised = sum(len(w) for pid, w in enumerate(widths) if pid != lender or not exact_lender)
+        sigma2 = _fraction(privacy.count_sigma2(noised, privacy.Budget(rho).counts))
+    secure = [0 if pid == lender else sum(w) for pid, w in enumerate(widths)]
+    mine = x if mpc.pid != lender else None
+    got = await label_counts(mpc, CountSpec(n, lender, secure, sigma2), mine, labels, rng)
+    if mpc.pid == lender and x is not None:
+        return local_counts(x, labels, None if exact_lender else sigma2, rng)
+    return got
+
+
+def _merged(cands: list[Candidates], counts: Counts | None, opts: Options) -> list[Binned]:
+    if counts is None:
+        return []
+    total, bad = counts.clipped()
     out, start = [], 0
     for c in cands:
         stop = start + c.n_bins
-        total = x[:, start:stop].sum(axis=0)
         out.append(
             merge(
                 c,
-                total,
+                total[start:stop],
                 bad[start:stop],
-                monotone=opts.monotone,
+                monotone=opts.trend(c.name),
                 min_share=opts.min_share,
                 min_iv=opts.min_iv,
             )
@@ -253,7 +298,10 @@ def _merged(cands: list[Candidates], x: Any, bad: Any, opts: Options) -> list[Bi
     return out
 
 
-def _woe_columns(kept: list[Binned], cands: list[Candidates], x: Any) -> np.ndarray | None:
+def _woe_units(
+    kept: list[Binned], cands: list[Candidates], x: Any, clip: float
+) -> np.ndarray | None:
+    """This party's kept WOE columns, clipped, in integer units of 2^-WOE_BITS."""
     if not kept:
         return None
     starts = np.cumsum([0] + [c.n_bins for c in cands])
@@ -261,8 +309,48 @@ def _woe_columns(kept: list[Binned], cands: list[Candidates], x: Any) -> np.ndar
     cols = []
     for b in kept:
         i = index[b.cand.name]
-        cols.append(x[:, starts[i] : starts[i + 1]] @ b.candidate_woe())
+        cols.append(x[:, starts[i] : starts[i + 1]] @ privacy.woe_units(b.candidate_woe(), clip))
     return np.stack(cols, axis=1)
+
+
+def _stats_spec(setup: Setup, n: int, ncols: list[int]) -> tuple[StatsSpec, float]:
+    """The statistics' public spec and the sd of A's noise (WOE units; 0 without DP)."""
+    names = list(setup.parties)
+    lender, owner = names.index(setup.lender), names.index(setup.model_owner)
+    rho = setup.rho()
+    if rho is None:
+        return StatsSpec(n, lender, owner, ncols), 0.0
+    budget = privacy.Budget(rho)
+    d_own = ncols[owner]
+    da, db = privacy.stats_sensitivity(
+        sum(ncols) - d_own, d_own, setup.options.woe_clip(), lender == owner
+    )
+    va, vb = privacy.gaussian_sigma2(da, budget.a), privacy.gaussian_sigma2(db, budget.b)
+    unit = 2**privacy.WOE_BITS
+    spec = StatsSpec(n, lender, owner, ncols, _fraction(va * unit**4), _fraction(vb * unit**2))
+    return spec, va**0.5
+
+
+async def _regression(
+    mpc: Any,
+    setup: Setup,
+    n: int,
+    ncols: list[int],
+    woe: np.ndarray | None,
+    labels: np.ndarray | None,
+    rng: Rng | None,
+) -> ssp.Fit | None:
+    """The coefficients and intercept, at the model owner alone (None elsewhere)."""
+    names, o = list(setup.parties), setup.options
+    lender, owner = names.index(setup.lender), names.index(setup.model_owner)
+    if o.regression == "logistic":
+        lr = LrSpec(n, lender, owner, ncols, o.c, o.woe_clip(), o.newton_steps, o.polish_steps,
+                    o.sigmoid)  # fmt: skip
+        floats = None if woe is None else woe / 2**privacy.WOE_BITS
+        return await logistic_fit(mpc, lr, floats, labels)
+    spec, noise_sd = _stats_spec(setup, n, ncols)
+    stats = await sufficient_statistics(mpc, spec, woe, labels, rng)
+    return None if stats is None else ssp.fit(stats.a, stats.b, n, o.c, noise_sd)
 
 
 async def _collect(
@@ -271,20 +359,32 @@ async def _collect(
     mine: list[OwnerFeature],
     names: list[str],
     setup: Setup,
-    intercept: float | None,
-) -> dict[str, Any] | None:
-    """Every party's features to the model owner, which builds the model file."""
+    fit: ssp.Fit | None,
+) -> tuple[dict[str, Any] | None, dict[str, float], list[list[str]] | None]:
+    """Every party's features to the model owner, which builds the model file.
+
+    Returns, at the model owner: the model, every kept feature's coefficient, and the model's
+    features by pid (a feature whose coefficient is 0 scores the same in every bin: left out).
+    """
     gathered: list[OwnerFeature] = []
     for pid in range(len(names)):
         data = features_to_bytes(mine) if pid == mpc.pid else None
         got = await send_to(mpc, data, pid, owner)
         if mpc.pid == owner:
-            gathered += features_from_json(parse(got, "feature points", names[pid]), names[pid])
+            gathered += features_from_json(parse(got, "feature bins", names[pid]), names[pid])
     if mpc.pid != owner:
-        return None
-    assert intercept is not None
+        return None, {}, None
+    assert fit is not None
+    if len(gathered) != len(fit.coefficients):
+        raise SessionError("the owners' features do not match the regression's columns")
+    coefficients = {f.name: float(c) for f, c in zip(gathered, fit.coefficients)}
+    used = [(f, c) for f, c in zip(gathered, fit.coefficients) if c != 0]
+    if not used:
+        raise SessionError("every coefficient is 0: no feature separates good from bad here")
     o = setup.options
     try:
-        return build_model(o.name, o.scaling, o.cutoff, intercept, gathered)
+        model = build_model(o.name, o.scaling, o.cutoff, fit.intercept, used)
     except ModelError as exc:
         raise SessionError(f"the owners' features do not form a valid model: {exc}") from None
+    by_pid = [[f.name for f, _ in used if f.owner == p] for p in names]
+    return model, coefficients, by_pid

@@ -103,7 +103,6 @@ def test_too_few_rows_for_the_bins_asked(files):
     ("flags", "needle"),
     [
         (("--epsilon", "1", "--no-dp"), "either --epsilon or --no-dp, not both"),
-        ((), "give --epsilon E"),
         (("--epsilon", "0"), "--epsilon 0: must be a positive number"),
         (("--epsilon", "-2"), "--epsilon -2: must be a positive number"),
         (("--epsilon", "nan"), "must be a positive number"),
@@ -152,9 +151,24 @@ def test_label_of_a_party_without_data(files):
     refused(proc, files, "--label: 'lender' is not one of the --data parties")
 
 
-def test_linear_sigmoid_with_dp(files):
-    proc = cli(*train_args(*DP, "--sigmoid", "linear"), cwd=files)
-    refused(proc, files, "linear sigmoid has no DP bound")
+def test_exact_logistic_regression_with_dp(files):
+    proc = cli(*train_args(*DP, "--regression", "logistic"), cwd=files)
+    refused(proc, files, "the exact logistic regression has no DP release")
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (("--monotone", "duration_in_month:up"), "expected FEATURE:TREND"),
+        (("--c", "0"), "--c 0: must be a positive number"),
+        (("--woe-clip", "-1"), "--woe-clip -1: must be a positive number"),
+        (("--test-fraction", "1.5"), "--test-fraction 1.5: must lie strictly between 0 and 1"),
+        (("--test-fraction", "0.3", "--test-ids", "test.txt"), "not both"),
+        (("--regression", "tree"), "--regression"),
+    ],
+)
+def test_modelling_controls_are_checked_before_any_party_starts(files, flags, needle):
+    refused(cli(*train_args(*DP, *flags), cwd=files), files, needle)
 
 
 def test_output_over_an_input(files):

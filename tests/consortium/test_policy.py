@@ -235,3 +235,46 @@ def test_pki_init_sets_the_per_applicant_limit(tmp_path: Path) -> None:
     args = ["pki", "init", "--out", str(tmp_path), "--model", str(MODEL)]
     assert main([*args, "--per-applicant-daily", "3"]) == 0
     assert load_consortium(tmp_path / "consortium.json").policy.per_applicant_daily == 3
+
+
+def test_prohibited_features_are_part_of_the_consortium_file(tmp_path: Path) -> None:
+    m = M.with_policy(prohibited_features=("personal_status_and_sex", "age_in_years"))
+    m.cons.dump(tmp_path / "consortium.json")
+    cons = load_consortium(tmp_path / "consortium.json")
+    assert cons.policy.prohibited_features == ("personal_status_and_sex", "age_in_years")
+    data = json.loads((tmp_path / "consortium.json").read_text())
+    del data["policy"]["prohibited_features"]  # a file without it: nothing is prohibited
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert load_consortium(tmp_path / "old.json").policy.prohibited_features == ()
+    for bad, error in (
+        ("sex", ": expected a list of at most 200 feature names"),
+        ([f"f{i}" for i in range(201)], ": expected a list of at most 200 feature names"),
+        (["sex", 3], ": 3 is not a feature name"),
+        ([""], ": '' is not a feature name"),
+        (["  "], ": '  ' is not a feature name"),
+        (["x" * 65], r": 'x+\.\.\. is not a feature name"),
+        (["sex\n"], r": 'sex\\n' has a control character"),
+        (["sex", "Sex "], ": a feature is listed twice"),
+    ):
+        data["policy"]["prohibited_features"] = bad
+        (tmp_path / "bad.json").write_text(json.dumps(data))
+        with pytest.raises(UsageError, match=r"policy\.prohibited_features" + error):
+            load_consortium(tmp_path / "bad.json")
+
+
+def test_prohibited_in_matches_whole_names_ignoring_case_and_spaces() -> None:
+    m = M.with_policy(prohibited_features=("sex", "Age_In_Years"))
+    names = ["duration", "Sex", "age_in_years", "sex_code", "sex", " SEX ", "Sex"]
+    assert policy.prohibited_in(names, m.cons) == ["Sex", "age_in_years", "sex", " SEX "]
+    assert policy.prohibited_in(names, M.cons) == []  # no policy, nothing prohibited
+
+
+def test_pki_init_sets_the_prohibited_features(tmp_path: Path, capsys: Any) -> None:
+    from mpc_credit.cli.app import main
+
+    args = ["pki", "init", "--out", str(tmp_path), "--model", str(MODEL)]
+    assert main([*args, "--prohibit", "age_in_years", "--prohibit", "foreign_worker"]) == 0
+    cons = load_consortium(tmp_path / "consortium.json")
+    assert cons.policy.prohibited_features == ("age_in_years", "foreign_worker")
+    assert main([*args, "--force", "--prohibit", "sex", "--prohibit", "SEX"]) == 2
+    assert "--prohibit: a feature is listed twice" in capsys.readouterr().err

@@ -4,6 +4,7 @@ signature label, the consortium policy's trainers and the party's own privacy bu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -11,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from mpc_credit.consortium import reasons
+from mpc_credit.consortium import policy, reasons
 from mpc_credit.consortium.audit import TRAIN_RECORD_FIELDS, train_record
 from mpc_credit.consortium.broker import mosquitto_acl
 from mpc_credit.consortium.config import load_consortium, load_party_config
 from mpc_credit.consortium.control import TRAIN, ControlRequest, parse_control
-from mpc_credit.consortium.daemon.train_job import TrainingSide
+from mpc_credit.consortium.daemon.train_job import TrainingSide, session_options
 from mpc_credit.consortium.fields import MessageError
 from mpc_credit.consortium.ledger import QueryLedger, restore
 from mpc_credit.consortium.messages import REQUEST_LABEL, Topics, decode_request
@@ -79,6 +80,30 @@ def test_the_job_on_the_control_socket_has_the_same_schema() -> None:
         ("newton_steps", 10_000, "field 'newton_steps'"),
         ("name", "x" * 65, "field 'name'"),
         ("label", "a\nb", "field 'label'"),
+        ("exclude", "sex", "field 'exclude': expected a list of at most 200"),
+        ("exclude", [f"f{i}" for i in range(201)], "field 'exclude': expected a list"),
+        ("exclude", ["sex", 1], "field 'exclude': a feature name is not"),
+        ("exclude", ["x" * 65], "field 'exclude': a feature name is not"),
+        ("exclude", ["se\u202ex"], "field 'exclude': a feature name is not"),  # bidi control
+        ("exclude", ["sex", "sex"], "field 'exclude': a feature is listed twice"),
+        ("monotone", {"age": "ascending"}, "field 'monotone': expected a list"),
+        ("monotone", [["a", "auto"]] * 201, "field 'monotone': expected a list of at most 200"),
+        ("monotone", [["age", "ascending", "x"]], "field 'monotone': expected \\[feature"),
+        ("monotone", ["age:ascending"], "field 'monotone': expected \\[feature"),
+        ("monotone", [["", "ascending"]], "field 'monotone': a feature name is not"),
+        ("monotone", [["age", "up"]], "field 'monotone': a trend is not one of"),
+        ("monotone", [["age", "auto"], ["age", "none"]], "field 'monotone': a feature is listed"),
+        ("c", 0.0, "field 'c'"),
+        ("c", 1, "field 'c'"),  # a signed float stays a float
+        ("c", 2e6, "field 'c'"),
+        ("c", None, "field 'c'"),
+        ("clip", 0.001, "field 'clip'"),
+        ("clip", 101.0, "field 'clip'"),
+        ("clip", 4, "field 'clip'"),
+        ("clip", "4.0", "field 'clip'"),
+        ("regression", "ridge", "field 'regression'"),
+        ("regression", None, "field 'regression'"),
+        ("regression", "logistic", "field 'regression': the exact logistic regression has no DP"),
     ],
 )
 def test_a_job_outside_its_bounds_is_refused(field: str, value: Any, error: str) -> None:
@@ -86,6 +111,69 @@ def test_a_job_outside_its_bounds_is_refused(field: str, value: Any, error: str)
     body["job"][field] = value
     with pytest.raises(MessageError, match=error):
         decode_train_request(json.dumps(body), M.cons)
+
+
+FULL = TrainJob(
+    name="joint",
+    label="default",
+    cutoff=520,
+    bins=8,
+    exclude=("personal_status_and_sex", "age_in_years"),
+    monotone=(("duration_in_month", "descending"), ("credit_history", "none")),
+    c=0.5,
+    clip=2.5,
+)
+
+
+def test_the_jobs_feature_and_regression_options_round_trip_signed() -> None:
+    logistic = TrainJob(name="joint", label="default", cutoff=520, regression="logistic", c=3.0)
+    for job in (FULL, logistic):
+        req = signed(job=job)
+        assert decode_train_request(req.to_json(), M.cons) == req
+        assert check(req) is None  # the signature covers the new fields as sent
+    body = json.loads(signed(job=FULL).to_json())["job"]
+    assert body["exclude"] == ["personal_status_and_sex", "age_in_years"]
+    assert body["monotone"] == [["duration_in_month", "descending"], ["credit_history", "none"]]
+    assert (body["c"], body["clip"], body["regression"]) == (0.5, 2.5, "quadratic")
+    assert json.loads(signed().to_json())["job"]["clip"] is None
+    # the job as a caller builds it from lists is the job decoded: tuples, hashable
+    assert TrainJob(**{**body, "exclude": list(FULL.exclude)}) == FULL
+    hash(FULL)
+
+
+def test_a_job_maps_onto_the_sessions_options() -> None:
+    o = FULL.options()
+    assert o.exclude == FULL.exclude and o.monotone_features == FULL.monotone
+    assert (o.c, o.clip, o.woe_clip(), o.regression, o.bins) == (0.5, 2.5, 2.5, "quadratic", 8)
+    assert o.trend("duration_in_month") == "descending" and o.trend("other") == "auto"
+    d = JOB.options()
+    assert (d.exclude, d.monotone_features, d.c, d.clip, d.regression) == (
+        (),
+        (),
+        1.0,
+        None,
+        "quadratic",
+    )
+
+
+@pytest.mark.parametrize("field", ["exclude", "monotone", "c", "clip", "regression"])
+def test_a_job_of_an_older_version_without_the_new_fields_is_refused(field: str) -> None:
+    body = signed().body()
+    del body["job"][field]
+    with pytest.raises(MessageError, match=f"missing field '{field}'"):
+        decode_train_request(json.dumps(body), M.cons)
+
+
+def test_a_party_excludes_the_jobs_and_the_policys_features() -> None:
+    m = M.with_policy(prohibited_features=("age_in_years", "foreign_worker", "sex"))
+    job = TrainJob(name="j", label="default", cutoff=520, exclude=("telephone", "age_in_years"))
+    columns = ["duration_in_month", "Foreign_Worker", "SEX", "telephone", "housing"]
+    o = session_options(job, m.cons, columns)
+    want = ("telephone", "age_in_years", "foreign_worker", "sex", "Foreign_Worker", "SEX")
+    assert o.exclude == want  # the job's, the policy's, and the CSV's spelling of them
+    assert o == dataclasses.replace(job.options(), exclude=want)  # nothing else changes
+    assert policy.exclusion(job, M.cons) == job.exclude  # no policy: the job's alone
+    assert session_options(JOB, m.cons).exclude == m.cons.policy.prohibited_features
 
 
 def test_the_signature_labels_keep_scoring_and_training_apart() -> None:
@@ -129,7 +217,8 @@ def test_the_training_topic_is_parsed_and_only_trainers_may_write_it() -> None:
 def test_the_audit_record_holds_public_facts_only() -> None:
     rec = train_record(signed(), "done", kind="failed", seconds=1.5, received=True)
     assert set(rec) - {"kind", "seconds", "received"} == TRAIN_RECORD_FIELDS
-    assert rec["epsilon"] == 1.0 and rec["job"] == "train" and rec["model_name"] == "joint"
+    assert rec["epsilon"] == 1.0 and rec["dp"] is True and rec["job"] == "train"
+    assert rec["model_name"] == "joint"
 
 
 def test_pki_init_writes_trainers_training_data_and_a_budget(tmp_path: Path) -> None:
@@ -172,6 +261,25 @@ def test_a_party_refuses_without_training_data_or_past_its_budget(tmp_path: Path
     assert [r["run"] for r in again.ledger.runs] == [first.session]
     again.refund(first)
     assert TrainingSide(load_party_config(toml)).ledger.runs == []
+
+
+def test_a_run_without_dp_is_recorded_at_acceptance_and_never_refunded(tmp_path: Path) -> None:
+    from mpc_credit.consortium.create import init_consortium
+
+    train = tmp_path / "t.csv"
+    train.write_text("applicant_id,default\nA1,0\n")
+    init_consortium(tmp_path, MODEL, training={"bank": train})
+    bank = TrainingSide(load_party_config(tmp_path / "bank" / "party.toml"))
+    req = signed(job=TrainJob(name="joint", label="default", cutoff=520))
+    assert bank.refusal(req) is None and bank.charge(req) is None
+    bank.refund(req)  # the record says the run was accepted: it stays
+    again = TrainingSide(load_party_config(tmp_path / "bank" / "party.toml")).ledger
+    assert [(r["run"], r["rho"], r["dp"]) for r in again.runs] == [(req.session, None, False)]
+    assert again.no_dp_runs() == 1 and again.spent() == 0.0
+    replay = bank.charge(req)
+    assert replay is not None and replay.category == reasons.REPLAYED
+    rec = train_record(req, "accepted", port=30000)
+    assert rec["dp"] is False and rec["epsilon"] is None
 
 
 def test_privacy_budget_must_be_a_finite_epsilon(tmp_path: Path) -> None:

@@ -1,9 +1,8 @@
 """`mpc-credit train` end to end through the real command line, on the German credit parties.
 
 Three party processes over mutual TLS train on 700 applicants and hold 300 out; the holdout is
-scored by a second MPC session. The no-DP run uses the linear sigmoid and 2 Newton steps, the
-DP run the polynomial with 2 + 1 steps: the tests check the plumbing and the ledger, not the
-optimizer (tests/training holds that), and stay fast.
+scored by a second MPC session. Both runs use the default one-shot regression: the tests check
+the plumbing, the ledger, the guardrails and the report (tests/training holds the mechanism).
 """
 
 from __future__ import annotations
@@ -24,15 +23,13 @@ from mpc_credit.training.metrics import metrics
 from tests.conftest import OWNERS
 from tests.local.train_inputs import cli, train_args, write_inputs
 
-FAST = ("--sigmoid", "linear", "--newton-steps", "2")
-
 
 @pytest.fixture(scope="module")
 def no_dp_run(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("train")
     write_inputs(folder)
     (folder / "scoring").mkdir()
-    extra = ["--no-dp", *FAST, "--test-ids", "test.txt", "--report", "report"]
+    extra = ["--no-dp", "--test-ids", "test.txt", "--report", "report"]
     proc = cli(*train_args(*extra, "--scoring-data", "scoring"), cwd=folder)
     assert proc.returncode == 0, proc.stderr
     return folder, proc
@@ -45,12 +42,15 @@ def labels_of(folder: Path, ids: list[str]) -> np.ndarray:
     return np.array([by_id[a] for a in ids])
 
 
-def test_no_dp_run_is_announced_loudly_and_spends_no_budget(no_dp_run):
+def test_no_dp_run_is_announced_loudly_and_recorded_in_every_ledger(no_dp_run):
     folder, proc = no_dp_run
     warning = [line for line in proc.stderr.splitlines() if "WARNING" in line]
     assert len(warning) == 1 and "no differential privacy protects the applicants" in warning[0]
-    assert "privacy: none (--no-dp)" in proc.stdout
-    assert not (folder / "ledgers").exists()
+    assert "privacy: none (--no-dp); recorded as a run without DP" in proc.stdout
+    for o in OWNERS:
+        runs = json.loads((folder / "ledgers" / f"{o}.json").read_text())["runs"]
+        assert [(r["rho"], r["dp"]) for r in runs] == [(None, False)]
+    assert "checks: no warning" in proc.stdout
 
 
 def test_model_loads_and_scores_with_simulate_as_the_holdout_said(no_dp_run):
@@ -92,24 +92,26 @@ def test_scoring_csvs_hold_the_models_columns_and_no_label(no_dp_run):
 
 
 def test_report_has_the_tables_and_plots(no_dp_run):
+    import hashlib
+
     folder, _ = no_dp_run
     page = (folder / "report" / "index.html").read_text()
     model = json.loads((folder / "model.json").read_text())
-    for section in ("Holdout", "AUC", "Privacy spent", "Model", "Binning of bank"):
+    for section in ("Holdout", "AUC", "Privacy", "Model", "Binning of bank", "Gains"):
         assert section in page
+    assert hashlib.sha256((folder / "model.json").read_bytes()).hexdigest() in page
     for f in model["features"]:
         assert f">{f['name']} <small>({f['owner']})" in page
     for name in ("status_of_existing_checking_account", "duration_in_month"):  # bank's own
         assert re.search(rf"<h3>{name}: IV \d", page)
     assert "<h3>credit_history: IV" not in page  # the bureau's counts stay with the bureau
-    assert "no differential privacy" in page
-    for png in ("roc.png", "scores.png"):
-        assert (folder / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "No differential privacy" in page
+    assert page.count('src="data:image/png;base64,') == 3  # ROC, scores, calibration
 
 
 def test_dp_run_charges_every_ledger_and_a_run_past_the_budget_is_refused(tmp_path):
     write_inputs(tmp_path)
-    dp = ["--epsilon", "1", "--newton-steps", "2", "--polish-steps", "1", "--budget", "1.2"]
+    dp = ["--epsilon", "1", "--budget", "1.2"]
     proc = cli(*train_args(*dp, "--test-ids", "test.txt"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "WARNING" not in proc.stderr
@@ -129,3 +131,23 @@ def test_dp_run_charges_every_ledger_and_a_run_past_the_budget_is_refused(tmp_pa
     assert not (tmp_path / "model.json").exists()
     after = {o: json.loads((tmp_path / "ledgers" / f"{o}.json").read_text()) for o in OWNERS}
     assert after == ledgers  # a refused run spends nothing
+
+
+def test_holdout_by_fraction_exclusion_and_strict_guardrails(tmp_path):
+    """The lender draws its own holdout; excluded columns never reach the model; a cutoff that
+    approves almost nobody is a named warning, and --strict refuses to write that model."""
+    write_inputs(tmp_path)
+    args = train_args("--test-fraction", "0.3", "--seed", "7", "--exclude", "age_in_years",
+                      "--exclude", "personal_status_and_sex", "--no-dp")  # fmt: skip
+    high = [a if a != "520" else "800" for a in args]  # approves under 5 % of the holdout
+    strict = cli(*high, "--strict", cwd=tmp_path)
+    assert strict.returncode == 4, strict.stderr
+    err = strict.stderr.strip().splitlines()[-1]
+    assert "--strict: the model is not written" in err and "[cutoff-approval]" in err
+    assert not (tmp_path / "model.json").exists()
+    loose = cli(*high, cwd=tmp_path)
+    assert loose.returncode == 0, loose.stderr
+    assert re.search(r"warning \[cutoff-approval\]: .*approves", loose.stdout), loose.stdout
+    assert "holdout: 300 applicants" in loose.stdout
+    names = {f["name"] for f in json.loads((tmp_path / "model.json").read_text())["features"]}
+    assert names and not names & {"age_in_years", "personal_status_and_sex"}

@@ -5,7 +5,8 @@ secure steps (the others get placeholders inside the protocol). Prints one JSON 
 what this process received.
 
 mode `steps`: synthetic data; pid 0 the lender (labels, 2 WOE columns), pid 1 the model owner
-(3 columns), pid 2 an owner (2 columns); counts and regression, with and without noise.
+(3 columns), pid 2 an owner (2 columns); counts, sufficient statistics and the exact logistic
+fit, with and without noise.
 mode `session`: the first ROWS German credit applicants split over bank (lender), bureau
 (model owner) and telco (which does not know every applicant); the whole session.
 """
@@ -22,18 +23,23 @@ import numpy as np
 
 from mpc_credit.engine.runtime import make_runtime
 from mpc_credit.local.ports import free_ports
-from mpc_credit.training.counts import CountSpec, bad_counts
+from mpc_credit.training.counts import CountSpec, label_counts
 from mpc_credit.training.logistic import LrSpec, fit
+from mpc_credit.training.privacy import woe_units
 from mpc_credit.training.session import Options, Setup, Table, train
+from mpc_credit.training.stats import StatsSpec, sufficient_statistics
 
 N = 120
 COLUMNS = [2, 3, 2]
 WIDTHS = [5, 4, 3]
 LENDER, MODEL_OWNER = 0, 1
 LR = LrSpec(N, LENDER, MODEL_OWNER, COLUMNS, newton_steps=4, polish_steps=1)
+STATS = StatsSpec(N, LENDER, MODEL_OWNER, COLUMNS)
+REPEATS = 30
+NOISY_STATS = StatsSpec(N, LENDER, MODEL_OWNER, COLUMNS, Fraction(10**8), Fraction(10**4))
 ROWS = 400
 PARTIES = ("bank", "bureau", "telco")
-SETUP = Setup(PARTIES, "bank", "bureau", Options("joint", 500, newton_steps=4, polish_steps=2))
+SETUP = Setup(PARTIES, "bank", "bureau", Options("joint", 500))
 
 
 def data() -> dict[str, object]:
@@ -75,18 +81,26 @@ async def steps(mpc) -> dict[str, object]:
     pid = mpc.pid
     labels = d["y"] if pid == LENDER else None
     mine = d["onehots"][pid]
-    exact = await bad_counts(mpc, CountSpec(N, LENDER, WIDTHS), mine, labels)
-    noisy = await bad_counts(mpc, CountSpec(N, LENDER, WIDTHS, Fraction(400)), mine, labels)
+    exact = await label_counts(mpc, CountSpec(N, LENDER, WIDTHS), mine, labels)
+    noisy = await label_counts(mpc, CountSpec(N, LENDER, WIDTHS, Fraction(400)), mine, labels)
+    units = woe_units(own_woe(pid, d["woe"]), 4.0)
+    stats = await sufficient_statistics(mpc, STATS, units, labels)
+    noisy_stats = await sufficient_statistics(mpc, NOISY_STATS, units, labels)
     coef = await fit(mpc, LR, own_woe(pid, d["woe"]), labels)
-    dp = LrSpec(N, LENDER, MODEL_OWNER, COLUMNS, newton_steps=1, polish_steps=0, rho=1.0)
-    coef_dp = await fit(mpc, dp, own_woe(pid, d["woe"]), labels)
+    repeats = []  # the noise the owner sees over repeated releases, for the distribution test
+    for _ in range(REPEATS):
+        again = await label_counts(mpc, CountSpec(N, LENDER, WIDTHS, Fraction(400)), mine, labels)
+        repeats += (again.bad - exact.bad).tolist() + (again.good - exact.good).tolist()
     return {
-        "exact": listed(exact),
-        "noisy": listed(noisy),
-        "coef": listed(coef.own),
-        "intercept": coef.intercept,
-        "coef_dp": listed(coef_dp.own),
-        "intercept_dp": coef_dp.intercept,
+        "repeats": repeats,
+        "exact": [listed(exact.good), listed(exact.bad)],
+        "noisy": [listed(noisy.good), listed(noisy.bad)],
+        "a": None if stats is None else listed(stats.a),
+        "b": None if stats is None else listed(stats.b),
+        "noisy_a": None if noisy_stats is None else listed(noisy_stats.a),
+        "noisy_b": None if noisy_stats is None else listed(noisy_stats.b),
+        "coef": None if coef is None else listed(coef.coefficients),
+        "intercept": None if coef is None else coef.intercept,
     }
 
 
@@ -97,6 +111,7 @@ async def session(mpc) -> dict[str, object]:
         "known": out.known,
         "kept": out.kept,
         "coefficients": out.coefficients,
+        "ivs": out.ivs,
         "intercept": out.intercept,
         "model": out.model,
     }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from scipy.optimize import minimize
@@ -54,7 +52,7 @@ def test_coefficients_match_scikit_learn(solo_runtime) -> None:
     assert (sk.coef_ < 0).all()  # the sign constraint is inactive here
     spec = solo_spec(x, newton_steps=10, polish_steps=0)
     got = solo_runtime.run(fit(solo_runtime, spec, x, y))
-    assert np.abs(got.own - sk.coef_[0]).max() < TOLERANCE
+    assert np.abs(got.coefficients - sk.coef_[0]).max() < TOLERANCE
     assert abs(got.intercept - sk.intercept_[0]) < TOLERANCE
 
 
@@ -65,18 +63,9 @@ def test_sign_constraint_reaches_the_constrained_optimum(solo_runtime) -> None:
     want = plain_optimum(x, y, 1.0, constrained=True)
     spec = solo_spec(x, newton_steps=6, polish_steps=12)
     got = solo_runtime.run(fit(solo_runtime, spec, x, y))
-    assert (got.own <= 0).all()
-    assert np.abs(got.own - want[:-1]).max() < TOLERANCE
+    assert (got.coefficients <= 0).all()
+    assert np.abs(got.coefficients - want[:-1]).max() < TOLERANCE
     assert abs(got.intercept - want[-1]) < TOLERANCE
-
-
-def test_sensitivity_and_noise_follow_the_stated_bound() -> None:
-    spec = LrSpec(n=700, lender=0, model_owner=0, columns=[8, 4], c=0.5, clip=2.0, rho=0.25)
-    lipschitz = math.sqrt(12 * 4 + 1)
-    assert spec.sensitivity() == pytest.approx(2 * lipschitz * 0.5)
-    sigma2 = float(spec.noise_sigma2()) / 4**16
-    assert sigma2 == pytest.approx(spec.sensitivity() ** 2 / 0.5)
-    assert LrSpec(n=10, lender=0, model_owner=0, columns=[1]).noise_sigma2() is None
 
 
 def test_woe_shape_is_checked(solo_runtime) -> None:
@@ -109,11 +98,9 @@ def test_linear_sigmoid_solves_the_quadratic_model_in_one_step(solo_runtime) -> 
     want = np.linalg.solve(x1.T @ x1 / (4 * n) + lam * np.eye(d + 1), x1.T @ (y - 0.5) / n)
     spec = LrSpec(n, 0, 0, [d], newton_steps=1, polish_steps=0, sigmoid="linear")
     got = solo_runtime.run(fit(solo_runtime, spec, x, y))
-    assert np.abs(got.own - want[:-1]).max() < 0.01
+    assert np.abs(got.coefficients - want[:-1]).max() < 0.01
     sk = LogisticRegression(C=1.0, max_iter=10000).fit(x, y)
-    assert abs(roc_auc_score(y, x @ got.own) - roc_auc_score(y, x @ sk.coef_[0])) < 0.005
-    with pytest.raises(ValueError, match="no DP"):
-        LrSpec(n, 0, 0, [d], sigmoid="linear", rho=0.1)
+    assert abs(roc_auc_score(y, x @ got.coefficients) - roc_auc_score(y, x @ sk.coef_[0])) < 0.005
 
 
 def test_linear_sigmoid_steps_reach_the_constrained_quadratic_optimum(solo_runtime) -> None:
@@ -132,6 +119,6 @@ def test_linear_sigmoid_steps_reach_the_constrained_quadratic_optimum(solo_runti
     ).x  # fmt: skip
     spec = LrSpec(n, 0, 0, [d], newton_steps=6, polish_steps=12, sigmoid="linear")
     got = solo_runtime.run(fit(solo_runtime, spec, x, y))
-    assert (got.own <= 0).all()
-    assert np.abs(got.own - want[:-1]).max() < TOLERANCE
+    assert (got.coefficients <= 0).all()
+    assert np.abs(got.coefficients - want[:-1]).max() < TOLERANCE
     assert abs(got.intercept - want[-1]) < TOLERANCE

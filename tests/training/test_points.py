@@ -50,7 +50,7 @@ def test_model_file_from_owner_features() -> None:
     cat = Candidates("job", "categorical", groups=(("a",), ("b",), ("c", "d")))
     b1 = merge(num, np.array([100, 300, 300, 200, 10]), np.array([50, 90, 60, 30, 3]))
     b2 = merge(cat, np.array([400, 300, 210, 0]), np.array([60, 90, 120, 0]))
-    feats = [owner_feature("telco", b1, -0.9), owner_feature("bank", b2, -0.7)]
+    feats = [(owner_feature("telco", b1, 4.0), -0.9), (owner_feature("bank", b2, 4.0), -0.7)]
     model = build_model("m", Scaling(20, 50, 600), 520, -0.85, feats)
     card = from_dict(model)
     assert [f.name for f in card.features] == ["age", "job"]
@@ -71,7 +71,8 @@ def test_owner_features_travel_as_json_and_garbage_is_one_error() -> None:
 
     cand = Candidates("job", "categorical", groups=(("a",), ("b", "c")))
     b = merge(cand, np.array([500, 400, 100]), np.array([60, 120, 10]), min_share=0.0)
-    sent = [owner_feature("telco", b, -0.7)]
+    sent = [owner_feature("telco", b, 1.0)]
+    assert max(abs(w) for w in sent[0].woe) <= 1.0  # the clipped WOE the regression saw
     assert features_from_json(decode(features_to_bytes(sent)), "telco") == sent
     with pytest.raises(SessionError, match="party telco sent malformed"):
         features_from_json([{"name": "x"}], "telco")

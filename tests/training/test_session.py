@@ -35,13 +35,14 @@ def test_what_each_party_learns(received) -> None:
     assert bank["rows"] == telco["rows"] == party.ROWS
     assert bank["known"] == party.ROWS and telco["known"] == party.ROWS - 40
     assert bank["kept"] == bureau["kept"] == telco["kept"]  # public: kept names per party
-    for pid, got in enumerate(received):
-        assert list(got["coefficients"]) == got["kept"][pid]  # own coefficients only
-        assert all(c <= 0 for c in got["coefficients"].values())
-    assert telco["intercept"] is None
-    assert bank["intercept"] == bureau["intercept"] is not None
-    model_names = [f["name"] for f in bureau["model"]["features"]]
-    assert model_names == [n for kept in bank["kept"] for n in kept]
+    assert bank["ivs"] == bureau["ivs"] == telco["ivs"]  # public: every candidate's IV
+    for got in (bank, telco):  # coefficients and intercept reach the model owner alone
+        assert got["coefficients"] == {} and got["intercept"] is None
+    assert bureau["intercept"] is not None
+    assert all(c <= 0 for c in bureau["coefficients"].values())
+    in_model = [n for kept in bank["kept"] for n in kept]
+    assert [f["name"] for f in bureau["model"]["features"]] == in_model
+    assert in_model == [n for n, c in bureau["coefficients"].items() if c != 0]
 
 
 def test_fewer_than_three_parties_are_refused() -> None:

@@ -3,8 +3,9 @@
 Over `mpc_credit.consortium.audit.AuditLog` (signed, hash-chained JSON lines, fsync):
 
 - `accepted` is written and on disk BEFORE the session is acknowledged and runs (write-ahead;
-  a training session's line holds its epsilon, charged to the party's privacy ledger just
-  before the line is written, so no crash loses a charge):
+  a training session's line holds its epsilon and `dp` (false without DP), charged or
+  recorded in the party's privacy ledger just before the line is written, so no crash loses
+  a charge):
   a crash loses neither its nonce nor its budget entry; when it cannot be written (AuditError,
   a full disk), or the disk lacks the room to record the session to its end (its batch's
   ids and its end line, `room_needed`), the caller refuses the session rather than run it

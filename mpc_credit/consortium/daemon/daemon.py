@@ -67,7 +67,7 @@ from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.consortium.train_request import TrainRequest
 from mpc_credit.engine.links import TlsContexts
 from mpc_credit.engine.runtime import load_mpyc
-from mpc_credit.errors import RefusedError, SessionError, UsageError
+from mpc_credit.errors import DataError, RefusedError, SessionError, UsageError
 from mpc_credit.jsonwire import emit
 
 log = logging.getLogger("mpc_credit.daemon")
@@ -100,7 +100,7 @@ class PartyDaemon:
         self.key = load_signing_key(cfg.signing_key)
         tls = TlsContexts.load(cfg.folder, self.me.pid) if cfg.mpc_tls else None
         self.data = LocalData(cfg)
-        self.training = TrainingSide(cfg)
+        self.training = TrainingSide(cfg, self.cons)
         self.audit = DaemonAudit(cfg.audit, cfg.party, self.key)
         self.nonces = NonceCache(self.cons.policy.timestamp_window)
         self.ledger = QueryLedger()
@@ -216,12 +216,15 @@ class PartyDaemon:
     def _write_ahead(self, req: Request | TrainRequest, port: int) -> Refusal | None:
         """On disk before the session is acknowledged: a training run's charge to this party's
         privacy ledger, then the `accepted` audit line; the refusal when either fails (a
-        charge whose audit line failed stays, as it would after a crash between the two)."""
+        charge whose audit line failed stays, as it would after a crash between the two;
+        a ledger another process filled since admission refuses as its pre-check would)."""
         try:
             if isinstance(req, TrainRequest):
-                self.training.charge(req)
+                full = self.training.charge(req)
+                if full is not None:
+                    return full
             self.audit.accepted(req, port)
-        except (AuditError, OSError) as exc:
+        except (AuditError, OSError, DataError) as exc:
             log.error("refusing session %s: %s", req.session, exc)
             return Refusal(f"party {self.party} cannot write its audit log or ledger", AUDIT_DOWN)
         return None

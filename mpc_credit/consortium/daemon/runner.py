@@ -59,7 +59,7 @@ from mpc_credit.engine.links import (
 )
 from mpc_credit.engine.runtime import close_runtime, make_runtime
 from mpc_credit.engine.session import Prepared, SessionSpec, assemble, execute
-from mpc_credit.errors import MpcCreditError, SessionError, TimedOutError
+from mpc_credit.errors import DataError, MpcCreditError, SessionError, TimedOutError
 from mpc_credit.scorecard.reveal import Result, result_fields
 
 log = logging.getLogger("mpc_credit.daemon")
@@ -140,7 +140,7 @@ class SessionRunner:
         if isinstance(s.req, TrainRequest):
             try:
                 self.training.refund(s.req)
-            except OSError as exc:
+            except (OSError, DataError) as exc:  # unwritable, or made malformed meanwhile
                 log.error("session %s: privacy charge kept: %s", s.sid, exc)
 
     async def _fail(self, s: Session, error: SessionError | None) -> None:

@@ -2,15 +2,17 @@
 
 One consortium serves the module: the German credit parties, the bank's training CSV with the
 label joined (tests/local/train_inputs.py), bank the only trainer, telco with a privacy budget
-of 0.5. The success path trains without DP on the linear sigmoid (fast) and compares the model
-with the one-machine `train` on the same files and options: the lender's secret permutation
-changes the fixed-point rounding, so the kept features and edges must be equal and the points
-within 1.
+of 0.5, and a policy that prohibits two of telco's columns (sex and marital status, age). The
+success path trains without DP on the linear sigmoid (fast) and compares the model with the
+one-machine `train` on the same files and options (less the prohibited columns): the lender's
+secret permutation changes the fixed-point rounding, so the kept features and edges must be
+equal and the points within 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from mpc_credit.consortium.audit import (
     TRAIN_RECORD_FIELDS,
     verify,
 )
+from mpc_credit.consortium.config import load_consortium
 from mpc_credit.consortium.requester import train_request
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.consortium.train_request import TRAIN_LABEL, TrainJob, new_train_request
@@ -39,6 +42,7 @@ FAST = TrainJob(
     name="joint", label="default", cutoff=520, sigmoid="linear", newton_steps=2, polish_steps=2
 )
 TELCO_BUDGET = 0.5
+PROHIBITED = ("personal_status_and_sex", "age_in_years")  # telco's columns
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, inputs: dict[str, Path]) -
     text = toml.read_text()
     assert "privacy_budget = 10.0" in text
     toml.write_text(text.replace("privacy_budget = 10.0", f"privacy_budget = {TELCO_BUDGET}"))
+    policy = dataclasses.replace(c.cons.policy, prohibited_features=PROHIBITED)
+    dataclasses.replace(c.cons, policy=policy).dump(c.root / "consortium.json")
+    c.cons = load_consortium(c.root / "consortium.json")
+    assert c.cons.policy.prohibited_features == PROHIBITED
     with c.running() as running:
         yield running
 
@@ -66,6 +74,16 @@ def _train_args(cluster: Cluster, *extra: str) -> list[str]:
 
 def _features(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["name"]: f for f in model["features"]}
+
+
+def _ledger(cluster: Cluster, party: str) -> list[dict[str, Any]]:
+    """The runs in the party's privacy ledger (none while it has no file)."""
+    path = cluster.root / party / "privacy.json"
+    return json.loads(path.read_text())["runs"] if path.exists() else []
+
+
+def _dp_runs(cluster: Cluster, party: str) -> list[dict[str, Any]]:
+    return [r for r in _ledger(cluster, party) if r.get("dp", True)]
 
 
 async def test_training_through_the_daemons_gives_the_one_machine_model(
@@ -93,7 +111,7 @@ async def test_training_through_the_daemons_gives_the_one_machine_model(
         lender="bank",
         label="default",
         model_owner="bank",
-        options=FAST.options(),
+        options=dataclasses.replace(FAST.options(), exclude=PROHIBITED),  # as the policy says
         out=tmp_path / "local.json",
         ledger_dir=tmp_path / "ledgers",
         budget=10.0,
@@ -103,6 +121,7 @@ async def test_training_through_the_daemons_gives_the_one_machine_model(
     assert got["name"] == want["name"] and got["cutoff"] == want["cutoff"]
     g, w = _features(got), _features(want)
     assert list(g) == list(w) and len(g) >= 5  # the same kept features, in order
+    assert not set(PROHIBITED) & set(g)
     for name, f in w.items():
         assert g[name]["owner"] == f["owner"]
         assert g[name].get("edges") == f.get("edges"), name
@@ -119,9 +138,38 @@ async def test_training_through_the_daemons_gives_the_one_machine_model(
         assert [r["outcome"] for r in recs][-2:] == ["accepted", "done"], (party, recs)
         for r in recs[-2:]:
             assert set(r) <= TRAIN_RECORD_FIELDS | set(SESSION_EXTRAS) | ENVELOPE
-            assert r["epsilon"] is None and r["requester"] == "bank"
+            assert r["epsilon"] is None and r["dp"] is False and r["requester"] == "bank"
         assert recs[-1]["received"] is (party == "bank")
-        assert not (cluster.root / party / "privacy.json").exists()  # no DP: nothing charged
+        # no DP: nothing charged, but the run is on record (exact statistics went into it)
+        runs = _ledger(cluster, party)
+        assert [(r["run"], r["rho"], r["dp"]) for r in runs] == [(recs[-1]["session"], None, False)]
+
+
+async def test_prohibited_and_excluded_features_never_reach_the_model(
+    cluster: Cluster, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    # on one machine, without exclusions, telco's age and housing are in the model
+    local = Training(
+        data={n: inputs[n] for n in NAMES},
+        lender="bank",
+        label="default",
+        model_owner="bank",
+        options=FAST.options(),
+        out=tmp_path / "local.json",
+        ledger_dir=tmp_path / "ledgers",
+        budget=10.0,
+    )
+    await run_training(local)
+    unrestricted = _features(json.loads((tmp_path / "local.json").read_text()))
+    assert {"age_in_years", "housing"} <= set(unrestricted)
+    await cluster.wait_idle()
+    # through the daemons: the policy's prohibited features and the job's exclusion are out
+    job = dataclasses.replace(FAST, exclude=("housing",))
+    out = await train_request(cluster.config("bank"), job, timeout=120)
+    got = _features(out.model)
+    assert got and not {"housing", *PROHIBITED} & set(got)
+    assert set(got) == set(unrestricted) - {"housing", "age_in_years"}
+    assert out.kept["telco"] and not {"housing", *PROHIBITED} & set(out.kept["telco"])
 
 
 async def test_a_party_not_allowed_to_train_is_refused_by_every_party(cluster: Cluster) -> None:
@@ -143,8 +191,8 @@ async def test_a_run_past_a_partys_budget_is_refused_naming_it_and_its_budget(
     cluster: Cluster,
 ) -> None:
     await cluster.wait_idle()
-    ledger = cluster.root / "telco" / "privacy.json"
-    assert not ledger.exists()
+    before = _ledger(cluster, "telco")
+    assert not any(r.get("dp", True) for r in before)
     job = TrainJob(name="joint", label="default", cutoff=520, epsilon=1.0, newton_steps=1)
     with pytest.raises(RefusedError) as caught:
         await train_request(cluster.config("bank"), job, timeout=30)
@@ -152,7 +200,7 @@ async def test_a_run_past_a_partys_budget_is_refused_naming_it_and_its_budget(
         f"party telco refused: privacy budget exceeded (its budget: epsilon {TELCO_BUDGET} "
         "at delta 1e-06)"
     )
-    assert not ledger.exists()  # telco's ledger unchanged
+    assert _ledger(cluster, "telco") == before  # telco's ledger unchanged
     refused = await cluster.audited(
         "telco", lambda r: r.get("job") == "train" and r["outcome"] == "refused"
     )
@@ -164,8 +212,7 @@ async def test_a_run_past_a_partys_budget_is_refused_naming_it_and_its_budget(
             party, lambda r: r.get("session") == sid and r["outcome"] == "aborted"
         )
         assert "telco refused" in ended[-1]["reason"]
-        ledger = json.loads((cluster.root / party / "privacy.json").read_text())
-        assert ledger["runs"] == [], party
+        assert _dp_runs(cluster, party) == [], party
 
 
 async def test_a_dp_run_charges_every_ledger_and_audits_its_epsilon(cluster: Cluster) -> None:
@@ -178,17 +225,16 @@ async def test_a_dp_run_charges_every_ledger_and_audits_its_epsilon(cluster: Clu
     assert out.epsilon_spent is not None and abs(out.epsilon_spent - 0.4) < 1e-3
     assert out.model["features"] and set(out.kept) == set(NAMES)
     for party in NAMES:
-        ledger = json.loads((cluster.root / party / "privacy.json").read_text())
-        assert [r["run"] for r in ledger["runs"]] == [out.session]
-        assert abs(ledger["runs"][0]["rho"] - rho_for(0.4)) < 1e-12
+        runs = _dp_runs(cluster, party)
+        assert [r["run"] for r in runs] == [out.session]
+        assert abs(runs[0]["rho"] - rho_for(0.4)) < 1e-12
         recs = await cluster.session_records(party, out.session)
         assert [r["outcome"] for r in recs] == ["accepted", "done"]
-        assert all(r["epsilon"] == 0.4 for r in recs)
+        assert all(r["epsilon"] == 0.4 and r["dp"] is True for r in recs)
     # the same run would now take telco past its budget (0.4 twice composes to more than 0.5)
     with pytest.raises(RefusedError, match="telco refused: privacy budget exceeded"):
         await train_request(cluster.config("bank"), job, timeout=30)
-    ledger = json.loads((cluster.root / "telco" / "privacy.json").read_text())
-    assert [r["run"] for r in ledger["runs"]] == [out.session]  # telco's ledger unchanged
+    assert [r["run"] for r in _dp_runs(cluster, "telco")] == [out.session]  # unchanged
 
 
 async def test_a_failing_run_is_aborted_everywhere_with_a_public_reason(cluster: Cluster) -> None:
@@ -209,9 +255,10 @@ async def test_a_failing_run_is_aborted_everywhere_with_a_public_reason(cluster:
         assert end[-1]["reason"] == "party bank failed: input error in its data file"
         assert sid in (None, end[-1]["session"])
         sid = end[-1]["session"]
-    for party in NAMES:  # the run started: its charge (none here, --no-dp) and audit stand
+    for party in NAMES:  # the run started: its ledger record (--no-dp) and audit stand
         recs = [r["outcome"] for r in await cluster.session_records(party, sid)]
         assert recs == ["accepted", "aborted"], (party, recs)
+        assert any(r["run"] == sid and r["dp"] is False for r in _ledger(cluster, party))
     await cluster.wait_idle()  # the daemons serve the next session
 
 
