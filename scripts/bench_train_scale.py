@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -182,7 +183,9 @@ def run(args: argparse.Namespace, n: int) -> dict:
         paths = write_csvs(folder, tables)
         test_ids = folder / "test.txt"
         test_ids.write_text("\n".join(data.frame.index[test]) + "\n")
-        result = joint(args, folder, paths, test_ids)
+        runs = [joint(args, folder, paths, test_ids) for _ in range(args.runs)]
+        result = runs[0]
+        result["aucs"] = [r["auc"] for r in runs]
     privacy = "no DP" if args.epsilon is None else f"epsilon {args.epsilon:g}"
     return {"n": n, "train_rows": cut, "privacy": privacy, "regression": args.regression,
             "plain": base, "joint": result}  # fmt: skip
@@ -204,6 +207,10 @@ def show(r: dict) -> None:
     total = sum(p[k] for k in ("binning", "regression", "holdout scoring"))
     print(f"| wall, launch to holdout metrics | {j['wall']:.1f} | {total:.2f} | "
           f"{j['wall'] / total:,.0f}x |")  # fmt: skip
+    if len(j["aucs"]) > 1:
+        a = j["aucs"]
+        print(f"test AUC over {len(a)} runs: mean {statistics.mean(a):.4f}, sd "
+              f"{statistics.stdev(a):.4f}, min {min(a):.4f}, max {max(a):.4f}")  # fmt: skip
     peaks = ", ".join(f"{k} {v:,.0f}" for k, v in j["peak_mb"].items())
     print(f"peak memory per party (MB, VmHWM): {peaks}")
     print(
@@ -219,6 +226,7 @@ def main() -> int:
     ap.add_argument("--features", type=int, default=20)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--epsilon", type=float, default=None, help="default: no DP")
+    ap.add_argument("--runs", type=int, default=1, help="joint runs (DP draws) per N")
     ap.add_argument("--regression", choices=["quadratic", "logistic"], default="quadratic")
     ap.add_argument("--json", type=Path, default=None, help="append each result as a JSON line")
     args = ap.parse_args()

@@ -49,6 +49,7 @@ from mpc_credit.training.bins import Candidates, propose  # noqa: E402
 from mpc_credit.training.ledger import rho_for  # noqa: E402
 from mpc_credit.training.metrics import metrics  # noqa: E402
 from mpc_credit.training.points import build_model, owner_feature  # noqa: E402
+from mpc_credit.training.stats import StatsSpec  # noqa: E402
 from mpc_credit.training.woe import Binned, merge  # noqa: E402
 
 LENDER = "bank"
@@ -194,7 +195,8 @@ def fit(data: Data, kept: dict[str, list[Binned]], cfg: Config, rng) -> tuple[np
         noise_sd = float(np.sqrt(va))
     if cfg.mechanism == "output":
         return _output_perturbation(x, data.y_train, cfg, rng, clip=4.0)
-    r = ssp.fit(a, bvec, n, c=cfg.c, noise_sd=noise_sd)
+    spec = StatsSpec(n, 0, 0, [len(kept[p]) for p in kept])  # the lender (first) owns the model
+    r = ssp.fit(a, bvec, n, c=cfg.c, noise_sd=noise_sd, noised=spec.noisy_features())
     return r.coefficients, r.intercept
 
 

@@ -88,7 +88,7 @@ def plausible_range(scaling: dict[str, Any], fold: float = PLAUSIBLE_FOLD) -> tu
     return scaling["base_points"] - half, scaling["base_points"] + half
 
 
-def _points(feature: dict[str, Any]) -> list[int]:
+def bin_points(feature: dict[str, Any]) -> list[int]:
     """Points of every bin: the value bins, other (categorical) and missing."""
     extra = [feature.get("other_points")] if feature["kind"] == "categorical" else []
     return [p for p in [*feature["points"], *extra, feature.get("missing_points")] if p is not None]
@@ -119,7 +119,7 @@ def _auc_checks(labels: np.ndarray, scores: np.ndarray) -> list[Finding]:
 
 
 def _flat(feature: dict[str, Any]) -> Finding | None:
-    pts = set(_points(feature))
+    pts = set(bin_points(feature))
     if len(pts) != 1:
         return None
     message = (
@@ -129,7 +129,7 @@ def _flat(feature: dict[str, Any]) -> Finding | None:
 
 
 def _outsized(scaling: dict[str, Any], feature: dict[str, Any]) -> Finding | None:
-    pts = _points(feature)
+    pts = bin_points(feature)
     lo, hi = plausible_range(scaling)
     spread = max(pts) - min(pts)
     if spread <= hi - lo:
@@ -152,8 +152,8 @@ def _scale_text(scaling: dict[str, Any], fold: float = PLAUSIBLE_FOLD) -> str:
 def _score_range(model: dict[str, Any], features: list[dict[str, Any]]) -> tuple[int, int]:
     """The model's lowest and highest possible score."""
     base = model.get("intercept") or 0
-    lo = base + sum(min(_points(f)) for f in features)
-    hi = base + sum(max(_points(f)) for f in features)
+    lo = base + sum(min(bin_points(f)) for f in features)
+    hi = base + sum(max(bin_points(f)) for f in features)
     return lo, hi
 
 

@@ -50,7 +50,7 @@ A_SHARE = 0.5  # of the statistics' rho, to A; the rest to b
 WOE_BITS = 10  # WOE values in units of 2^-10: the statistics are exact integers
 DP_CLIP = 1.0  # WOE clip B with DP (German credit's WOE lies mostly within +-1)
 PLAIN_CLIP = 4.0  # without DP: clips only the extreme bins
-NOISE_RIDGE = 1.0  # the ridge added per unit of A's expected noise norm (see ridge())
+NOISE_RIDGE = 2.0  # the ridge per unit of A's expected noise norm (ssp.ridge)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from mpc_credit.scorecard.model import Scaling
 from mpc_credit.training import align, privacy, ssp
 from mpc_credit.training.bins import Candidates, onehot, propose
 from mpc_credit.training.counts import Counts, CountSpec, check_labels, label_counts, local_counts
+from mpc_credit.training.guardrails import bin_points
 from mpc_credit.training.ledger import rho_for
 from mpc_credit.training.logistic import LrSpec, Sigmoid
 from mpc_credit.training.logistic import fit as logistic_fit
@@ -350,7 +351,9 @@ async def _regression(
         return await logistic_fit(mpc, lr, floats, labels)
     spec, noise_sd = _stats_spec(setup, n, ncols)
     stats = await sufficient_statistics(mpc, spec, woe, labels, rng)
-    return None if stats is None else ssp.fit(stats.a, stats.b, n, o.c, noise_sd)
+    if stats is None:
+        return None
+    return ssp.fit(stats.a, stats.b, n, o.c, noise_sd, spec.noisy_features())
 
 
 async def _collect(
@@ -364,7 +367,9 @@ async def _collect(
     """Every party's features to the model owner, which builds the model file.
 
     Returns, at the model owner: the model, every kept feature's coefficient, and the model's
-    features by pid (a feature whose coefficient is 0 scores the same in every bin: left out).
+    features by pid. A feature whose points round to the same value in every bin (its
+    coefficient 0 or nearly) changes no ranking: it is left out, its share of the intercept
+    going to the others.
     """
     gathered: list[OwnerFeature] = []
     for pid in range(len(names)):
@@ -379,12 +384,17 @@ async def _collect(
         raise SessionError("the owners' features do not match the regression's columns")
     coefficients = {f.name: float(c) for f, c in zip(gathered, fit.coefficients)}
     used = [(f, c) for f, c in zip(gathered, fit.coefficients) if c != 0]
-    if not used:
-        raise SessionError("every coefficient is 0: no feature separates good from bad here")
     o = setup.options
-    try:
-        model = build_model(o.name, o.scaling, o.cutoff, fit.intercept, used)
-    except ModelError as exc:
-        raise SessionError(f"the owners' features do not form a valid model: {exc}") from None
+    while True:
+        if not used:
+            raise SessionError("every coefficient is 0: no feature separates good from bad here")
+        try:
+            model = build_model(o.name, o.scaling, o.cutoff, fit.intercept, used)
+        except ModelError as exc:
+            raise SessionError(f"the owners' features do not form a valid model: {exc}") from None
+        flat = {f["name"] for f in model["features"] if len(set(bin_points(f))) == 1}
+        if not flat:
+            break
+        used = [(f, c) for f, c in used if f.name not in flat]  # same points in every bin
     by_pid = [[f.name for f, _ in used if f.owner == p] for p in names]
     return model, coefficients, by_pid

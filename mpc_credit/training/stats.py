@@ -60,6 +60,13 @@ class StatsSpec:
         b = ~own if self.lender == self.model_owner else np.ones(self.d + 1, dtype=bool)
         return a, b
 
+    def noisy_features(self) -> np.ndarray:
+        """The features whose own statistics (diagonal entry of A, entry of b) carry noise."""
+        mask_a, mask_b = self.noised()
+        rows, cols = np.triu_indices(self.d + 1)
+        diagonal = mask_a[rows == cols]
+        return (diagonal | mask_b)[: self.d]
+
 
 @dataclass(frozen=True)
 class Stats:

@@ -9,6 +9,8 @@ mode `steps`: synthetic data; pid 0 the lender (labels, 2 WOE columns), pid 1 th
 fit, with and without noise.
 mode `session`: the first ROWS German credit applicants split over bank (lender), bureau
 (model owner) and telco (which does not know every applicant); the whole session.
+mode `session_dp`: the same with DP at epsilon 4 (the lender is not the model owner, so its own
+counts carry its own noise).
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ LENDER, MODEL_OWNER = 0, 1
 LR = LrSpec(N, LENDER, MODEL_OWNER, COLUMNS, newton_steps=4, polish_steps=1)
 STATS = StatsSpec(N, LENDER, MODEL_OWNER, COLUMNS)
 REPEATS = 30
-NOISY_STATS = StatsSpec(N, LENDER, MODEL_OWNER, COLUMNS, Fraction(10**8), Fraction(10**4))
+NOISY_STATS = StatsSpec(N, LENDER, MODEL_OWNER, COLUMNS, Fraction(10**12), Fraction(10**12))
 ROWS = 400
 PARTIES = ("bank", "bureau", "telco")
 SETUP = Setup(PARTIES, "bank", "bureau", Options("joint", 500))
+DP_SETUP = Setup(PARTIES, "bank", "bureau", Options("joint", 500, epsilon=4.0))
 
 
 def data() -> dict[str, object]:
@@ -104,8 +107,8 @@ async def steps(mpc) -> dict[str, object]:
     }
 
 
-async def session(mpc) -> dict[str, object]:
-    out = await train(mpc, SETUP, german_table(mpc.pid))
+async def session(mpc, setup: Setup = SETUP) -> dict[str, object]:
+    out = await train(mpc, setup, german_table(mpc.pid))
     return {
         "rows": out.rows,
         "known": out.known,
@@ -120,7 +123,10 @@ async def session(mpc) -> dict[str, object]:
 async def main(mode: str, pid: int, ports: list[int]) -> dict[str, object]:
     mpc = make_runtime(pid, [("127.0.0.1", p) for p in ports], ssl=False)
     await mpc.start()
-    result = await (steps(mpc) if mode == "steps" else session(mpc))
+    if mode == "steps":
+        result = await steps(mpc)
+    else:
+        result = await session(mpc, DP_SETUP if mode == "session_dp" else SETUP)
     await mpc.shutdown()
     return result
 
