@@ -30,7 +30,6 @@ OWNERS = ("bank", "bureau", "telco")
 MODEL = "bank/german-credit-demo.json"
 LABELS = "bank/labels.csv"  # applicant_id,bad: the bank's outcomes, kept apart in the demo data
 HOLDOUT, SEED = 0.3, 7
-DEMO_EPSILON = 4.0  # the demo trains on 700 rows: see the README's quality table
 
 
 def parties_dir() -> Path:
@@ -87,7 +86,7 @@ def _training_inputs(folder: Path, work: Path) -> tuple[Path, Path]:
 
 def _train(console: Console, folder: Path, work: Path) -> Trained:
     """Train the demo scorecard jointly and show what the bank learns."""
-    from mpc_credit.cli.train import DEFAULT_BUDGET, summary
+    from mpc_credit.cli.train import DEFAULT_BUDGET, DEFAULT_EPSILON, summary
     from mpc_credit.local.train import Training, train_locally
     from mpc_credit.training.session import Options
 
@@ -99,7 +98,7 @@ def _train(console: Console, folder: Path, work: Path) -> Trained:
         lender="bank",
         label="bad",
         model_owner="bank",
-        options=Options("german-credit-joint", cutoff, epsilon=DEMO_EPSILON),
+        options=Options("german-credit-joint", cutoff, epsilon=DEFAULT_EPSILON),
         out=work / "joint.json",
         ledger_dir=work / "ledgers",
         budget=DEFAULT_BUDGET,
@@ -109,8 +108,7 @@ def _train(console: Console, folder: Path, work: Path) -> Trained:
     console.print(
         "[bold]Joint training[/]: the bank holds the outcomes, each institution its own "
         "features; PSI aligns the rows, the bins' counts and the statistics of the regression "
-        f"run in MPC, with differential privacy (epsilon {DEMO_EPSILON:g}: with only 700 "
-        "training rows, train's default of 1 costs about 0.08 holdout AUC; see README)."
+        f"run in MPC, with differential privacy (epsilon {DEFAULT_EPSILON:g}, train's default)."
     )
     result = train_locally(t)
     for line in summary(t, result):
