@@ -15,7 +15,7 @@ The cutoff is the integer score that approves closest to 70 % of applicants
 
 Writes, overwriting:
 
-* ``parties/bank/german-credit-demo.json``: the model (DESIGN.md contract).
+* ``parties/bank/german-credit-demo.json``: the model (the model file of docs/formats.md).
 * ``parties/{bank,bureau,telco}/applicants.csv``: ``applicant_id`` (``A0001`` ..
   ``A1000`` in source order) and the owner's feature columns, rows shuffled per
   owner. The telco does not know 30 applicants and has 20 empty cells; the bureau

@@ -8,7 +8,7 @@ bounds) and admits it under the consortium policy (`policy.check_train`) and its
 budget. The requester is the lender (its training CSV holds the label column) and the model
 owner: the model reaches the requester's command only, over its local socket.
 
-The job's fields are public (DESIGN.md: everyone learns which features were kept and the
+The job's fields are public (docs/training.md: everyone learns which features were kept and the
 epsilon spent); nothing here is a feature value, a count, a coefficient or the model. Every
 field is required: the signature covers exactly the fields, and every daemon of a consortium
 runs the same version, so a job of an older version (without `exclude`, `monotone`, `c`,

@@ -1,6 +1,6 @@
 """Convert a fitted optbinning ``Scorecard`` into an mpc-credit model dict.
 
-The result follows the "Model file (contract)" of DESIGN.md
+The result follows the model file format of docs/formats.md
 (``"format": "mpc-credit/scorecard@1"``) and reproduces
 ``scorecard.score(X)`` exactly, point for point:
 

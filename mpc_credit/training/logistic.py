@@ -18,7 +18,7 @@ clipping is the exact projection and the iteration converges to the constrained 
 
 Sigmoid: sigma(z) = q(|z|) mirrored by the sign of z, q a degree-7 polynomial fit on [0, 8]
 (|z| clamped to 8; max error 3.4e-4): 2 secure comparisons and ~7 products per row and
-iteration, all vectorized. The linear 0.5 + z/4 (DESIGN's measurement: 3.7 s/iteration at
+iteration, all vectorized. The linear 0.5 + z/4 (plain vectorized MPyC: 3.7 s/iteration at
 n = 10,000, d = 20) is exactly the second-order Taylor model of the loss at 0: same AUC, but
 on German credit its coefficients are up to 0.5 away from scikit-learn's (C = 1), which fails
 the coefficient tolerance; the polynomial meets it (tests). `sigmoid="linear"` is offered for

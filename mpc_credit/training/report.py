@@ -14,7 +14,7 @@ extra (matplotlib) the page has every table and says that the plots need it. Sec
 6. privacy: the DP mechanism, epsilon and delta per party this run, ledger totals, notes;
 7. the model (every feature's bins and points) and the noisy binning tables (rows, DP-noised bad
    counts, WOE, IV) of the owner's OWN features only: the other owners' counts and WOE stay
-   with them (DESIGN.md).
+   with them (docs/training.md, "What each step reveals").
 
 It shows what the owner (also the lender) holds after a run and nothing more: the holdout's
 scores are the ones the engine revealed to the lender. Every text from a file or a party goes
