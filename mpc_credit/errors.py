@@ -46,10 +46,19 @@ class SessionError(MpcCreditError):
 
 
 class RefusedError(SessionError):
-    """A party (or the consortium policy) refused the request."""
+    """A party (or the consortium policy) refused the request.
+
+    `reason`: the refusal's public category (mpc_credit.consortium.reasons, e.g. "daily budget
+    exceeded") when known, so that a caller (the HTTP API: 403 or 429) can tell refusals
+    apart without reading the message.
+    """
 
     kind: Kind = "refused"
     exit_code = 4
+
+    def __init__(self, message: str = "", reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class TimedOutError(SessionError):

@@ -37,7 +37,7 @@ from mpc_credit.scorecard.data import load_owner_csv  # noqa: E402
 from mpc_credit.scorecard.model import load_model  # noqa: E402
 from mpc_credit.scorecard.reference import reference  # noqa: E402
 
-PARTIES = ROOT / "parties"
+PARTIES = ROOT / "mpc_credit" / "demo"  # the demo consortium's files
 MODEL = PARTIES / "bank" / "german-credit-demo.json"
 OWNERS = ("bank", "bureau", "telco")
 REQUESTERS = ("bank", "bureau")

@@ -26,7 +26,7 @@ from mpc_credit.local.consortium import start_daemons, stop_daemons, wait_all_on
 from mpc_credit.local.ports import free_port_blocks, free_ports  # noqa: E402
 from mpc_credit.local.worker import memory_mb  # noqa: E402
 
-PARTIES = ROOT / "parties"
+PARTIES = ROOT / "mpc_credit" / "demo"  # the demo consortium's files
 OWNERS = ("bank", "bureau", "telco")
 
 

@@ -1,4 +1,4 @@
-"""Train the German-credit demo scorecard and write the demo parties' files.
+"""Train the German-credit demo scorecard and write the demo parties' files (mpc_credit/demo/).
 
 Run from the repository root::
 
@@ -15,12 +15,12 @@ The cutoff is the integer score that approves closest to 70 % of applicants
 
 Writes, overwriting:
 
-* ``parties/bank/german-credit-demo.json``: the model (the model file of docs/formats.md).
-* ``parties/{bank,bureau,telco}/applicants.csv``: ``applicant_id`` (``A0001`` ..
+* ``mpc_credit/demo/bank/german-credit-demo.json``: the model (the model file of docs/formats.md).
+* ``mpc_credit/demo/{bank,bureau,telco}/applicants.csv``: ``applicant_id`` (``A0001`` ..
   ``A1000`` in source order) and the owner's feature columns, rows shuffled per
   owner. The telco does not know 30 applicants and has 20 empty cells; the bureau
   has 10 empty cells.
-* ``parties/bank/labels.csv``: ``applicant_id,bad`` (0/1), the only place the
+* ``mpc_credit/demo/bank/labels.csv``: ``applicant_id,bad`` (0/1), the only place the
   target goes.
 
 Before writing, the model is applied by hand (contract semantics) to the complete
@@ -47,6 +47,7 @@ import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / "scripts" / "data" / "germancredit.csv"
+DEMO = Path("mpc_credit/demo")  # the package's demo data, relative to the repository root
 TARGET = "creditability"
 MODEL_NAME = "german-credit-demo"
 PDO, ODDS, BASE_POINTS = 20, 50, 600
@@ -231,17 +232,15 @@ def render_outputs(
 ) -> dict[Path, str]:
     """All files the script writes: repo-relative path -> text."""
     outputs = {
-        Path("parties/bank") / f"{MODEL_NAME}.json": json.dumps(model, indent=2) + "\n",
-        Path("parties/bank/labels.csv"): csv_text(
+        DEMO / "bank" / f"{MODEL_NAME}.json": json.dumps(model, indent=2) + "\n",
+        DEMO / "bank" / "labels.csv": csv_text(
             ["applicant_id", "bad"], [[i, int(b)] for i, b in zip(ids, y, strict=True)]
         ),
     }
     for owner in PARTIES:
         columns = owner_columns(model, owner)
         rows = owner_rows(frame, ids, columns, owner)
-        outputs[Path("parties") / owner / "applicants.csv"] = csv_text(
-            ["applicant_id", *columns], rows
-        )
+        outputs[DEMO / owner / "applicants.csv"] = csv_text(["applicant_id", *columns], rows)
     return outputs
 
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from mpc_credit.demo import DEMO_DIR, OWNERS
+from mpc_credit.demo import MODEL as DEMO_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
-PARTIES = ROOT / "parties"
-MODEL = PARTIES / "bank" / "german-credit-demo.json"
-OWNERS = ("bank", "bureau", "telco")
+PARTIES = DEMO_DIR  # the demo consortium's files, shipped in the package (mpc_credit/demo/)
+MODEL = PARTIES / DEMO_MODEL
 GERMAN_CREDIT = ROOT / "scripts" / "data" / "germancredit.csv"  # the Statlog data (README)
 
 

@@ -22,6 +22,7 @@ from mpc_credit.cli.model import model_app
 from mpc_credit.cli.party import party_app
 from mpc_credit.cli.pki import pki_app
 from mpc_credit.cli.score import score
+from mpc_credit.cli.serve import serve_app
 from mpc_credit.cli.train import train
 from mpc_credit.errors import MpcCreditError
 
@@ -40,9 +41,31 @@ EXIT_INPUT = 2  # also MpcCreditError.exit_code; the other types carry 3, 4, 5 a
 EXIT_INTERRUPTED = 130
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mpc-credit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Credit scores computed jointly by several institutions with secure multi-party
+    computation: nobody sees another's data, only the receiver learns the result."""
+
+
 @app.command()
 def version() -> None:
-    """Print the version.
+    """Print the version (the number only; mpc-credit --version prints the name too).
 
     Example: mpc-credit version
     """
@@ -138,6 +161,7 @@ app.add_typer(pki_app, name="pki")
 app.add_typer(broker_app, name="broker")
 app.add_typer(party_app, name="party")
 app.add_typer(audit_app, name="audit")
+app.add_typer(serve_app, name="serve")
 app.command("score")(score)
 app.command("train")(train)
 
@@ -152,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("mpc-credit: interrupted", err=True)
         return EXIT_INTERRUPTED
     except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `mpc-credit` (or `mpc-credit pki`)
+            return 0  # alone: its help is printed already, and it is what was asked for
         typer.echo(f"mpc-credit: {exc.format_message()} (see mpc-credit --help)", err=True)
         return EXIT_INPUT
     except MpcCreditError as exc:

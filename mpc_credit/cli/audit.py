@@ -115,16 +115,17 @@ def _number(value: Any) -> float:
 
 def _table(records: Iterable[dict[str, Any]]) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from mpc_credit.cli.output import console
 
     table = Table(box=box.SIMPLE_HEAD)
     for col in COLUMNS:
         table.add_column(col, overflow="fold")  # narrow terminals wrap cells, never drop them
     for r in records:
         table.add_row(*(Text(_printable(v)) for v in _row(r)))
-    Console().print(table)
+    console().print(table)
 
 
 def _row(r: dict[str, Any]) -> tuple[Any, ...]:

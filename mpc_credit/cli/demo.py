@@ -21,25 +21,15 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from mpc_credit.errors import UsageError
+from mpc_credit.cli.output import console as make_console
+from mpc_credit.cli.output import plain
+from mpc_credit.demo import LABELS, MODEL, OWNERS, demo_dir
 from mpc_credit.local.simulate import Outcome, Simulation, simulate
 from mpc_credit.vocabulary import Mode
 
-OWNERS = ("bank", "bureau", "telco")
-MODEL = "bank/german-credit-demo.json"
-LABELS = "bank/labels.csv"  # applicant_id,bad: the bank's outcomes, kept apart in the demo data
 HOLDOUT, SEED = 0.3, 7
-
-
-def parties_dir() -> Path:
-    """The demo institutions' folder of a source checkout."""
-    folder = Path(__file__).resolve().parents[2] / "parties"
-    if not (folder / MODEL).is_file():
-        raise UsageError(
-            f"demo data not found under {folder}: install from a source checkout (pip install -e .)"
-        )
-    return folder
 
 
 def _read(path: Path) -> dict[str, list[str]]:
@@ -51,7 +41,8 @@ def _read(path: Path) -> dict[str, list[str]]:
 def _run(trained: Trained, mode: Mode, reveal: str, out: Path) -> Outcome:
     sim = Simulation(
         model=trained.model,
-        data=trained.data,
+        data=trained.scoring_data(),
+        helpers=trained.helpers(),
         receiver="bank",
         reveal=reveal,  # type: ignore[arg-type]
         out=out,
@@ -66,6 +57,18 @@ class Trained:
 
     model: Path
     data: dict[str, Path]
+
+    def owners(self) -> set[str]:
+        return {f["owner"] for f in json.loads(self.model.read_text())["features"]}
+
+    def scoring_data(self) -> dict[str, Path]:
+        """The CSVs of the institutions that own a feature of the model."""
+        return {p: csv for p, csv in self.data.items() if p in self.owners()}
+
+    def helpers(self) -> list[str]:
+        """The institutions whose every feature training left out (with DP on 700 rows it
+        happens): still parties of the session, holding no data."""
+        return [p for p in self.data if p not in self.owners()]
 
 
 def _training_inputs(folder: Path, work: Path) -> tuple[Path, Path]:
@@ -113,13 +116,14 @@ def _train(console: Console, folder: Path, work: Path) -> Trained:
     result = train_locally(t)
     for line in summary(t, result):
         if not line.startswith(("model written", "scoring CSVs")):  # the demo's own files
-            console.print(line, highlight=False, markup=False)
+            plain(console, line)
     assert result.holdout is not None
     reference = pooled_auc(folder, result.holdout.ids)
     if reference is None:
-        console.print(
+        plain(
+            console,
             "optbinning is not installed (pip install 'mpc-credit[optbinning]'): no pooled "
-            "plaintext reference to compare with"
+            "plaintext reference to compare with",
         )
     else:
         console.print(
@@ -167,8 +171,8 @@ def pooled_auc(folder: Path, test_ids: list[str]) -> float | None:
 def run_demo(mode: Mode, rows: int) -> None:
     """Train jointly, then score every applicant twice (score with PD, decision with
     reasons) with the trained model and show them, then once more through the daemons."""
-    console = Console()
-    folder = parties_dir()
+    console = make_console()
+    folder = demo_dir()
     console.print(
         f"[bold]mpc-credit demo[/]: bank, bureau and telco each run a party process with only "
         f"their own CSV; mutual TLS between them; {mode} mode; only the bank learns results."
@@ -205,7 +209,7 @@ def _show(
         score, pd = scores[aid]
         decision, *codes = reasons[aid]
         style = "green" if decision == "approve" else "red"
-        table.add_row(aid, score, pd, f"[{style}]{decision}[/]", "\n".join(c for c in codes if c))
+        table.add_row(Text(aid), Text(score), Text(pd), Text(decision, style), _codes(codes))
     console.print(table)
     approved = sum(1 for r in reasons.values() if r[0] == "approve")
     console.print(f"approved {approved} of {len(reasons)} applicants")
@@ -227,7 +231,7 @@ def _run_daemons(console: Console, trained: Trained, mode: Mode, ids: list[str])
             applicants=ids,
             reveal="reasons",
             mode=mode,
-            echo=console.print,
+            echo=lambda message: plain(console, message),  # file names, other parties' words
         )
     )
     console.print(reasons_table(outcome.columns, outcome.rows))
@@ -245,5 +249,10 @@ def reasons_table(columns: list[str], rows: list[list[str]]) -> Table:
     table.add_column(columns[1], no_wrap=True)
     table.add_column("reason codes", overflow="fold")
     for row in rows:
-        table.add_row(row[0], row[1], "\n".join(code for code in row[2:] if code))
+        table.add_row(Text(row[0]), Text(row[1]), _codes(row[2:]))
     return table
+
+
+def _codes(codes: list[str]) -> Text:
+    """Reason codes one per line, as text (a feature name is not markup)."""
+    return Text("\n".join(code for code in codes if code))

@@ -45,19 +45,20 @@ def show(model: Annotated[Path, typer.Argument(help="Model JSON file.")]) -> Non
 
     Example: mpc-credit model show parties/bank/german-credit-demo.json
     """
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    from mpc_credit.cli.output import console
     from mpc_credit.scorecard.model import load_model
 
     m = load_model(model)
-    table = Table(title=f"{m.name} (cutoff {m.cutoff}, intercept {m.intercept})")
+    table = Table(title=Text(f"{m.name} (cutoff {m.cutoff}, intercept {m.intercept})"))
     for col in ("feature", "owner", "bin", "points"):
         table.add_column(col)
     for f in m.features:
         for label, pts in _bins(f):
-            table.add_row(f.name, f.owner, label, pts)
-    Console().print(table)
+            table.add_row(*(Text(str(cell)) for cell in (f.name, f.owner, label, pts)))
+    console().print(table)
 
 
 def _bins(f: Feature) -> list[tuple[str, str]]:

@@ -122,16 +122,16 @@ def pki_init(
     party. For real institutions use pki request / sign / install, which never moves a
     private key.
 
+    Without --model it uses the demo's model under OUT, after copying the demo's model and
+    CSVs there when OUT has none (the German credit consortium of mpc-credit demo).
+
     Example: mpc-credit pki init --out parties --model parties/bank/german-credit-demo.json
     """
     from mpc_credit.consortium.create import init_consortium, parse_party_arg
     from mpc_credit.local.simulate import parse_data_args
 
     if model is None:
-        found = sorted(out.glob("*/german-credit-demo.json"))
-        if not found:
-            raise UsageError("give --model: the full scorecard model JSON")
-        model = found[0]
+        model = _demo_model(out)
     plans = [parse_party_arg(p) for p in party or []]
     choices = _choices(
         name=name,
@@ -154,6 +154,22 @@ def pki_init(
         f"private keys (mode 0600): {out}/*/signing.key, */.config/party_*.key, "
         f"*/mqtt/client.key, {out}/ca/*.key, {out}/broker/server.key"
     )
+
+
+def _demo_model(out: Path) -> Path:
+    """Without --model: the demo model in OUT's party folders; when OUT has none, the demo's
+    model and CSVs are copied there from the package first (OUT/bank/german-credit-demo.json,
+    OUT/NAME/applicants.csv, OUT/bank/labels.csv), so `pki init` runs from any install."""
+    from mpc_credit.demo import MODEL, MODEL_NAME, copy_demo
+
+    found = sorted(out.glob(f"*/{MODEL_NAME}.json"))
+    if found:
+        return found[0]
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: not a folder")
+    copied = copy_demo(out)
+    typer.echo(f"no --model: the demo's model and data copied to {out} ({len(copied)} files)")
+    return out / MODEL
 
 
 @pki_app.command("request")

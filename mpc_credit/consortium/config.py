@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, as the package tomli (a dependency there)
+    import tomli as tomllib
 
 from mpc_credit.consortium.signing import public_from_b64
 from mpc_credit.errors import UsageError

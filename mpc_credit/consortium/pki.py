@@ -84,6 +84,7 @@ def new_authority(common_name: str = "mpc-credit consortium CA") -> Authority:
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
             critical=True,
         )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return Authority(key, cert)
@@ -120,6 +121,9 @@ def certify(
     client use; the subject alternative names are `names` (IP addresses or DNS names), or
     the common name itself."""
     usages = [u for u, on in ((EKU.SERVER_AUTH, server), (EKU.CLIENT_AUTH, client)) if on]
+    # the key identifiers: Python 3.13's TLS (VERIFY_X509_STRICT) refuses a certificate
+    # without the authority key identifier
+    issuer = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key())
     return (
         _builder(_name(common_name), ca.cert.subject, public_key)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -128,6 +132,8 @@ def certify(
             x509.SubjectAlternativeName([_alt_name(n) for n in names or [common_name]]),
             critical=False,
         )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(issuer, critical=False)
         .sign(ca.key, hashes.SHA256())
     )
 

@@ -29,10 +29,12 @@ from typing import Any
 from mpc_credit.consortium.config import PartyConfig, load_party_config
 from mpc_credit.consortium.control import SCORE, STATUS, SUBMIT, TRAIN, ControlRequest
 from mpc_credit.consortium.daemon.control import MAX_ANSWER_BYTES, peer_uid
+from mpc_credit.consortium.fields import clean_text
 from mpc_credit.consortium.messages import Request
 from mpc_credit.consortium.train_request import TrainJob
 from mpc_credit.errors import (
     MpcCreditError,
+    RefusedError,
     SessionError,
     TimedOutError,
     UsageError,
@@ -62,7 +64,7 @@ class ScoreOutcome:
 
 
 async def score_request(
-    config: str | Path,
+    config: str | Path | PartyConfig,
     ids: Sequence[str],
     *,
     reveal: str = "score",
@@ -74,7 +76,8 @@ async def score_request(
     """Have this party's daemon request a score for `ids`; return the result.
 
     Raises RefusedError, TimedOutError or SessionError (one line naming the party), or
-    UsageError for bad input.
+    UsageError for bad input. `config`: the party.toml, or its configuration already read
+    (a long-lived caller such as `mpc-credit serve` reads it once).
     """
     if not ids:
         raise UsageError("no applicant ids given")
@@ -83,7 +86,11 @@ async def score_request(
     op = ControlRequest(
         SCORE, ids=tuple(ids), reveal=reveal, mode=mode, model_id=model_id, timeout=timeout
     )
-    return await _score(load_party_config(config), op, ids, timeout, progress)
+    return await _score(_config(config), op, ids, timeout, progress)
+
+
+def _config(config: str | Path | PartyConfig) -> PartyConfig:
+    return config if isinstance(config, PartyConfig) else load_party_config(config)
 
 
 async def submit_request(
@@ -170,9 +177,9 @@ def _trained(ev: dict[str, Any], seconds: float) -> Trained:
     )
 
 
-async def daemon_status(config: str | Path) -> dict[str, Any]:
-    """The local daemon's state (connected, presence of the others, queue)."""
-    cfg = load_party_config(config)
+async def daemon_status(config: str | Path | PartyConfig) -> dict[str, Any]:
+    """The local daemon's state (connected, presence of the others, queue, budget)."""
+    cfg = _config(config)
     reader, writer = await _connect(cfg, f"party {cfg.party}'s daemon is not running")
     try:
         writer.write(ControlRequest(STATUS).to_json())
@@ -233,8 +240,17 @@ async def _ask(
                 if progress is not None:
                     progress(str(ev.get("message", "")))
             elif ev["event"] == "error":
-                raise error_of_kind(ev.get("kind"), str(ev.get("message")))
+                raise _error(ev)
             elif ev["event"] == "result":
                 return ev, time.perf_counter() - t0
     finally:
         writer.close()
+
+
+def _error(ev: dict[str, Any]) -> MpcCreditError:
+    """The daemon's error event as its error type; a refusal keeps its public category."""
+    error = error_of_kind(ev.get("kind"), str(ev.get("message")))
+    reason = ev.get("reason")
+    if isinstance(error, RefusedError) and isinstance(reason, str):
+        error.reason = clean_text(reason, 100)
+    return error

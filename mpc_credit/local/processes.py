@@ -116,11 +116,13 @@ async def run_parties(
     timeout: float,
     what: str,
     on_started: Callable[[dict[str, int]], None] | None = None,
+    on_ready: Callable[[list[Event]], None] | None = None,
 ) -> Finished:
     """Run one process of `module` per (party, spec file) to the end; see the module doc.
 
-    `what` names the secure part in a timeout message ("scoring", "training"); `on_started`
-    receives each party's OS process id once every party has been told to go.
+    `what` names the secure part in a timeout message ("scoring", "training"); `on_ready`
+    receives every party's `ready` event (in the order started) before any is told to go;
+    `on_started` receives each party's OS process id once every party has been told to go.
     """
     procs: list[PartyProcess] = []
     try:
@@ -135,7 +137,9 @@ async def run_parties(
                 stderr=asyncio.subprocess.DEVNULL,
             )
             procs.append(PartyProcess(name, proc))
-        await _each(procs, timeout, "parties prepared")
+        ready = await _each(procs, timeout, "parties prepared")
+        if on_ready is not None:
+            on_ready(ready)
         t0 = time.perf_counter()
         for p in procs:
             p.send("go")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from mpc_credit.engine.plan import make_plan
 from mpc_credit.engine.session import SessionSpec
 from mpc_credit.errors import DataError, ModelError, SessionError, UsageError
 from mpc_credit.local.ports import free_ports
-from mpc_credit.local.processes import run_parties, staged_output
+from mpc_credit.local.processes import Event, run_parties, staged_output
 from mpc_credit.local.worker import WorkerSpec
 from mpc_credit.scorecard.data import check_known, load_ids, load_owner_csv
 from mpc_credit.scorecard.model import Scorecard, dump_model, load_model
@@ -57,6 +58,7 @@ class Outcome:
     mpc_seconds: float = 0.0  # connections up to result, the slowest party
     received: dict[str, bool] = field(default_factory=dict)
     peak_mb: dict[str, float] = field(default_factory=dict)  # each party's peak resident memory
+    notes: list[str] = field(default_factory=list)  # CSV columns each party ignored, one line each
 
 
 def parse_data_args(values: Sequence[str], flag: str = "--data") -> dict[str, Path]:
@@ -153,12 +155,21 @@ def _write_specs(
     return specs
 
 
+def to_stderr(note: str) -> None:
+    """The default `notice`: one line on stderr."""
+    print(f"mpc-credit: {note}", file=sys.stderr, flush=True)
+
+
 async def run_simulation(
-    sim: Simulation, on_started: Callable[[dict[str, int]], None] | None = None
+    sim: Simulation,
+    on_started: Callable[[dict[str, int]], None] | None = None,
+    notice: Callable[[str], None] = to_stderr,
 ) -> Outcome:
     """Run the whole consortium; raise MpcCreditError (one line) on any failure.
 
-    `on_started` receives each party's OS process id once the secure part has begun.
+    `on_started` receives each party's OS process id once the secure part has begun;
+    `notice` each line a party reports before it (its CSV's columns the model does not use,
+    one line per file), once.
     """
     model = load_model(sim.model)
     parties = _check(sim, model)
@@ -167,8 +178,21 @@ async def run_simulation(
     work = Path(tempfile.mkdtemp(prefix="mpc-credit-"))
     try:
         specs = _write_specs(sim, model, parties, ids, work, staged)
+        notes: list[str] = []
+
+        def ready(events: list[Event]) -> None:
+            for ev in events:
+                if isinstance(ev.get("note"), str):
+                    notes.append(ev["note"])
+                    notice(ev["note"])
+
         done = await run_parties(
-            "mpc_credit.local.worker", list(zip(parties, specs)), sim.timeout, "scoring", on_started
+            "mpc_credit.local.worker",
+            list(zip(parties, specs)),
+            sim.timeout,
+            "scoring",
+            on_started,
+            on_ready=ready,
         )
         events = done.events
         received = {name: bool(ev.get("received")) for name, ev in zip(parties, events)}
@@ -177,14 +201,16 @@ async def run_simulation(
         os.replace(staged, out)
         peak = {name: float(ev.get("peak_mb", 0.0)) for name, ev in zip(parties, events)}
         mpc_s = max(float(ev.get("mpc_s", 0.0)) for ev in events)
-        return Outcome(len(ids), done.seconds, mpc_s, received, peak)
+        return Outcome(len(ids), done.seconds, mpc_s, received, peak, notes)
     finally:
         staged.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
 def simulate(
-    sim: Simulation, on_started: Callable[[dict[str, int]], None] | None = None
+    sim: Simulation,
+    on_started: Callable[[dict[str, int]], None] | None = None,
+    notice: Callable[[str], None] = to_stderr,
 ) -> Outcome:
     """Blocking wrapper around `run_simulation`."""
-    return asyncio.run(run_simulation(sim, on_started))
+    return asyncio.run(run_simulation(sim, on_started, notice))

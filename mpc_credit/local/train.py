@@ -99,6 +99,7 @@ class TrainOutcome:
     ivs: dict[str, dict[str, float]] = field(default_factory=dict)  # public, every candidate
     known: dict[str, int] = field(default_factory=dict)  # training rows each party knows
     no_dp_runs: dict[str, int | None] = field(default_factory=dict)
+    bad_rate: float | None = None  # the lender's training rows
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -145,7 +146,7 @@ def _check(t: Training) -> None:
 
 
 def _check_schema(t: Training) -> None:
-    """A feature name held by two parties is refused up front (names are public, DESIGN.md)."""
+    """A feature name held by two parties is refused up front (feature names are public)."""
     seen: dict[str, str] = {}
     for party, path in t.data.items():
         for name in read_header(path):
@@ -292,6 +293,7 @@ def _outcome(
         ivs=dict(zip(t.parties, by[t.model_owner]["ivs"])),
         known={p: int(ev["known"]) for p, ev in by.items()},
         no_dp_runs={p: ev.get("no_dp_runs") for p, ev in by.items()},
+        bad_rate=by[t.lender].get("bad_rate"),
     )
 
 
@@ -303,6 +305,7 @@ def report_data(t: Training, r: TrainOutcome, model_bytes: bytes) -> ReportData:
     h = r.holdout
     facts: dict[str, Any] = {
         "training rows (the lender's)": r.rows,
+        "bad rate of the training rows": "-" if r.bad_rate is None else f"{r.bad_rate:.1%}",
         "rows each party knows": r.known,
         "excluded features": ", ".join(t.options.exclude) or "none",
         "regression": t.options.regression,
@@ -333,7 +336,7 @@ async def run_training(t: Training) -> TrainOutcome:
     """Train, validate and write; raise MpcCreditError (one line) on any failure."""
     _check(t)
     out, staged = staged_output(t.out, "--out")
-    if t.scoring_data is not None and not t.scoring_data.is_dir():
+    if t.scoring_data is not None and t.scoring_data.exists() and not t.scoring_data.is_dir():
         raise UsageError(f"--scoring-data {t.scoring_data}: not a folder")
     work = Path(tempfile.mkdtemp(prefix="mpc-credit-train-"))
     try:
@@ -353,6 +356,8 @@ async def run_training(t: Training) -> TrainOutcome:
             raise RefusedError(f"--strict: the model is not written: {lines}")
         if t.report is not None:
             write_report(t.report, report_data(t, result, staged.read_bytes()))
+        if t.scoring_data is not None:
+            _make_folder(t.scoring_data, "--scoring-data")  # as --report: created if absent
         os.replace(staged, out)
         if t.scoring_data is not None:
             for p in t.parties:
@@ -361,6 +366,13 @@ async def run_training(t: Training) -> TrainOutcome:
     finally:
         staged.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _make_folder(folder: Path, flag: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {folder}: cannot create the folder: {exc}") from None
 
 
 def train_locally(t: Training) -> TrainOutcome:

@@ -148,7 +148,8 @@ async def run(spec: TrainSpec) -> int:
     data.write_columns(Path(spec.scoring), outcome.kept[spec.pid])
     if spec.details is not None:
         Path(spec.details).write_text(json.dumps(binning_tables(outcome.binning)) + "\n")
-    emit("done", **_summary(spec, outcome, ledger, mpc_s))
+    bad_rate = None if table.labels is None else float(table.labels.mean())
+    emit("done", **_summary(spec, outcome, ledger, mpc_s), bad_rate=bad_rate)
     return 0
 
 

@@ -18,7 +18,7 @@ from mpc_credit.engine.session import Prepared, SessionSpec, assemble, execute
 from mpc_credit.errors import ModelError, UsageError
 from mpc_credit.jsonwire import WireError, decode_object, emit, encode
 from mpc_credit.local.processes import memory_mb, party_main, wait_for_go
-from mpc_credit.scorecard.data import load_ids, load_owner_csv
+from mpc_credit.scorecard.data import ignored_note, load_ids, load_owner_csv
 from mpc_credit.scorecard.model import load_model
 
 
@@ -57,23 +57,28 @@ class WorkerSpec:
             raise UsageError(f"invalid worker spec: {exc}") from None
 
 
-def prepare(spec: WorkerSpec) -> Prepared:
-    """Load and check this party's model, data and id list; no network."""
+def prepare(spec: WorkerSpec) -> tuple[Prepared, str | None]:
+    """Load and check this party's model, data and id list; no network. Also returns the
+    line naming its CSV's columns the model does not use (None: there are none)."""
     model = load_model(spec.model)
     if model.part is not None and model.part.mode != spec.session.mode:
         raise ModelError(
             f"{spec.model}: is a {model.part.mode}-mode part, the session is {spec.session.mode}"
         )
     ids = load_ids(spec.ids)
-    table = None
+    table, note = None, None
     if spec.data is not None and spec.party in model.owners:
         table = load_owner_csv(spec.data, model, spec.party)
-    return assemble(spec.session, model, ids, table)
+        note = ignored_note(table, model)
+    return assemble(spec.session, model, ids, table), note
 
 
 async def run(spec: WorkerSpec) -> int:
-    prep = prepare(spec)
-    emit("ready", party=spec.party, rows=len(prep.ids))
+    prep, note = prepare(spec)
+    if note is None:
+        emit("ready", party=spec.party, rows=len(prep.ids))
+    else:  # the launcher prints it once (local/simulate.py)
+        emit("ready", party=spec.party, rows=len(prep.ids), note=note)
     if not await wait_for_go():
         return 1
     mpc = make_runtime(spec.pid, spec.addresses, ssl=spec.tls is not None)

@@ -1,6 +1,9 @@
 """Institution data: one owner's CSV of applicant features, and applicant id lists.
 
 Each error names the file, the line and the column; a line number counts the header as 1.
+A column that is not one of the owner's features in the model (an institution's applicant
+file always has more) is ignored: never parsed, never used; the table lists it in `ignored`
+and `ignored_note` says so in one line, which the caller prints once.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from mpc_credit.scorecard.model import (
 )
 
 Column = np.ndarray  # float64 with NaN for numeric, object (str | None) for categorical
+NOTE_COLUMNS = 30  # ignored columns named in the note, the rest counted
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class OwnerTable:
     path: Path
     ids: tuple[str, ...]
     columns: dict[str, Column]
+    ignored: tuple[str, ...] = ()  # the header's columns that are not the owner's features
 
     def select(self, ids: Sequence[str]) -> dict[str, Column]:
         """Columns for `ids` in that order; an id this owner does not know reads as missing."""
@@ -51,19 +56,40 @@ class OwnerTable:
 
 
 def load_owner_csv(path: str | Path, model: Scorecard, owner: str) -> OwnerTable:
-    """Read `owner`'s CSV and check it against the model's features of that owner."""
+    """Read `owner`'s CSV and check it against the model's features of that owner; the
+    columns that are not among them are ignored (listed in the table's `ignored`)."""
     path = Path(path)
     feats = {f.name: f for f in model.features_of(owner)}
     rows = read_csv_rows(path)
     header = rows[0]
-    _check_header(path, header, model, owner, feats)
+    _check_header(path, header, feats)
     ids, raw, lines = applicant_rows(path, rows, len(header))
     columns = {
         name: _parse_column(path, name, feats[name], [r[j] for r in raw], lines)
         for j, name in enumerate(header)
-        if j > 0
+        if j > 0 and name in feats
     }
-    return OwnerTable(owner, path, tuple(ids), columns)
+    ignored = tuple(dict.fromkeys(name for name in header[1:] if name not in feats))
+    return OwnerTable(owner, path, tuple(ids), columns, ignored)
+
+
+def ignored_note(table: OwnerTable, model: Scorecard) -> str | None:
+    """One line naming the file and the columns it holds that the model does not use from its
+    owner (None when there are none): for the caller to print once."""
+    if not table.ignored:
+        return None
+    others = {f.name: f.owner for f in model.features if f.owner != table.owner}
+    n = len(table.ignored)
+    named = ", ".join(
+        repr(name) + (f" ({others[name]}'s feature)" if name in others else "")
+        for name in table.ignored[:NOTE_COLUMNS]
+    )
+    if n > NOTE_COLUMNS:
+        named += f" and {n - NOTE_COLUMNS} more"
+    return (
+        f"{table.path}: {n} column{'s' if n > 1 else ''} not used by model "
+        f"{model.name!r} from {table.owner}, ignored: {named}"
+    )
 
 
 def read_csv_rows(path: Path, what: str = "file") -> list[list[str]]:
@@ -110,17 +136,12 @@ def applicant_rows(
     return ids, raw, list(first_line.values())
 
 
-def _check_header(
-    path: Path, header: list[str], model: Scorecard, owner: str, feats: dict[str, object]
-) -> None:
+def _check_header(path: Path, header: list[str], feats: dict[str, object]) -> None:
+    """The id column first, each of the owner's features once; other columns are ignored."""
     if header[0].strip().lstrip("\ufeff") != ID_COLUMN:
         raise DataError(f"{path}, line 1: first column must be {ID_COLUMN!r}, not {header[0]!r}")
-    others = {f.name: f.owner for f in model.features}
     for j, name in enumerate(header[1:], start=2):
-        if name not in feats:
-            why = f"belongs to owner {others[name]!r}" if name in others else "is not in the model"
-            raise DataError(f"{path}, line 1, column {j} {name!r}: {why}")
-        if header.index(name) != j - 1:
+        if name in feats and header.index(name) != j - 1:
             raise DataError(f"{path}, line 1, column {j} {name!r}: duplicate column")
     absent = [n for n in feats if n not in header]
     if absent:

@@ -36,7 +36,7 @@ def _psi():
         import private_set_intersection.python as psi
     except ImportError as exc:  # pragma: no cover - the training extra is not installed
         raise SessionError(
-            "training needs openmined-psi: pip install 'mpc-credit[training]'"
+            "training needs openmined-psi, a dependency of mpc-credit: reinstall mpc-credit"
         ) from exc
     return psi
 

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 from mpc_credit.engine.exchange import _label, broadcast
+from mpc_credit.engine.links import LinkClosedError
 from mpc_credit.errors import SessionError
 from mpc_credit.jsonwire import WireError, decode, encode
 
@@ -25,11 +26,20 @@ async def send_to(mpc: Any, data: bytes | None, sender: int, receiver: int) -> b
         return data if mpc.pid == receiver else None
     if mpc.pid == sender:
         assert data is not None
-        mpc.parties[receiver].protocol.send(pc, data)
+        _link(mpc, receiver).send(pc, data)
     if mpc.pid != receiver:
         return None
-    payload = mpc.parties[sender].protocol.receive(pc)
+    payload = _link(mpc, sender).receive(pc)
     return bytes(await payload if isinstance(payload, asyncio.Future) else payload)
+
+
+def _link(mpc: Any, pid: int) -> Any:
+    """The link to `pid`; a peer that has gone (it failed and closed its link) is a knock-on
+    effect, reported as such so that the peer's own reason wins."""
+    protocol = mpc.parties[pid].protocol
+    if protocol is None or isinstance(protocol, asyncio.Future):
+        raise LinkClosedError(f"party {pid} closed its MPC link")
+    return protocol
 
 
 def parse(data: bytes, what: str, sender: str) -> Any:

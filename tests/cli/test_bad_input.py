@@ -13,10 +13,13 @@ import pytest
 from tests.conftest import MODEL, OWNERS, PARTIES
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mpc_credit", *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -131,10 +134,40 @@ def test_duplicate_applicant_id(files):
     )
 
 
-def test_column_of_another_owner(files):
+def test_feature_column_renamed_to_another_owners(files):
+    """The bureau's file has the bank's `purpose` instead of its own `credit_history`: the
+    foreign column is ignored, the missing one refused."""
     text = (files / "bureau.csv").read_text().replace("credit_history", "purpose", 1)
     (files / "bureau.csv").write_text(text)
-    refused(simulate(files), files, "bureau.csv", "line 1", "'purpose'", "belongs to owner 'bank'")
+    refused(simulate(files), files, "bureau.csv", "line 1", "missing column(s) 'credit_history'")
+
+
+def add_column(path: Path, name: str, value: str) -> None:
+    """Append a column `name` holding `value` on every row."""
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([f"{lines[0]},{name}", *(f"{r},{value}" for r in lines[1:])]) + "\n")
+
+
+def test_columns_the_model_does_not_use_are_ignored_and_listed_once(files):
+    """An institution's applicant file has more columns than the model's: scoring uses the
+    model's, and one line on stderr per file names the rest (never an error)."""
+    assert simulate(files, "--reveal", "reasons").returncode == 0
+    expected = (files / "out.csv").read_text()
+    (files / "out.csv").unlink()
+    add_column(files / "bank.csv", "branch", "[bold]north[/bold]")  # not a number, not markup
+    add_column(files / "bank.csv", "email", "x@example.org")
+    add_column(files / "bureau.csv", "purpose", "car")  # the bank's feature, at the bureau
+    proc = simulate(files, "--reveal", "reasons")
+    assert proc.returncode == 0, proc.stderr
+    assert (files / "out.csv").read_text() == expected
+    notes = [line for line in proc.stderr.splitlines() if "ignored" in line]
+    assert len(notes) == 2, proc.stderr
+    bank = next(n for n in notes if "bank.csv" in n)
+    assert "2 columns not used by model 'german-credit-demo' from bank" in bank
+    assert bank.endswith("ignored: 'branch', 'email'")
+    bureau = next(n for n in notes if "bureau.csv" in n)
+    assert bureau.endswith("ignored: 'purpose' (bank's feature)")
+    assert "telco.csv" not in proc.stderr
 
 
 def test_id_list_naming_unknown_applicants(files):

@@ -174,3 +174,9 @@ def test_modelling_controls_are_checked_before_any_party_starts(files, flags, ne
 def test_output_over_an_input(files):
     proc = cli(*train_args(*DP, "--out", "bank.csv"), cwd=files)
     refused(proc, files, "--out: bank.csv is bank's --data file")
+
+
+def test_scoring_data_that_is_a_file(files):
+    (files / "scoring").write_text("not a folder\n")
+    proc = cli(*train_args(*DP, "--scoring-data", "scoring"), cwd=files)
+    refused(proc, files, "--scoring-data scoring: not a folder")

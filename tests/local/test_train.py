@@ -23,14 +23,15 @@ from mpc_credit.training.metrics import metrics
 from tests.conftest import OWNERS
 from tests.local.train_inputs import cli, train_args, write_inputs
 
+SCORING = "runs/scoring"  # --scoring-data: a folder that does not exist yet, nor its parent
+
 
 @pytest.fixture(scope="module")
 def no_dp_run(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("train")
     write_inputs(folder)
-    (folder / "scoring").mkdir()
     extra = ["--no-dp", "--test-ids", "test.txt", "--report", "report"]
-    proc = cli(*train_args(*extra, "--scoring-data", "scoring"), cwd=folder)
+    proc = cli(*train_args(*extra, "--scoring-data", SCORING), cwd=folder)  # created, as --report
     assert proc.returncode == 0, proc.stderr
     return folder, proc
 
@@ -58,7 +59,7 @@ def test_model_loads_and_scores_with_simulate_as_the_holdout_said(no_dp_run):
     model = load_model(folder / "model.json")
     assert model.name == "joint" and model.cutoff == 520 and model.features
     assert {f.owner for f in model.features} <= set(OWNERS)
-    data = [f"--data={o}=scoring/{o}.csv" for o in OWNERS]
+    data = [f"--data={o}={SCORING}/{o}.csv" for o in OWNERS]
     run = cli(
         "simulate", "--model", "model.json", *data, "--receiver", "bank",
         "--ids", "test.txt", "--out", "scores.csv", cwd=folder,
@@ -69,7 +70,7 @@ def test_model_loads_and_scores_with_simulate_as_the_holdout_said(no_dp_run):
     ids = load_ids(folder / "test.txt")
     assert [r[0] for r in rows] == ids
     scores = np.array([int(r[1]) for r in rows])
-    tables = {o: load_owner_csv(folder / "scoring" / f"{o}.csv", model, o) for o in OWNERS}
+    tables = {o: load_owner_csv(folder / SCORING / f"{o}.csv", model, o) for o in OWNERS}
     expected = reference(model, tables, ids, "score").rows()
     assert [[str(v) for v in r] for r in expected] == rows  # the engine's = plaintext's
     m = metrics(labels_of(folder, ids), scores)
@@ -83,11 +84,39 @@ def test_model_loads_and_scores_with_simulate_as_the_holdout_said(no_dp_run):
     assert m.auc > 0.7  # the plaintext reference scores 0.79 on this split
 
 
+def test_the_institutions_full_files_score_as_the_scoring_csvs(no_dp_run):
+    """Scoring from each institution's whole applicant file (the bank's with its label column,
+    features the model left out): the extra columns are ignored, one line per file says so."""
+    folder, _ = no_dp_run
+    model = load_model(folder / "model.json")
+    runs = {}
+    for name, files in (("slim", f"{SCORING}/{{}}.csv"), ("full", "{}.csv")):
+        data = [f"--data={o}={files.format(o)}" for o in OWNERS]
+        out = f"{name}.csv"
+        run = cli(
+            "simulate", "--model", "model.json", *data, "--receiver", "bank",
+            "--ids", "test.txt", "--out", out, cwd=folder,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        runs[name] = (run, (folder / out).read_text())
+    assert runs["full"][1] == runs["slim"][1]
+    assert "ignored" not in runs["slim"][0].stderr
+    notes = [line for line in runs["full"][0].stderr.splitlines() if "ignored:" in line]
+    bank = [n for n in notes if "bank.csv" in n]
+    assert len(bank) == 1 and "'default'" in bank[0]
+    left_out = {o for o in OWNERS if len(model.features_of(o)) < len(read_header(folder, o))}
+    assert len(notes) == len(left_out | {"bank"})
+
+
+def read_header(folder: Path, owner: str) -> list[str]:
+    return (folder / f"{owner}.csv").read_text().splitlines()[0].split(",")[1:]
+
+
 def test_scoring_csvs_hold_the_models_columns_and_no_label(no_dp_run):
     folder, _ = no_dp_run
     model = load_model(folder / "model.json")
     for o in OWNERS:
-        header = (folder / "scoring" / f"{o}.csv").read_text().splitlines()[0].split(",")
+        header = (folder / SCORING / f"{o}.csv").read_text().splitlines()[0].split(",")
         assert header == ["applicant_id", *(f.name for f in model.features_of(o))]
 
 
@@ -100,6 +129,11 @@ def test_report_has_the_tables_and_plots(no_dp_run):
     for section in ("Holdout", "AUC", "Privacy", "Model", "Binning of bank", "Gains"):
         assert section in page
     assert hashlib.sha256((folder / "model.json").read_bytes()).hexdigest() in page
+    ids = set(load_ids(folder / "test.txt"))
+    with (folder / "bank.csv").open(newline="") as fh:
+        train_y = [int(r["default"]) for r in csv.DictReader(fh) if r["applicant_id"] not in ids]
+    rate = f"{np.mean(train_y):.1%}"
+    assert re.search(rf"bad rate of the training rows(<[^>]+>|\s)*{re.escape(rate)}", page)
     for f in model["features"]:
         assert f">{f['name']} <small>({f['owner']})" in page
     for name in ("status_of_existing_checking_account", "duration_in_month"):  # bank's own

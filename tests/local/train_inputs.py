@@ -1,8 +1,8 @@
 """The German credit parties as `mpc-credit train` inputs (helper, holds no tests).
 
-The demo folder keeps the bank's labels apart (parties/bank/labels.csv, column `bad`); a
-training run wants them as a column of the lender's CSV, so `write_inputs` writes bank.csv =
-parties/bank/applicants.csv plus a `default` column, and a 30 % holdout (fixed seed).
+The demo folder keeps the bank's labels apart (mpc_credit/demo/bank/labels.csv, column `bad`);
+a training run wants them as a column of the lender's CSV, so `write_inputs` writes bank.csv =
+mpc_credit/demo/bank/applicants.csv plus a `default` column, and a 30 % holdout (fixed seed).
 """
 
 from __future__ import annotations

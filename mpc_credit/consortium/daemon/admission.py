@@ -128,7 +128,7 @@ def check_submission(
         return SessionError(f"party {me} is not connected to the broker")
     reason = refusal(req, here, holds_batch=True, now=now)
     if reason is not None:
-        return RefusedError(f"party {me} refused: {reason}")
+        return RefusedError(f"party {me} refused: {reason}", reason.category)
     if isinstance(req, Request) and req.ids is None and ids_digest(ids) != req.batch_digest:
         return UsageError("the batch ids do not match the request's digest")
     absent = [p for p in here.cons.names if presence.get(p) != "online"]
@@ -186,7 +186,8 @@ def read_status(party: str, msg: Mapping[str, Any], cons: Consortium) -> StatusE
         return StatusEvent("ack", port=port)
     if phase == REFUSE:
         why = _public(msg, party).removeprefix("refused: ")
-        return StatusEvent("abort", error=RefusedError(f"party {party} refused: {why}"))
+        error = RefusedError(f"party {party} refused: {why}", why)
+        return StatusEvent("abort", error=error)
     if phase == FAILED:
         message = f"party {party} failed: {_public(msg, party)}"
         error = error_of_kind(msg.get("kind"), message)

@@ -56,7 +56,10 @@ class LocalClient:
             self.finished.set_result(None)
 
     def fail(self, error: MpcCreditError) -> None:
-        self.finish("error", kind=error.kind, message=str(error))
+        """The error event; a refusal also carries its public category (`reason`)."""
+        reason = error.reason if isinstance(error, RefusedError) else None
+        extra = {"reason": reason} if reason else {}
+        self.finish("error", kind=error.kind, message=str(error), **extra)
 
 
 Handler = Callable[[ControlRequest, LocalClient], Awaitable[None]]

@@ -38,6 +38,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +243,7 @@ class PartyDaemon:
         DaemonAudit's bounds: replaying a signed request fills neither."""
         if local is not None:
             self.locals.pop(req.session, None)
-            local.fail(RefusedError(f"party {self.party} refused: {reason}"))
+            local.fail(RefusedError(f"party {self.party} refused: {reason}", reason.category))
         if not admission.signed(req, self.cons):
             self.inbox.drop("request", topic, payload, str(reason))
             return
@@ -294,7 +295,16 @@ class PartyDaemon:
             "queued": self.queue.qsize(),
             "sessions_run": self.runner.sessions_run,
             "dropped": self.inbox.dropped,
+            "budget": self._budget(),
         }
+
+    def _budget(self) -> dict[str, int | None]:
+        """This party's own daily scoring budget as a requester: applicants scored in the last
+        24 hours at this party's clock, and the policy's limit (None: none, or not a
+        requester)."""
+        policy = self.cons.policy.requesters.get(self.party)
+        daily = policy.daily_budget if policy is not None else None
+        return {"daily": daily, "used": self.ledger.used(self.party, time.time())}
 
     # ------------------------------------------------------------ life cycle
 

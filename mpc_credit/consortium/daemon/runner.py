@@ -189,6 +189,10 @@ class SessionRunner:
                 return None
             if isinstance(exc, SessionError):
                 return exc
+            gone = unconnected_peers(mpc)
+            if gone:  # a send to a peer that already left: a knock-on of that peer's failure
+                names = ", ".join(s.parties[p] for p in gone)
+                return LinkClosedError(f"party {names} closed its MPC link")
             error = SessionError(f"party {self.party}: {type(exc).__name__}: {exc}")
             error.__cause__ = exc  # its category for the public reason
             return error

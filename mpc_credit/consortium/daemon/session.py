@@ -25,7 +25,7 @@ class PolicyRefusal(RefusedError):
     """The policy refused a session once it ran (a batch's ids over the per-applicant limit)."""
 
     def __init__(self, party: str, refusal: Refusal) -> None:
-        super().__init__(f"party {party} refused: {refusal}")
+        super().__init__(f"party {party} refused: {refusal}", refusal.category)
         self.refusal = refusal
 
 

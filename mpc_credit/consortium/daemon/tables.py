@@ -2,18 +2,22 @@
 
 The CSV is re-read only when its modification time changed, so an institution can
 update its file without restarting its daemon, and a session costs no file I/O otherwise.
+Columns that are not the party's features in a model are ignored; the daemon's log names
+them in one warning per file version (not once per model mode or session).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mpc_credit.consortium.config import PartyConfig
 from mpc_credit.errors import DataError, UsageError
-from mpc_credit.scorecard.data import OwnerTable, load_owner_csv
+from mpc_credit.scorecard.data import OwnerTable, ignored_note, load_owner_csv
 from mpc_credit.scorecard.model import Scorecard, load_model
 
 ModelKey = tuple[str, str]  # (model id, mode)
+log = logging.getLogger("mpc_credit.daemon")
 
 
 class LocalData:
@@ -24,6 +28,7 @@ class LocalData:
         self.data: Path | None = cfg.data
         self.models: dict[ModelKey, Scorecard] = {}
         self._tables: dict[ModelKey, tuple[float, OwnerTable]] = {}
+        self._noted: set[tuple[float, str]] = set()  # (mtime, note) already logged
         for mid, modes in cfg.models.items():
             for mode, path in modes.items():
                 model = load_model(path)
@@ -47,6 +52,10 @@ class LocalData:
         if cached is None or cached[0] != mtime:
             cached = (mtime, load_owner_csv(self.data, model, self.party))
             self._tables[(mid, mode)] = cached
+            note = ignored_note(cached[1], model)
+            if note is not None and (mtime, note) not in self._noted:
+                self._noted.add((mtime, note))
+                log.warning("%s", note)
         return cached[1]
 
     def known_ids(self, mid: str, mode: str) -> frozenset[str] | None:

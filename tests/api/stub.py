@@ -1,0 +1,101 @@
+"""An in-process app over a stub daemon: the real control socket server (`ControlServer`)
+answering `status` and `score` without MPC, on its own event loop thread.
+
+For the tests that need the app's behaviour, not the consortium's: validation, limits,
+problems, the fuzz test. Holds no tests itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpc_credit.api.app import create_app
+from mpc_credit.api.settings import ServeSettings
+from mpc_credit.api.tokens import create_token
+from mpc_credit.consortium.control import SCORE, STATUS, ControlRequest
+from mpc_credit.consortium.daemon.control import ControlServer, LocalClient
+from mpc_credit.errors import UsageError
+from mpc_credit.scorecard.model import load_model
+from mpc_credit.scorecard.reveal import Result, result_fields
+from tests.cluster import NAMES, Cluster
+from tests.conftest import MODEL
+
+KNOWN = {f"A{i:04d}" for i in range(1, 1001)}
+
+
+def consortium_files(root: Path) -> Path:
+    """A consortium's files (keys, configurations), nothing running; bank's party.toml."""
+    return Cluster(root).config("bank")
+
+
+class StubDaemon:
+    """`status`: all online; `score`: a fixed result for known ids, else the daemon's error."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.path = socket_path
+        model = load_model(MODEL)
+        self.names = tuple(f.name for f in model.features)
+        self.scaling = model.scaling
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server = ControlServer(socket_path, {STATUS: self.status, SCORE: self.score})
+
+    async def status(self, op: ControlRequest, local: LocalClient) -> None:
+        local.finish(
+            "status",
+            party="bank",
+            connected=True,
+            stopping=False,
+            presence=dict.fromkeys(NAMES, "online"),
+            busy=False,
+            queued=0,
+            sessions_run=0,
+            dropped=0,
+            budget={"daily": 1000, "used": 10},
+        )
+
+    async def score(self, op: ControlRequest, local: LocalClient) -> None:
+        unknown = [a for a in op.ids if a not in KNOWN]
+        if unknown:
+            local.fail(UsageError(f"applicant {unknown[0]!r} is not in bank's file"))
+            return
+        width = 5 if op.reveal == "reasons" else 1
+        values = np.zeros((len(op.ids), width), dtype=np.int64)
+        values[:, 0] = 1 if op.reveal in ("decision", "reasons") else 520
+        result = Result(op.reveal, op.ids, values, self.names, self.scaling)  # type: ignore[arg-type]
+        local.send("progress", message="stub: scored")
+        local.finish("result", session="0" * 32, **result_fields(result))
+
+    def __enter__(self) -> StubDaemon:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@contextlib.contextmanager
+def stub_app(root: Path, *, daemon: bool = True, **limits: Any) -> Iterator[tuple[Any, str]]:
+    """The app for bank (with or without its stub daemon) and a token for every reveal."""
+    config = consortium_files(root)
+    settings = ServeSettings.for_config(config, **limits)
+    token = create_token(settings.tokens_file, "tester", ["score", "decision", "reasons", "pd"])
+    if daemon:
+        with StubDaemon(settings.party.control_socket):
+            yield create_app(settings), token
+    else:
+        yield create_app(settings), token
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
