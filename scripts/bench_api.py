@@ -2,23 +2,31 @@
 
 Run from the repository root::
 
-    python scripts/bench_api.py [--single 300] [--cli 20] [--batch 1000]
-                                [--concurrent 200 --threads 8] [--reveal decision] [--json F]
+    python scripts/bench_api.py [--broker mosquitto|embedded] [--single 300] [--cli 20]
+                                [--batch 1000] [--concurrent 200 --threads 8]
+                                [--reveal decision] [--json F]
 
 It writes a random 20-feature scorecard and random data for `--batch` applicants over bank,
 bureau and telco (fixed seed) into a temporary folder, creates a consortium there (`pki
-init`), starts the embedded broker, three daemon processes and `mpc-credit serve` on
-loopback, all warm, and measures:
+init`), starts the broker, three daemon processes and `mpc-credit serve` on loopback, all
+warm, and measures:
 
 - one applicant per call through the API (`--single` calls in a row over one keep-alive
   connection): p50 and p99, next to the same request made in process through the control
   socket (`score_request`: the daemon path without HTTP) and the `mpc-credit score` command
-  (a fresh Python process per call: the baseline a caller without the API pays);
+  (a fresh Python process per call: the baseline a caller without the API pays); the
+  in-process calls also time the daemon's progress events (request published, every party
+  accepted, MPC links up, computed, own `done` reported), which show where a decision's
+  time goes;
 - the control socket alone: a `status` round trip (connection per call, as the server does);
 - `--batch` applicants as one batch job (upload, poll, result CSV) against `mpc-credit score
   --batch --out` (both checked equal);
 - `--concurrent` decision calls from `--threads` client threads: all must be answered 200;
   p50 and p99; the server's and the daemons' resident memory before and after.
+
+The broker is mosquitto when its binary is installed (the consortium then has broker TLS
+and mosquitto runs the configuration `write_mosquitto_files` generates, as a deployment
+would), else the embedded amqtt broker (plain TCP on loopback); `--broker` chooses.
 
 Every API result is checked against the plaintext reference; a difference aborts. The
 machine may be shared with other jobs: run it twice and read the figures as indicative.
@@ -30,6 +38,8 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +56,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mpc_credit.api.tokens import create_token  # noqa: E402
-from mpc_credit.consortium.config import load_party_config  # noqa: E402
+from mpc_credit.consortium.broker import write_mosquitto_files  # noqa: E402
+from mpc_credit.consortium.config import load_consortium, load_party_config  # noqa: E402
 from mpc_credit.consortium.create import PartyPlan, init_consortium  # noqa: E402
 from mpc_credit.consortium.requester import daemon_status, score_request  # noqa: E402
 from mpc_credit.local import synthetic  # noqa: E402
@@ -58,6 +69,17 @@ from mpc_credit.scorecard.reference import reference  # noqa: E402
 OWNERS = ("bank", "bureau", "telco")
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 CLI = [sys.executable, "-m", "mpc_credit"]
+# the daemon's progress messages during one decision (mpc_credit.consortium.daemon), in order
+PHASES = (
+    ("request published", "request "),
+    ("every party accepted", "all parties accepted"),
+    ("MPC links up", "connected to all parties"),
+    ("computed", "secure computation done"),
+    ("own 'done' reported", "result received"),
+)
+MOSQUITTO = shutil.which("mosquitto") or (
+    "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -77,6 +99,26 @@ def stats(xs: list[float]) -> dict[str, float]:
     }
 
 
+class Clock:
+    """When each of PHASES' progress messages arrived, in seconds from the clock's start."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.seen: dict[str, float] = {}
+
+    def mark(self, message: str) -> None:
+        for phase, start in PHASES:
+            if message.startswith(start):
+                self.seen.setdefault(phase, time.perf_counter() - self.t0)
+
+
+def ok(r: httpx.Response) -> httpx.Response:
+    """`r` if it succeeded, else exit with its status and problem."""
+    if r.is_success:
+        return r
+    raise SystemExit(f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text}")
+
+
 def wait_http(url: str, timeout: float = 30.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -87,6 +129,17 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     raise SystemExit(f"{url} did not answer 200 within {timeout:.0f} s")
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
 def start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -119,22 +172,33 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     (broker_port, api_port) = free_ports(2)
     plans = [PartyPlan(o, "127.0.0.1", b, data[o]) for o, b in zip(OWNERS, free_port_blocks(3, 8))]
     cons = work / "consortium"
-    init_consortium(cons, model_file, parties=plans, broker_port=broker_port, force=True)
+    tls = args.broker == "mosquitto"
+    init_consortium(
+        cons, model_file, parties=plans, broker_port=broker_port, broker_tls=tls, force=True
+    )
     config = cons / "bank" / "party.toml"
     token = create_token(config.parent / "serve-tokens.json", "bench", [args.reveal], 1_000_000)
     want = {r[0]: r for r in reference(model, tables, ids, args.reveal).rows()}
     url = f"http://127.0.0.1:{api_port}"
-    broker = start(
-        [*CLI, "broker", "--port", str(broker_port)],
-        work / "broker.log",
-    )
-    time.sleep(0.5)
+    if tls:
+        conf, _ = write_mosquitto_files(
+            load_consortium(cons / "consortium.json"),
+            work / "mosquitto",
+            cons / "broker",
+            port=broker_port,
+            bind="127.0.0.1",
+            user="root" if os.geteuid() == 0 else None,
+        )
+        broker = start([MOSQUITTO, "-c", str(conf)], work / "broker.log")  # type: ignore[list-item]
+    else:
+        broker = start([*CLI, "broker", "--port", str(broker_port)], work / "broker.log")
+    wait_port(broker_port)
     daemons = [start(daemon_argv(cons / o / "party.toml"), work / f"{o}.log") for o in OWNERS]
     server = start(
         [*CLI, "serve", "--config", str(config), "--port", str(api_port)],
         work / "serve.log",
     )
-    out: dict[str, Any] = {"applicants": args.batch, "reveal": args.reveal}
+    out: dict[str, Any] = {"applicants": args.batch, "reveal": args.reveal, "broker": args.broker}
     try:
         wait_http(url + "/readyz")
         body = lambda aid: {"applicants": [aid], "reveal": args.reveal}  # noqa: E731
@@ -143,34 +207,39 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # one applicant per call, warm, over one keep-alive connection
         with httpx.Client(base_url=url, headers=headers, timeout=120) as c:
             for i in range(10):
-                c.post("/v1/decisions", json=body(ids[i])).raise_for_status()
+                ok(c.post("/v1/decisions", json=body(ids[i])))
             lat = []
             for i in range(args.single):
                 aid = ids[i % len(ids)]
                 t = time.perf_counter()
                 r = c.post("/v1/decisions", json=body(aid))
                 lat.append(time.perf_counter() - t)
-                r.raise_for_status()
+                ok(r)
                 got = [str(v) for v in r.json()["results"][0].values()]
                 assert got == want[aid], (got, want[aid])
         out["api_single_ms"] = stats(lat)
 
-        # the same through the control socket in process, and the socket's status round trip
+        # the same through the control socket in process (with the time of each progress
+        # event the daemon sends: where a decision's time goes), and a status round trip
         async def in_process() -> tuple[list[float], list[float]]:
             cfg = load_party_config(config)
             xs, ys = [], []
             for i in range(min(args.single, 100)):
-                t = time.perf_counter()
-                await score_request(cfg, [ids[i]], reveal=args.reveal)
-                xs.append(time.perf_counter() - t)
+                clock = Clock()
+                await score_request(cfg, [ids[i]], reveal=args.reveal, progress=clock.mark)
+                xs.append(time.perf_counter() - clock.t0)
+                for phase, at in clock.seen.items():
+                    phases.setdefault(phase, []).append(at)
             for _ in range(200):
                 t = time.perf_counter()
                 await daemon_status(cfg)
                 ys.append(time.perf_counter() - t)
             return xs, ys
 
+        phases: dict[str, list[float]] = {}
         socket_single, status_rt = asyncio.run(in_process())
         out["socket_single_ms"] = stats(socket_single)
+        out["phases_ms"] = {k: stats(phases[k]) for k, _ in PHASES if k in phases}
         out["socket_status_ms"] = stats(status_rt)
         t = time.perf_counter()
         for _ in range(1000):
@@ -202,8 +271,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 content=upload,
                 headers={"Content-Type": "text/csv"},
             )
-            r.raise_for_status()
-            job = r.json()
+            job = ok(r).json()
             while job["state"] in ("queued", "running"):
                 time.sleep(0.05)
                 job = c.get(f"/v1/batches/{job['id']}").json()
@@ -253,8 +321,15 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "calls_per_s": round(len(results) / wall, 1),
         }
         out["rss_after_mb"] = {k: round(rss_mb(p), 1) for k, p in pids.items()}
-    finally:
-        stop([server, *daemons, broker])
+    except BaseException:
+        stop([server, *daemons])
+        stop([broker])
+        for f in sorted(work.glob("*.log")):  # the temporary folder goes with the error
+            tail = f.read_text(errors="replace").splitlines()[-15:]
+            print(f"--- {f.name} (last lines)", *tail, sep="\n", file=sys.stderr)
+        raise
+    stop([server, *daemons])
+    stop([broker])  # last: the daemons say offline through it
     return out
 
 
@@ -300,11 +375,29 @@ def table(res: dict[str, Any], args: argparse.Namespace) -> str:
     text = "\n".join("| " + " | ".join(str(c) for c in r) + " |" for r in rows)
     before, after = res["rss_before_mb"], res["rss_after_mb"]
     mem = ", ".join(f"{k} {before[k]} -> {after[k]}" for k in before)
-    return f"{text}\n\nRSS (MB) before -> after the concurrent calls: {mem}"
+    where = (
+        "mosquitto (generated configuration, broker TLS)"
+        if res["broker"] == "mosquitto"
+        else "embedded amqtt (plain TCP on loopback)"
+    )
+    marks = [f"{k} {v['p50']}" for k, v in res["phases_ms"].items()]
+    marks.append(f"result {sock['p50']}")
+    phases = (
+        "One decision through the control socket, ms from the call at p50 (the daemon's "
+        "progress events):\n" + ", ".join(marks)
+    )
+    mem = f"RSS (MB) before -> after the concurrent calls: {mem}"
+    return f"broker: {where}\n\n{text}\n\n{phases}\n\n{mem}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--broker",
+        choices=("mosquitto", "embedded"),
+        default="mosquitto" if MOSQUITTO else "embedded",
+        help="the control-plane broker (default: mosquitto when installed)",
+    )
     ap.add_argument("--single", type=int, default=300, help="one-applicant API calls")
     ap.add_argument("--cli", type=int, default=20, help="one-applicant CLI runs")
     ap.add_argument("--batch", type=int, default=1000, help="applicants (and batch size)")
@@ -313,6 +406,9 @@ def main() -> int:
     ap.add_argument("--reveal", default="decision")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.broker == "mosquitto" and MOSQUITTO is None:
+        ap.error("--broker mosquitto: the mosquitto binary is absent (apt-get install mosquitto)")
+    print(f"bench_api: broker {args.broker}, starting", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         res = run(args, Path(tmp))
     print(table(res, args))

@@ -172,8 +172,13 @@ class Cluster:
 
         return await daemon_status(self.config(party))
 
-    async def wait_idle(self, timeout: float = 15.0, parties: Sequence[str] = NAMES) -> None:
-        """Until every daemon is connected, idle, and sees every party online."""
+    async def wait_idle(
+        self,
+        timeout: float = 15.0,
+        parties: Sequence[str] = NAMES,
+        online: Sequence[str] = NAMES,
+    ) -> None:
+        """Until every daemon of `parties` is connected, idle, and sees `online` online."""
         t = time.monotonic() + timeout
         last: dict[str, Any] = {}
         while time.monotonic() < t:
@@ -185,8 +190,8 @@ class Cluster:
                     ok = False
                     break
                 last[n] = st
-                online = all(st["presence"].get(x) == "online" for x in NAMES)
-                if not (st["connected"] and not st["busy"] and st["queued"] == 0 and online):
+                seen = all(st["presence"].get(x) == "online" for x in online)
+                if not (st["connected"] and not st["busy"] and st["queued"] == 0 and seen):
                     ok = False
             if ok:
                 return

@@ -24,6 +24,13 @@ HARDENED = (  # what every generated mosquitto configuration must say
     "use_identity_as_username true",
     "use_username_as_clientid true",
     "message_size_limit 65536",
+    "max_packet_size 66560",
+    "max_keepalive 60",
+    "max_connections 1024",
+    "max_inflight_messages 20",
+    "max_queued_messages 1000",
+    "max_queued_bytes 8388608",
+    "persistent_client_expiration 1h",
 )
 
 MOSQUITTO = shutil.which("mosquitto") or (

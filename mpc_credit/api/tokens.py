@@ -35,6 +35,7 @@ from typing import Any
 
 from mpc_credit.errors import UsageError
 from mpc_credit.jsonwire import decode_object, encode
+from mpc_credit.names import check_name as check_safe_name
 from mpc_credit.vocabulary import REVEALS
 
 log = logging.getLogger("mpc_credit.api")
@@ -73,6 +74,7 @@ def token_hash(token: str) -> str:
 
 
 def check_name(name: str) -> str:
+    check_safe_name(name, "--name (a client name)", at=True)
     if not CLIENT_NAME.fullmatch(name):
         raise UsageError(f"--name {name!r}: a client name is 1 to 64 of A-Z a-z 0-9 _ . @ -")
     return name

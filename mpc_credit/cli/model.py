@@ -101,14 +101,15 @@ def split(
 
     Example: mpc-credit model split parties/bank/german-credit-demo.json --out-dir parts
     """
+    from mpc_credit.names import join
     from mpc_credit.scorecard.model import dump_model, load_model
 
     checked = options.mode(mode)
     m = load_model(model)
     owners = owner or list(m.owners)
+    paths = {o: join(out_dir, o, f".{mode}.json", "owner (a party name)") for o in owners}
     out_dir.mkdir(parents=True, exist_ok=True)
-    for o in owners:
-        path = out_dir / f"{o}.{mode}.json"
+    for o, path in paths.items():
         dump_model(m.split(o, checked), path)
         typer.echo(f"{path}: {len(m.features_of(o))} features of {o}")
 
@@ -131,9 +132,11 @@ def import_optbinning(
     Example: mpc-credit model import scorecard.pkl --owners owners.json --name demo
     --cutoff 500 --out model.json
     """
+    from mpc_credit.names import check_name
     from mpc_credit.scorecard.model import dump_model, from_dict
     from mpc_credit.scorecard.optbinning_import import scorecard_to_model
 
+    check_name(name, "--name")  # the model's name may name its parts' files (pki sign)
     sc = _load_pickle(scorecard)
     mapping = _load_owners(owners)
     params = getattr(sc, "scaling_method_params", None) or {}

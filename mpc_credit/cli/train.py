@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mpc_credit.errors import UsageError
+from mpc_credit.names import check_name
 
 if TYPE_CHECKING:
     from mpc_credit.consortium.requester import Trained
@@ -197,8 +198,8 @@ def train(
     run_epsilon = None if no_dp else _privacy(epsilon)
     lender, column = parse_label(label)
     job = TrainJob(
-        name=name,
-        label=column,
+        name=check_name(name, "--name"),
+        label=check_name(column, "--label (the column)"),
         cutoff=cutoff,
         pdo=pdo,
         odds=odds,

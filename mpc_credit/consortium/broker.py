@@ -28,6 +28,13 @@ from mpc_credit.jsonwire import MAX_BYTES
 
 log = logging.getLogger("mpc_credit.broker")
 PACKET_HEADROOM = 1024  # bytes of an MQTT packet besides its payload (topic, header)
+# mosquitto's resource limits (docs/deployment.md, "The broker's limits"):
+MAX_CONNECTIONS = 1024  # clients at once on the listener; keep LimitNOFILE well above it
+MAX_INFLIGHT = 20  # QoS 1 messages on their way to one client, unacknowledged
+MAX_QUEUED = 1000  # QoS 1 messages queued for one client beyond those; more are dropped
+MAX_QUEUED_BYTES = 8 * 1024 * 1024  # the same queue's bytes
+MAX_KEEPALIVE = 60  # seconds: the longest keep-alive the broker grants (MQTT 5 clients)
+PERSISTENT_EXPIRY = "1h"  # a clean_session=false session left behind is dropped after this
 
 
 def check_loopback(host: str) -> str:
@@ -110,6 +117,12 @@ def mosquitto_acl(cons: Consortium) -> str:
     return "\n".join(lines)
 
 
+# mosquitto 2's ACLs cannot tell a retained publish from another: a member may leave retained
+# messages on the session topics it writes. Daemons retain presence only, subscribe to presence
+# before anything else (so a queue full of retained junk cannot push presence out) and drop a
+# retained message on any other topic unread (mpc_credit.consortium.daemon.mqtt).
+
+
 def _line_safe(value: object, what: str) -> str:
     """`value` as text fit for one configuration line: no newline or control character."""
     text = str(value)
@@ -138,7 +151,11 @@ def mosquitto_conf(
     certificate's common name (the party name) is their user name for the ACL and their
     client id, so no certificate can take over another party's connection; `crlfile`
     lists revoked client certificates. Payloads over jsonwire.MAX_BYTES are dropped, and a
-    client sending a packet much larger than that is disconnected before it is read.
+    client sending a packet much larger than that is disconnected before it is read. The
+    listener takes at most MAX_CONNECTIONS clients; each client's outgoing messages are
+    bounded (MAX_INFLIGHT in flight, MAX_QUEUED and MAX_QUEUED_BYTES queued, the rest
+    dropped), keep-alives are at most MAX_KEEPALIVE seconds, and a persistent session left
+    behind expires after PERSISTENT_EXPIRY.
     """
     lines = [
         "# mosquitto 2 configuration for an mpc-credit consortium (generated)",
@@ -146,8 +163,12 @@ def mosquitto_conf(
         "per_listener_settings false",
         "persistence false",
         "set_tcp_nodelay true",
-        "max_keepalive 60",
-        "retain_available true",
+        f"max_keepalive {MAX_KEEPALIVE}",
+        "retain_available true",  # presence only (see above)
+        f"max_inflight_messages {MAX_INFLIGHT}",
+        f"max_queued_messages {MAX_QUEUED}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
+        f"persistent_client_expiration {PERSISTENT_EXPIRY}",
         f"message_size_limit {MAX_BYTES}",
         f"max_packet_size {MAX_BYTES + PACKET_HEADROOM}",
     ]
@@ -155,6 +176,7 @@ def mosquitto_conf(
         lines.append(f"user {_line_safe(user, 'user')}")
     lines += [f"acl_file {_line_safe(acl_file, 'acl_file')}", ""]
     lines.append(f"listener {int(port)} {_line_safe(bind, 'bind')}")
+    lines.append(f"max_connections {MAX_CONNECTIONS}")
     if tls:
         if not (cafile and certfile and keyfile):
             raise ValueError("a TLS listener needs cafile, certfile and keyfile")

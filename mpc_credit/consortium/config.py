@@ -36,6 +36,7 @@ else:  # Python 3.10: the same parser, as the package tomli (a dependency there)
 from mpc_credit.consortium.signing import public_from_b64
 from mpc_credit.errors import UsageError
 from mpc_credit.files import read_json, read_text
+from mpc_credit.names import check_name
 from mpc_credit.vocabulary import MODES, REVEALS
 
 FORMAT = "mpc-credit/consortium@1"
@@ -48,6 +49,7 @@ DEFAULT_MAX_SECONDS = 3600.0
 MAX_POLICY_COUNT = 1_000_000_000
 DAY_SECONDS = 86_400.0
 DEFAULT_PRIVACY_BUDGET = 10.0  # a party's training budget: epsilon at delta 1e-6
+DEFAULT_MAX_TRAINING_RUNS = 10  # training runs a party accepts in any 24 hours
 MAX_PROHIBITED = 200  # policy.prohibited_features
 MAX_FEATURE_CHARS = 64  # a feature name, as a training job's (fields.MAX_ID_CHARS)
 
@@ -73,7 +75,8 @@ def check_safe(value: object, field: str, pattern: re.Pattern[str], rule: str) -
 
 def check_party_name(value: object, field: str) -> str:
     """`value` if it is a safe party name, else a UsageError naming `field`."""
-    return check_safe(value, field, PARTY_NAME, f"a party name is {PARTY_NAME_RULE}")
+    check_safe(value, field, PARTY_NAME, f"a party name is {PARTY_NAME_RULE}")
+    return check_name(value, field)  # a narrower rule than names' (for files): both hold
 
 
 # ---------------------------------------------------------------- the public file
@@ -223,7 +226,9 @@ def load_consortium(path: str | Path) -> Consortium:
             raise ValueError("a party name is listed twice")
         models = tuple(
             ModelInfo(
-                str(m["id"]), str(m["digest"]), check_party_name(m["owner"], f"models[{i}].owner")
+                check_name(m["id"], f"models[{i}].id"),
+                str(m["digest"]),
+                check_party_name(m["owner"], f"models[{i}].owner"),
             )
             for i, m in enumerate(data["models"])
         )
@@ -338,6 +343,8 @@ class PartyConfig:
     training_data: Path | None = None  # this party's training CSV (the lender's: with labels)
     privacy_budget: float = DEFAULT_PRIVACY_BUDGET  # epsilon at delta 1e-6, on its applicants
     privacy_ledger: Path = Path("privacy.json")  # the zCDP this party's data has spent
+    allow_no_dp: bool = False  # whether it accepts a training run without DP (--no-dp)
+    max_training_runs_per_day: int = DEFAULT_MAX_TRAINING_RUNS  # any 24 hours, from its ledger
 
     def model_file(self, model_id: str, mode: str) -> Path | None:
         return self.models.get(model_id, {}).get(mode)
@@ -379,6 +386,7 @@ def load_party_config(path: str | Path) -> PartyConfig:
         m = raw.get("mpc", {})
         models: dict[str, dict[str, Path]] = {}
         for mid, modes in raw.get("models", {}).items():
+            check_name(mid, f"{path}: models (a model id)")
             models[str(mid)] = {}
             for mode, file in modes.items():
                 if mode not in MODES:
@@ -404,6 +412,10 @@ def load_party_config(path: str | Path) -> PartyConfig:
             training_data=opt(raw, "training_data", ""),
             privacy_budget=_budget(raw.get("privacy_budget", DEFAULT_PRIVACY_BUDGET)),
             privacy_ledger=rel(raw.get("privacy_ledger", "privacy.json"), "privacy_ledger"),
+            allow_no_dp=_flag(raw.get("allow_no_dp", False), "allow_no_dp"),
+            max_training_runs_per_day=_runs(
+                raw.get("max_training_runs_per_day", DEFAULT_MAX_TRAINING_RUNS)
+            ),
         )
     except KeyError as exc:
         raise UsageError(f"{path}: missing setting {exc.args[0]!r}") from None
@@ -416,6 +428,19 @@ def _budget(value: Any) -> float:
     if type(value) not in (int, float) or not 0 <= value < float("inf"):
         raise ValueError("privacy_budget: expected a finite epsilon >= 0")
     return float(value)
+
+
+def _flag(value: Any, key: str) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"{key}: expected true or false")
+    return value
+
+
+def _runs(value: Any) -> int:
+    """`max_training_runs_per_day`: an integer >= 0 (0: no training run is accepted)."""
+    if type(value) is not int or not 0 <= value <= MAX_POLICY_COUNT:
+        raise ValueError("max_training_runs_per_day: expected an integer >= 0")
+    return value
 
 
 def check_private_files(cfg: PartyConfig) -> None:

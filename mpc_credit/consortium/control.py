@@ -101,6 +101,6 @@ def parse_control(payload: bytes | str) -> ControlRequest:
         ids=f.identifiers(d, "ids", MAX_IDS),
         reveal=f.choice(d, "reveal", REVEALS),
         mode=f.choice(d, "mode", MODES),
-        model_id=None if d["model_id"] is None else f.identifier(d, "model_id"),
+        model_id=None if d["model_id"] is None else f.safe_name(d, "model_id"),
         timeout=f.real(d, "timeout", MIN_TIMEOUT, MAX_TIMEOUT, exact_type=False),
     )

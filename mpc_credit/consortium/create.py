@@ -31,6 +31,7 @@ from mpc_credit.consortium.config import (
     CONSORTIUM_NAME,
     DEFAULT_BROKER_PORT,
     DEFAULT_BROKER_TLS_PORT,
+    DEFAULT_MAX_TRAINING_RUNS,
     DEFAULT_MPC_BASE,
     DEFAULT_MPC_PORTS,
     Consortium,
@@ -44,6 +45,7 @@ from mpc_credit.consortium.config import (
 )
 from mpc_credit.consortium.enroll import PartyRequest, install_bundle, request_party
 from mpc_credit.errors import UsageError
+from mpc_credit.names import check_name, join
 from mpc_credit.scorecard.model import Scorecard, dump_model, load_model
 from mpc_credit.vocabulary import MODES, REVEALS
 
@@ -117,6 +119,9 @@ def render_party_toml(values: Mapping[str, Any]) -> str:
     lines += [
         "privacy_budget = 10.0        # epsilon (delta 1e-6) joint training may spend on its data",
         'privacy_ledger = "privacy.json"  # what it has spent: refused past the budget',
+        f"allow_no_dp = {'true' if v.get('allow_no_dp') else 'false'}"
+        "  # accept training without DP (--no-dp): exact statistics",
+        f"max_training_runs_per_day = {DEFAULT_MAX_TRAINING_RUNS}  # in any 24 hours",
         'audit = "audit.jsonl"        # one JSON line per session',
         'control_socket = "daemon.sock"  # local CLI <-> daemon; results travel only here',
         "",
@@ -162,6 +167,7 @@ def check_setup(out: Path, model: Scorecard, names: Sequence[str], setup: Setup)
     """Refuse a consortium that cannot work (before any file is written); returns the
     model owner."""
     check_safe(setup.name, "--name", CONSORTIUM_NAME, "letters, digits, _ . -")
+    check_name(model.name, f"{model.source or 'model'}: name (the model's)")
     if len(set(names)) != len(names):
         raise UsageError(f"a party is named twice: {', '.join(names)}")
     if len(names) < 3:
@@ -240,7 +246,7 @@ def _model_files(
         return dict.fromkeys(MODES, target.name)
     files = {}
     for mode in MODES:
-        part = folder / f"{model.name}.{mode}-part.json"
+        part = join(folder, model.name, f".{mode}-part.json", "model name")
         dump_model(model.split(party, mode, helper=party not in model.owners), part)
         files[mode] = part.name
     return files
@@ -304,6 +310,9 @@ def sign_consortium(
                 # a feature owner's CSV, which may be put in place later
                 "data": _relpath(csv, folder) if r.name in model.owners else None,
                 "training_data": _relpath(train, folder) if train else None,
+                # a deployment refuses training without DP unless its party.toml says so;
+                # the demo consortium of one machine (`pki init`) allows it
+                "allow_no_dp": local,
                 "models": {
                     model.name: _model_files(folder, model, model_path, r.name, owner, local)
                 },

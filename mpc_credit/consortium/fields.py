@@ -5,7 +5,9 @@ depth, NaN/Infinity, duplicate keys), checks the object has exactly its fields, 
 one with a checker that knows its type and bounds: `integer` (a bool is not an int), `real`
 (a JSON number with a fraction or exponent, finite: the signed fields keep their exact type so
 a signature checked later covers what was parsed), `token` (a pattern), `choice` (a closed
-vocabulary), `name` (the consortium's party names), `identifier` (an applicant or model id),
+vocabulary), `name` (the consortium's party names), `identifier` (an applicant id),
+`safe_name` (a model id, a training job's name, a label column: mpc_credit.names' rule, as
+anything that may become a file name),
 `text` (free text from another party, stripped of control characters by `clean_text`).
 
 Every failure is a `MessageError` whose text names the field and what was expected, never the
@@ -21,6 +23,7 @@ from typing import Any
 
 from mpc_credit.consortium.config import PARTY_NAME
 from mpc_credit.jsonwire import MAX_BYTES, MAX_DEPTH, WireError, decode_object
+from mpc_credit.names import name_problem
 
 MAX_ID_CHARS = 64  # an applicant id or a model id
 MAX_TEXT = 300  # a reason or a progress message from another party
@@ -123,6 +126,16 @@ def name(d: Mapping[str, Any], key: str, names: Collection[str] | None) -> str:
             raise MessageError(f"field {key!r}: not a party of the consortium")
         return v
     return token(d, key, PARTY_NAME, "a party name")
+
+
+def safe_name(d: Mapping[str, Any], key: str) -> str:
+    """A name that may become a file name (mpc_credit.names): a model id, a job's model name,
+    a label column; the error names the field and the rule broken, never the value."""
+    v = d[key]
+    problem = name_problem(v)
+    if problem is not None:
+        raise MessageError(f"field {key!r}: not a safe name: {problem}")
+    return v  # type: ignore[no-any-return]
 
 
 def is_identifier(v: object) -> bool:

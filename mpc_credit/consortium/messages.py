@@ -247,7 +247,7 @@ def request_of(d: Any, cons: Consortium | None = None) -> Request:
     return Request(
         **common,
         receiver=f.name(d, "receiver", names),
-        model_id=f.identifier(d, "model_id"),
+        model_id=f.safe_name(d, "model_id"),
         model_digest=f.token(d, "model_digest", HEX64, "64 hex digits"),
         mode=f.choice(d, "mode", MODES),
         reveal=f.choice(d, "reveal", REVEALS),

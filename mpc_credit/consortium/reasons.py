@@ -36,6 +36,12 @@ DEADLINE = "deadline out of bounds"
 MALFORMED = "malformed request"
 MODEL = "model not available"
 NO_TRAINING_DATA = "no training data configured"
+NO_DP_NOT_ALLOWED = "no-DP training not allowed"
+
+
+def run_limit(limit: int) -> str:
+    """The public category of a training run past a party's daily run limit, naming it."""
+    return f"training run limit reached ({limit} per day)"
 
 
 def over_budget(budget: float) -> str:

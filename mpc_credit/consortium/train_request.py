@@ -125,8 +125,8 @@ def job_of(d: Any) -> TrainJob:
             "quadratic, or no epsilon"
         )
     return TrainJob(
-        name=f.identifier(d, "name"),
-        label=f.identifier(d, "label"),
+        name=f.safe_name(d, "name"),
+        label=f.safe_name(d, "label"),
         cutoff=f.integer(d, "cutoff", -int(MAX_POINTS), int(MAX_POINTS)),
         pdo=f.real(d, "pdo", 1e-3, MAX_POINTS),
         odds=f.real(d, "odds", 1e-6, MAX_ODDS),

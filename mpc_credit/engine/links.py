@@ -15,7 +15,11 @@ coroutines harmless. Both rely on MPyC 0.10/0.11 internals (`asyncoro._reconcile
 `Party.protocol`, `MessageExchanger`), which tests/engine/test_links.py and the daemon
 tests exercise. MPyC is imported only when a link is made, through `runtime.load_mpyc`
 (importing it parses sys.argv: it must not see the options of the process importing this).
-Connecting and tearing down share one module (about 360 lines)
+The MPC port itself is a `_Listener`: open only while earlier parties connect, closing at
+once connections from unexpected addresses or beyond one pending per expected peer, each
+pending one held to a 10 s deadline; a link counts what a peer sends ahead at a floor per
+message (see docs/security.md, "The trust boundary").
+Connecting and tearing down share one module (about 540 lines)
 because a refused link tears its runtime down the way an aborted session does.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import struct
 import time
@@ -40,8 +45,22 @@ __all__ = ["TlsContexts", "connect_runtime", "start_runtime", "teardown_runtime"
 
 log = logging.getLogger("mpc_credit.daemon")
 CONNECT_RETRY = 0.005  # seconds between attempts to reach a peer's MPC port
+HANDSHAKE_TIMEOUT = 10.0  # seconds an accepted connection has to authenticate and announce
+RESOLVE_TIMEOUT = 2.0  # seconds to resolve an expected peer's host
 MAX_MESSAGE = 256 << 20  # bytes of one MPC message from a peer; a larger one drops the link
 MAX_UNCLAIMED = 512 << 20  # bytes a peer may send ahead of what this party asked for
+MESSAGE_FLOOR = 4096  # bytes a buffered message counts for at least (see `cost`)
+
+
+def cost(payload: bytes) -> int:
+    """What a message waiting in a link's buffers counts for: its payload, but at least
+    MESSAGE_FLOOR bytes (a buffered message costs its header, a dict entry and a bytes
+    object even when empty), plus its 12-byte header."""
+    return max(len(payload), MESSAGE_FLOOR) + 12
+
+
+def is_bytes(x: Any) -> bool:
+    return isinstance(x, (bytes, bytearray))
 
 
 def party(mpc: Any, pid: int | None) -> str:
@@ -74,6 +93,7 @@ class _CheckedLink:
     def __init__(self, rt: Any, peer_pid: int | None = None, *, tls: bool) -> None:
         super().__init__(rt, peer_pid)
         self.tls = tls
+        self.unclaimed = 0  # the `cost` of the messages in `buffers` nobody asked for yet
 
     def connection_made(self, transport: Any) -> None:
         if self.peer_pid is not None and self.tls:  # we connected: the server is peer_pid
@@ -86,30 +106,68 @@ class _CheckedLink:
 
     def data_received(self, data: bytes) -> None:
         self.heard = time.monotonic()  # for stalled_peer
-        if self.peer_pid is None and len(self.bytes) + len(data) >= 2:
-            claimed = int.from_bytes((bytes(self.bytes) + bytes(data[:2]))[:2], "little")
-            problem = self._check_claim(claimed)
-            if problem:
-                self._refuse(problem)
-                return
-        super().data_received(data)
-        if self.peer_pid is not None:
-            self._bound_unclaimed()
-        if self.peer_pid is None or len(self.bytes) < 12:  # before the pid: no header yet
+        if self.peer_pid is None:  # a peer connecting to us: MPyC reads its pid first
+            if len(self.bytes) + len(data) >= 2:
+                claimed = int.from_bytes((bytes(self.bytes) + bytes(data[:2]))[:2], "little")
+                problem = self._check_claim(claimed)
+                if problem:
+                    self._refuse(problem)
+                    return
+            super().data_received(data)
+            if self.peer_pid is not None:
+                self.unclaimed = sum(cost(b) for b in self.buffers.values() if is_bytes(b))
+                self._check_bounds()
             return
-        if struct.unpack_from("<qI", self.bytes)[1] > MAX_MESSAGE:
-            name = party(self.runtime, self.peer_pid)
+        self.bytes.extend(data)
+        self._take_messages()
+
+    def _take_messages(self) -> None:
+        """MPyC's message loop, counting each message a peer sends ahead at its `cost` and
+        refusing an oversized header before its payload is buffered."""
+        data, buffers = self.bytes, self.buffers
+        at = 0
+        while len(data) - at >= 12:
+            pc, size = struct.unpack_from("<qI", data, at)
+            if size > MAX_MESSAGE:
+                break
+            if len(data) - at < 12 + size:
+                break
+            with memoryview(data) as view:  # one copy of the payload, not two
+                payload = bytes(view[at + 12 : at + 12 + size])
+            at += 12 + size
+            waiting = buffers.pop(pc, None)
+            if isinstance(waiting, asyncio.Future):
+                if not waiting.done():
+                    waiting.set_result(payload)
+                continue
+            if waiting is not None:
+                self.unclaimed -= cost(waiting)  # a repeated label: the later one counts
+            buffers[pc] = payload
+            self.unclaimed += cost(payload)
+            if self.unclaimed > MAX_UNCLAIMED:
+                break
+        del data[:at]
+        self._check_bounds()
+
+    def receive(self, pc: int) -> Any:
+        payload = super().receive(pc)
+        if is_bytes(payload):
+            self.unclaimed -= cost(payload)
+        return payload
+
+    def _check_bounds(self) -> None:
+        """Messages a peer sends before this party asks for them wait in `buffers`; a peer
+        that keeps sending ahead (over MAX_UNCLAIMED, each message at its `cost`), or whose
+        next message is over MAX_MESSAGE bytes, loses the link."""
+        name = party(self.runtime, self.peer_pid)
+        if self.unclaimed > MAX_UNCLAIMED:
+            self._refuse(f"party {name} sent over {MAX_UNCLAIMED} bytes nobody asked for")
+        elif len(self.bytes) >= 12 and struct.unpack_from("<qI", self.bytes)[1] > MAX_MESSAGE:
             self._refuse(f"party {name} sent an MPC message over {MAX_MESSAGE} bytes")
 
-    def _bound_unclaimed(self) -> None:
-        """Messages a peer sends before this party asks for them wait in `buffers`; a peer
-        that keeps sending ahead (more than MAX_UNCLAIMED bytes) loses the link."""
-        unclaimed = sum(len(b) for b in self.buffers.values() if isinstance(b, bytes))
-        if unclaimed > MAX_UNCLAIMED:
-            name = party(self.runtime, self.peer_pid)
-            self._refuse(f"party {name} sent over {MAX_UNCLAIMED} bytes nobody asked for")
-
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer_pid is None:  # accepted, never announced a party: MPyC never saw it
+            return
         if _connecting(self.runtime):
             why = f" ({exc})" if exc else ""
             name = party(self.runtime, self.peer_pid)
@@ -210,13 +268,7 @@ async def _establish(mpc: Any, listen: str, tls: TlsContexts | None) -> None:
         peer.protocol = loop.create_future() if peer.pid == mpc.pid else None
     mpc._mpc_credit_server = None
     if mpc.pid:
-        mpc._mpc_credit_server = await loop.create_server(
-            lambda: checked_link()(mpc, tls=tls is not None),
-            host=listen,
-            port=mpc.parties[mpc.pid].port,
-            ssl=tls.server if tls else None,
-            reuse_address=True,
-        )
+        mpc._mpc_credit_server = _Listener(mpc, listen, tls)
     connects = [loop.create_task(_connect(mpc, p, tls)) for p in mpc.parties[mpc.pid + 1 :]]
     try:
         await asyncio.gather(*connects)  # to every later party at once
@@ -224,7 +276,130 @@ async def _establish(mpc: Any, listen: str, tls: TlsContexts | None) -> None:
         for c in connects:
             c.cancel()
     await mpc.parties[mpc.pid].protocol
+    if mpc._mpc_credit_server is not None:
+        mpc._mpc_credit_server.close()  # every earlier party has joined: stop listening
     await broadcast(mpc, b"", range(len(mpc.parties)))
+
+
+def _not_joined(protocol: Any) -> bool:
+    """MPyC holds None, or a Future while the runtime starts, for a peer not yet connected."""
+    return protocol is None or isinstance(protocol, asyncio.Future)
+
+
+class _Listener:
+    """The MPC port while the earlier parties connect, and only then. It accepts each
+    connection itself so that a stranger costs no TLS state: a connection from an address that
+    no expected peer's host resolves to (where they resolve), or beyond one pending connection
+    per expected peer not yet joined, is closed at once. A pending connection is one that has
+    not yet announced a party id that its certificate names (`_CheckedLink`); it has
+    HANDSHAKE_TIMEOUT seconds for its TLS handshake and its announcement together.
+    """
+
+    def __init__(self, mpc: Any, listen: str, tls: TlsContexts | None) -> None:
+        self.mpc = mpc
+        self.tls = tls
+        port = mpc.parties[mpc.pid].port
+        if not listen and socket.has_dualstack_ipv6():  # every address, as asyncio's server
+            self.sock = socket.create_server(
+                ("", port), family=socket.AF_INET6, backlog=128, dualstack_ipv6=True
+            )
+        else:
+            family = socket.getaddrinfo(listen or None, port, type=socket.SOCK_STREAM)[0][0]
+            self.sock = socket.create_server((listen, port), family=family, backlog=128)
+        self.sock.setblocking(False)
+        self.expected: dict[int, set[str] | None] = {p.pid: None for p in mpc.parties[: mpc.pid]}
+        self.pending: dict[asyncio.Task[Any], str] = {}
+        self.accepting = asyncio.ensure_future(self._accept())
+
+    def close(self) -> None:
+        self.accepting.cancel()
+        for task in list(self.pending):
+            task.cancel()
+        self.sock.close()
+
+    def _room(self, host: str) -> bool:
+        """Whether a connection from `host` may start its handshake now."""
+        waiting = [
+            pid
+            for pid, hosts in self.expected.items()
+            if _not_joined(self.mpc.parties[pid].protocol) and (hosts is None or host in hosts)
+        ]
+        return sum(1 for h in self.pending.values() if h == host) < len(waiting)
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        for pid in self.expected:
+            self.expected[pid] = await _addresses(self.mpc.parties[pid].host)
+        while True:
+            try:
+                self._take(*await loop.sock_accept(self.sock))
+            except OSError as exc:  # out of file descriptors, say: try again shortly
+                log.warning("MPC port: accept failed: %s", exc)
+                await asyncio.sleep(0.05)
+                continue
+            for _ in range(1024):  # what else waits in the backlog, without a round trip
+                try:
+                    self._take(*self.sock.accept())
+                except (BlockingIOError, InterruptedError):
+                    break
+
+    def _take(self, conn: socket.socket, address: Any) -> None:
+        host = str(address[0])
+        if not self._room(host):
+            conn.close()
+            return
+        conn.setblocking(False)
+        task = asyncio.get_running_loop().create_task(self._admit(conn))
+        self.pending[task] = host
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.pending.pop(task, None)
+
+    async def _admit(self, conn: socket.socket) -> None:
+        """Hand the connection to a link once authenticated; drop it at the deadline."""
+        loop = asyncio.get_running_loop()
+        mpc, tls = self.mpc, self.tls
+        deadline = loop.time() + HANDSHAKE_TIMEOUT
+        transport = link = None
+        try:
+            transport, link = await loop.connect_accepted_socket(
+                lambda: checked_link()(mpc, tls=tls is not None),
+                conn,
+                ssl=tls.server if tls else None,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls else None,
+            )
+            while link.peer_pid is None and not transport.is_closing():
+                if loop.time() > deadline:
+                    log.debug("an MPC connection announced no party in time: dropped")
+                    transport.abort()
+                    return
+                await asyncio.sleep(0.05)
+        except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+            log.debug("MPC connection dropped before it was authenticated: %s", exc)
+            conn.close()
+        except asyncio.CancelledError:  # the port closes: a link not yet announced goes too
+            if transport is None:
+                conn.close()
+            elif link is not None and link.peer_pid is None:
+                transport.abort()
+            raise
+
+
+async def _addresses(host: str) -> set[str] | None:
+    """The IP addresses a peer's host resolves to; None (any address) when it does not."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT
+        )
+    except (OSError, UnicodeError, asyncio.TimeoutError):
+        return None
+    found = {str(info[4][0]) for info in infos}
+    for a in list(found):  # an IPv4 peer reaches a dual-stack socket as ::ffff:a.b.c.d
+        if ":" not in a:
+            found.add(f"::ffff:{a}")
+    return found or None
 
 
 async def _connect(mpc: Any, peer: Any, tls: TlsContexts | None) -> None:

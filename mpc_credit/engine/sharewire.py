@@ -5,7 +5,9 @@ MPyC 0.10/0.11 sends numpy arrays of shares (secure-array input, output and re-s
 puts in the bytes. `install()` puts this module's `dumps`/`loads` in place of `pickle` inside
 `mpyc.runtime`: an array of integers becomes a short header and fixed-width little-endian
 64-bit limbs, and `loads` accepts exactly that (a known element kind, at most 8 dimensions,
-the length the header implies) or raises ValueError. Nothing else can be sent this way:
+the length the header implies, and inside MPyC's steps exactly the element count and at most
+the limbs of the receiving step's own array, checked before any array is built) or raises
+ValueError. Nothing else can be sent this way:
 `Runtime.transfer` (arbitrary objects) raises instead; engine/exchange.py carries the rest.
 MPyC's own `mix32_64bit` format does the same job element by element in Python, about five
 times slower on secret-mode batches.
@@ -13,6 +15,7 @@ times slower on secret-mode batches.
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 from math import prod
@@ -83,6 +86,12 @@ def loads(data: bytes, *args: Any, **kwargs: Any) -> np.ndarray:
         raise ValueError("share message shorter than its header")
     shape = struct.unpack_from(f"<{ndim}Q", data, _HEAD.size)
     n = prod(shape)
+    expected = _expected()
+    if expected is not None and (n != expected[0] or limbs > expected[1]):
+        raise ValueError(
+            f"a share array of {n} elements of {limbs} limbs where this step expects "
+            f"{expected[0]} of at most {expected[1]}"
+        )
     if len(data) != at + 8 * limbs * n:
         raise ValueError("share message length does not match its shape")
     words = np.frombuffer(data, dtype="<u8", offset=at).reshape(n, limbs)
@@ -94,6 +103,34 @@ def loads(data: bytes, *args: Any, **kwargs: Any) -> np.ndarray:
     for k in range(1, limbs):
         out = out + (words[:, k].astype(object) << (64 * k))
     return out.reshape(shape)
+
+
+_STEPS = frozenset({"_distribute", "output", "_reshare"})  # MPyC's steps receiving arrays
+_RUNTIME_FILE = os.path.join("mpyc", "runtime.py")
+
+
+def _expected() -> tuple[int, int] | None:
+    """What the receiving MPyC step expects: (elements, at most limbs each), from its own
+    array's `shape` and `field`, locals of `Runtime._distribute` (input), `output` and
+    `_reshare` in MPyC 0.10/0.11, which call `loads` directly or from a comprehension; None
+    elsewhere."""
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # called from the top of a stack: no MPyC step
+        return None
+    for _ in range(3):
+        if frame is None:
+            return None
+        code = frame.f_code
+        if code.co_name in _STEPS and code.co_filename.endswith(_RUNTIME_FILE):
+            local = frame.f_locals
+            shape, field = local.get("shape"), local.get("field")
+            if shape is None or field is None:
+                return None
+            bits = int(getattr(field, "order", 0)).bit_length()
+            return prod(shape), max(1, (bits + 63) // 64)
+        frame = frame.f_back
+    return None
 
 
 def install() -> None:

@@ -26,6 +26,7 @@ from mpc_credit.errors import DataError, ModelError, SessionError, UsageError
 from mpc_credit.local.ports import free_ports
 from mpc_credit.local.processes import Event, run_parties, staged_output
 from mpc_credit.local.worker import WorkerSpec
+from mpc_credit.names import check_name, join
 from mpc_credit.scorecard.data import check_known, load_ids, load_owner_csv
 from mpc_credit.scorecard.model import Scorecard, dump_model, load_model
 from mpc_credit.vocabulary import Mode, Reveal
@@ -68,6 +69,7 @@ def parse_data_args(values: Sequence[str], flag: str = "--data") -> dict[str, Pa
         owner, sep, path = v.partition("=")
         if not sep or not owner or not path:
             raise UsageError(f"{flag} {v!r}: expected OWNER=PATH")
+        check_name(owner, f"{flag} (a party name)")  # a party's folder and ledger file
         if owner in out:
             raise UsageError(f"{flag}: owner {owner!r} given twice")
         out[owner] = Path(path)
@@ -124,7 +126,7 @@ def _write_specs(
     session = uuid.uuid4().hex
     specs = []
     for pid, party in enumerate(parties):
-        folder = work / party
+        folder = join(work, party, "", "party name")
         folder.mkdir(exist_ok=True)
         if sim.mode == "secret" and party == model_owner:
             model_file = sim.model.resolve()

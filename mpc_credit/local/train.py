@@ -34,6 +34,7 @@ from mpc_credit.local.ports import free_ports
 from mpc_credit.local.processes import run_parties, staged_output
 from mpc_credit.local.simulate import Simulation, run_simulation
 from mpc_credit.local.train_worker import TrainSpec, options_json
+from mpc_credit.names import check_name, join
 from mpc_credit.scorecard.data import load_ids
 from mpc_credit.training.data import read_header, read_training_csv
 from mpc_credit.training.guardrails import Finding, check_model, format_findings
@@ -108,6 +109,7 @@ def parse_label(text: str) -> tuple[str, str]:
     party, sep, column = text.partition(":")
     if not sep or not party or not column:
         raise UsageError(f"--label {text!r}: expected PARTY:COLUMN, e.g. bank:default")
+    check_name(party, "--label (the party)")
     return party, column
 
 
@@ -217,7 +219,7 @@ def _write_specs(
     ledgers.mkdir(parents=True, exist_ok=True)
     specs = []
     for pid, party in enumerate(names):
-        folder = work / party
+        folder = join(work, party, "", "party name")
         folder.mkdir()
         lender, owner = party == t.lender, party == t.model_owner
         spec = TrainSpec(
@@ -233,7 +235,7 @@ def _write_specs(
             scoring=str(folder / "scoring.csv"),
             label=t.label if lender else None,
             test_ids=str(holdout) if lender and holdout is not None else None,
-            ledger=str(ledgers / f"{party}.json"),
+            ledger=str(join(ledgers, party, ".json", "party name")),
             budget=t.budget,
             out=str(staged) if owner else None,
             details=str(folder / "binning.json") if owner and t.report else None,

@@ -29,6 +29,13 @@ from mpc_credit.errors import DataError, SessionError
 
 MAX_MESSAGE = 64 * 1024 * 1024  # bytes: about 1.5 million ids per PSI message
 MAX_ID = 256  # bytes in one applicant id (UTF-8)
+# A lender's request may name at most REQUEST_FACTOR times the owner's own row count of ids
+# (at least REQUEST_FLOOR, never more than MAX_REQUEST_IDS): anything larger is refused before
+# any PSI work, since the owner's answer costs it time in proportion to the request.
+REQUEST_FACTOR = 10
+REQUEST_FLOOR = 10_000
+MAX_REQUEST_IDS = 1_000_000
+ELEMENT_BYTES = 35  # one encrypted id in a serialized request: tag, length, 33-byte P-256 point
 
 
 def _psi():
@@ -97,12 +104,39 @@ class Alignment:
         return self.owner_rows >= 0
 
 
+def request_limit(own_rows: int) -> int:
+    """The most ids a lender's request may name to an owner with `own_rows` rows."""
+    return min(MAX_REQUEST_IDS, max(REQUEST_FLOOR, REQUEST_FACTOR * own_rows))
+
+
+def check_request_size(request: object, own_rows: int) -> int:
+    """The limit for a request to an owner of `own_rows` rows; SessionError (a public reason)
+    when the serialized `request` is larger than that many ids can be. Reads only its length."""
+    limit = request_limit(own_rows)
+    if not isinstance(request, bytes):
+        raise SessionError("alignment: the lender's request is not bytes")
+    if len(request) > ELEMENT_BYTES * limit + 16:
+        raise SessionError(
+            f"alignment: the lender's request of about {len(request) // ELEMENT_BYTES} ids "
+            f"exceeds this party's limit of {limit} ids ({REQUEST_FACTOR} times its "
+            f"{own_rows} rows, at least {REQUEST_FLOOR}, at most {MAX_REQUEST_IDS})"
+        )
+    return limit
+
+
 def owner_answer(owner_ids: Sequence[str], request: bytes) -> tuple[bytes, bytes, int]:
-    """Step 2 at the owner: (setup, response, n) for the lender's request of n ids."""
+    """Step 2 at the owner: (setup, response, n) for the lender's request of n ids.
+
+    A request over `request_limit(len(owner_ids))` ids is refused before any PSI work."""
+    limit = check_request_size(request, len(owner_ids))
     _check_ids(owner_ids, "owner")
     psi = _psi()
     req = _parse(psi.Request, request, "lender request")
     n = len(req.encrypted_elements)
+    if n > limit:
+        raise SessionError(
+            f"alignment: the lender's request of {n} ids exceeds this party's limit of {limit}"
+        )
     server = psi.server.CreateWithNewKey(True)
     setup = server.CreateSetupMessage(0.0, n, list(owner_ids), psi.DataStructure.RAW)
     try:

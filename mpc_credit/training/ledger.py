@@ -20,6 +20,10 @@ exclusive flock on the sibling file `.NAME.lock` (0600), re-read the ledger unde
 process may have charged since this one opened it), check the budget against those fresh
 runs, and rewrite the file atomically (temporary file, fsync, rename, fsync of the folder).
 `check` is a read-only pre-check against the runs last read.
+
+A party may also cap how many runs it accepts in any 24 hours (`max_runs_per_day`, party.toml
+`max_training_runs_per_day`): every run the ledger records (with DP or without, refunded runs
+excepted) counts, checked with the budget under the lock; past it, `RunLimitReached`.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ from mpc_credit.errors import DataError, RefusedError
 from mpc_credit.files import fsync_dir, read_json
 
 DELTA = 1e-6  # the delta of every (epsilon, delta) statement in training
+DAY = 86_400.0  # the window of max_runs_per_day, in seconds
+
+
+class RunLimitReached(RefusedError):
+    """A run refused because the party's ledger already holds its runs of the last 24 hours."""
 
 
 def epsilon_of(rhos: list[float], delta: float = DELTA) -> float:
@@ -107,13 +116,38 @@ class Ledger:
     party: str
     budget: float
     runs: list[dict[str, Any]] = field(default_factory=list)
+    max_runs_per_day: int | None = None  # None: no limit on the number of runs
 
     @classmethod
-    def open(cls, path: Path, party: str, budget: float) -> Ledger:
+    def open(
+        cls, path: Path, party: str, budget: float, max_runs_per_day: int | None = None
+    ) -> Ledger:
         """Read the ledger (an absent file is an empty ledger); a malformed one is an error."""
         if not (budget >= 0 and math.isfinite(budget)):
             raise DataError(f"{path}: party {party}: budget must be a finite epsilon >= 0")
-        return cls(path, party, budget, read_runs(path, party))
+        return cls(path, party, budget, read_runs(path, party), max_runs_per_day)
+
+    def runs_since(self, since: float) -> int:
+        """How many recorded runs were accepted at or after `since` (seconds since the epoch)."""
+        return sum(
+            1
+            for r in self.runs
+            if isinstance(r.get("at"), int | float)
+            and not isinstance(r["at"], bool)
+            and r["at"] >= since
+        )
+
+    def check_rate(self, now: float | None = None) -> None:
+        """RunLimitReached when the runs of the last 24 hours already reach the limit."""
+        limit = self.max_runs_per_day
+        if limit is None:
+            return
+        now = time.time() if now is None else now
+        if self.runs_since(now - DAY) >= limit:
+            raise RunLimitReached(
+                f"party {self.party}: {limit} training runs in the last 24 hours already "
+                f"(max_training_runs_per_day)"
+            )
 
     def _rhos(self) -> list[float]:
         return [r["rho"] for r in self.runs if is_dp(r)]
@@ -151,6 +185,7 @@ class Ledger:
         DataError when the file has become malformed, OSError when it cannot be written."""
         with self._locked():
             self.check(run, rho)
+            self.check_rate()
             self._write([*self.runs, {"run": run, "rho": rho, "at": time.time()}])
 
     def record_no_dp(self, run: str) -> None:
@@ -158,6 +193,7 @@ class Ledger:
         but the party's exact statistics went into it); RefusedError for a known run id."""
         with self._locked():
             self._check_new(run)
+            self.check_rate()
             entry = {"run": run, "rho": None, "dp": False, "at": time.time()}
             self._write([*self.runs, entry])
 

@@ -25,6 +25,7 @@ model owner alone.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -223,24 +224,37 @@ async def _align(
     time (each in its own process); the lender intersects each answer as it arrives.
     """
     me = mpc.pid
-    client, request = align.LenderSide.start(ids) if me == lender else (None, None)
+    client, request = None, None
+    if me == lender:
+        client, request = await asyncio.to_thread(align.LenderSide.start, ids)
     owners = [o for o in range(len(names)) if o != lender and features[o]]
     requests = [await send_to(mpc, request, lender, o) for o in owners]
     found = {}
     for o, req in zip(owners, requests):
         answer = None
-        if me == o:
-            setup, response, n = align.owner_answer(ids, req)
+        if me == o:  # refused before any work when over align.request_limit(len(ids))
+            align.check_request_size(req, len(ids))
+            setup, response, n = await asyncio.to_thread(align.owner_answer, ids, req)
             answer = len(setup).to_bytes(4, "little") + setup + response
         answer = await send_to(mpc, answer, o, lender)
         if me == lender:
-            k = int.from_bytes(answer[:4], "little")
-            found[o] = client.positions(client.intersect(answer[4 : 4 + k], answer[4 + k :]))
+            found[o] = await asyncio.to_thread(_lender_positions, client, answer)
     for o in owners:
         positions = await send_to(mpc, found.get(o), lender, o)
         if me == o:
-            rows = align.owner_alignment(ids, n, positions).owner_rows
+            aligned = await asyncio.to_thread(align.owner_alignment, ids, n, positions)
+            rows = aligned.owner_rows
     return rows
+
+
+def _lender_positions(client: align.LenderSide, answer: bytes | None) -> bytes:
+    """Steps 2 and 3 at the lender, off the event loop: the positions message for one owner."""
+    if not isinstance(answer, bytes) or len(answer) < 4:
+        raise SessionError("alignment: an owner's PSI answer is malformed")
+    k = int.from_bytes(answer[:4], "little")
+    if k > len(answer) - 4:
+        raise SessionError("alignment: an owner's PSI answer is malformed")
+    return client.positions(client.intersect(answer[4 : 4 + k], answer[4 + k :]))
 
 
 def _propose(name: str, column: np.ndarray, rows: np.ndarray, bins: int) -> Candidates:

@@ -17,6 +17,7 @@ from mpc_credit.errors import SessionError
 from mpc_credit.jsonwire import WireError, decode, encode
 
 MAX_JSON = 4 * 1024 * 1024
+OFF_LOOP = 64 * 1024  # bytes: larger peer JSON is decoded in a worker thread, off the event loop
 
 
 async def send_to(mpc: Any, data: bytes | None, sender: int, receiver: int) -> bytes | None:
@@ -53,4 +54,7 @@ def parse(data: bytes, what: str, sender: str) -> Any:
 async def publish(mpc: Any, value: Any, names: list[str], what: str) -> list[Any]:
     """Each party's public JSON value at every party, in pid order."""
     got = await broadcast(mpc, encode(value), range(len(mpc.parties)))
-    return [parse(got[pid], what, names[pid]) for pid in range(len(mpc.parties))]
+    pids = range(len(mpc.parties))
+    if sum(len(got[pid]) for pid in pids) > OFF_LOOP:
+        return await asyncio.to_thread(lambda: [parse(got[pid], what, names[pid]) for pid in pids])
+    return [parse(got[pid], what, names[pid]) for pid in pids]

@@ -193,7 +193,10 @@ def test_sign_and_install_check_whose_keys(tmp_path: Path) -> None:
         install_bundle(bundle, tmp_path / "bank")
     smuggled.unlink()
     install_bundle(bundle, tmp_path / "bank")
-    assert load_party_config(tmp_path / "bank" / "party.toml").party == "bank"
+    installed = load_party_config(tmp_path / "bank" / "party.toml")
+    assert installed.party == "bank"
+    assert not installed.allow_no_dp  # a deployment trains with DP unless it says otherwise
+    assert installed.max_training_runs_per_day == 10
     assert not (tmp_path / "bank" / ".config" / "mpyc_crl.pem").exists()
 
 

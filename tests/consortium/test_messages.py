@@ -66,6 +66,14 @@ def _ident(v: Any) -> bool:
     return isinstance(v, str) and 0 < len(v) <= 64 and v.isprintable()
 
 
+def _model_id(v: Any) -> bool:  # a model id: mpc_credit.names' rule (it may name a file)
+    return (
+        isinstance(v, str)
+        and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v) is not None
+        and ".." not in v
+    )
+
+
 def _ids(most: int) -> Callable[[Any], bool]:
     def ok(v: Any) -> bool:
         good = isinstance(v, list) and 0 < len(v) <= most and all(_ident(a) for a in v)
@@ -96,7 +104,7 @@ def request_schema(names: Callable[[Any], bool]) -> dict[str, Callable[[Any], bo
         "session": _hex(32),
         "requester": names,
         "receiver": names,
-        "model_id": _ident,
+        "model_id": _model_id,
         "model_digest": _hex(64),
         "mode": _is("shared", "secret"),
         "reveal": _is("score", "decision", "reasons", "pd"),
@@ -172,7 +180,7 @@ def control_ok(d: Any) -> bool:
         "ids": _ids(100_000),
         "reveal": _is("score", "decision", "reasons", "pd"),
         "mode": _is("shared", "secret"),
-        "model_id": lambda v: v is None or _ident(v),
+        "model_id": lambda v: v is None or _model_id(v),
         "timeout": lambda v: type(v) in (int, float) and 0.001 <= v <= 86400,
     }
     return d == {"op": "status"} or (fits(d, score) and math.isfinite(timeout))
@@ -433,7 +441,7 @@ def test_valid_requests_round_trip(
     ids=st.lists(
         st.text(PRINTABLE, min_size=1, max_size=64), min_size=1, max_size=300, unique=True
     ),
-    model_id=st.none() | st.text(PRINTABLE, min_size=1, max_size=64),
+    model_id=st.none() | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", fullmatch=True),
     timeout=st.floats(0.001, 86400),
 )
 def test_valid_control_requests_round_trip(

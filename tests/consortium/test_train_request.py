@@ -282,6 +282,59 @@ def test_a_run_without_dp_is_recorded_at_acceptance_and_never_refunded(tmp_path:
     assert rec["dp"] is False and rec["epsilon"] is None
 
 
+def test_training_without_dp_is_the_partys_choice(tmp_path: Path) -> None:
+    from mpc_credit.consortium.create import init_consortium
+
+    train = tmp_path / "t.csv"
+    train.write_text("applicant_id,default\nA1,0\n")
+    init_consortium(tmp_path, MODEL, training={"bank": train})
+    toml = tmp_path / "bank" / "party.toml"
+    assert load_party_config(toml).allow_no_dp  # the demo consortium of `pki init` allows it
+    toml.write_text(toml.read_text().replace("allow_no_dp = true", "allow_no_dp = false"))
+    bank = TrainingSide(load_party_config(toml))
+    no_dp = signed(job=TrainJob(name="joint", label="default", cutoff=520))
+    refusal = bank.refusal(no_dp)
+    assert refusal is not None and refusal.category == reasons.NO_DP_NOT_ALLOWED
+    assert public_reason(refusal, "bank") == "bank: refused: no-DP training not allowed"
+    assert bank.refusal(signed()) is None  # with DP it trains
+    assert bank.ledger.runs == []
+    toml.write_text(toml.read_text().replace("allow_no_dp = false", 'allow_no_dp = "yes"'))
+    with pytest.raises(UsageError, match="allow_no_dp"):
+        load_party_config(toml)
+
+
+def test_a_party_limits_its_training_runs_per_day(tmp_path: Path) -> None:
+    from mpc_credit.consortium.create import init_consortium
+
+    train = tmp_path / "t.csv"
+    train.write_text("applicant_id,default\nA1,0\n")
+    init_consortium(tmp_path, MODEL, training={"bank": train})
+    toml = tmp_path / "bank" / "party.toml"
+    assert load_party_config(toml).max_training_runs_per_day == 10
+    limit = "max_training_runs_per_day = 2"
+    toml.write_text(toml.read_text().replace("max_training_runs_per_day = 10", limit))
+    old = {"run": "0" * 32, "rho": 0.001, "at": time.time() - 90_000}  # over a day ago
+    ledger = tmp_path / "bank" / "privacy.json"
+    ledger.write_text(json.dumps({"party": "bank", "runs": [old]}))
+    bank = TrainingSide(load_party_config(toml))
+    stale = TrainingSide(load_party_config(toml))  # another process on the same ledger
+    dp, no_dp = signed(), signed(job=TrainJob(name="joint", label="default", cutoff=520))
+    for req in (dp, no_dp):  # runs with and without DP count alike
+        assert bank.refusal(req) is None and bank.charge(req) is None
+    third = signed()
+    refusal = bank.refusal(third)
+    assert refusal is not None and refusal.category == reasons.run_limit(2)
+    assert public_reason(refusal, "bank") == "bank: refused: training run limit reached (2 per day)"
+    late = stale.charge(third)  # its pre-check saw no run; the charge, under the lock, sees two
+    assert late is not None and late.category == reasons.run_limit(2)
+    assert len(json.loads(ledger.read_text())["runs"]) == 3
+    for bad in ("-1", "1.5", '"ten"'):
+        toml.write_text(toml.read_text().replace(limit, f"max_training_runs_per_day = {bad}"))
+        with pytest.raises(UsageError, match="max_training_runs_per_day"):
+            load_party_config(toml)
+        toml.write_text(toml.read_text().replace(f"max_training_runs_per_day = {bad}", limit))
+
+
 def test_privacy_budget_must_be_a_finite_epsilon(tmp_path: Path) -> None:
     from mpc_credit.consortium.create import init_consortium
 

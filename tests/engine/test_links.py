@@ -389,11 +389,82 @@ def test_a_peer_sending_far_ahead_of_what_was_asked_drops_the_link(monkeypatch) 
     import mpc_credit.engine.links as links
 
     monkeypatch.setattr(links, "MAX_UNCLAIMED", 1000)
+    monkeypatch.setattr(links, "MESSAGE_FLOOR", 0)
     hello = (0).to_bytes(2, "little") + bytes(16)
-    ahead = [struct.pack("<qI", pc, 300) + bytes(300) for pc in range(10, 14)]
+    ahead = [struct.pack("<qI", pc, 288) + bytes(288) for pc in range(10, 14)]
     mpc, transport = asyncio.run(_fed([hello, *ahead[:3]]))
     assert not transport.aborted  # 900 bytes ahead: within the bound
     mpc, transport = asyncio.run(_fed([hello, *ahead]))
     assert transport.aborted
     assert "sent over 1000 bytes nobody asked for" in str(mpc._mpc_credit_failed.exception())
     assert MAX_UNCLAIMED >= 2 * MAX_MESSAGE  # a legitimate message always fits
+
+
+def test_empty_messages_count_at_the_floor(monkeypatch) -> None:
+    """An empty message ahead counts MESSAGE_FLOOR + 12 bytes: many tiny ones reach the cap;
+    one the party asks for stops counting."""
+    import mpc_credit.engine.links as links
+
+    monkeypatch.setattr(links, "MAX_UNCLAIMED", 10_000)
+    hello = (0).to_bytes(2, "little") + bytes(16)
+    tiny = [struct.pack("<qI", pc, 0) for pc in range(10, 30)]
+    floor = links.MESSAGE_FLOOR + 12
+    within = 10_000 // floor
+    mpc, transport = asyncio.run(_fed([hello, b"".join(tiny[:within])]))
+    assert not transport.aborted
+    link = mpc.parties[0].protocol
+    assert link.unclaimed == within * floor
+    assert link.receive(10) == b""
+    assert link.unclaimed == (within - 1) * floor
+    mpc, transport = asyncio.run(_fed([hello, b"".join(tiny)]))
+    assert transport.aborted
+    assert "nobody asked for" in str(mpc._mpc_credit_failed.exception())
+
+
+async def _closed(reader: asyncio.StreamReader, within: float) -> bool:
+    """Whether the other end closes the connection within `within` seconds."""
+    try:
+        return await asyncio.wait_for(reader.read(1), within) == b""
+    except (asyncio.TimeoutError, ConnectionError):
+        return False
+
+
+def test_the_mpc_port_admits_one_pending_connection_per_expected_peer(monkeypatch) -> None:
+    """Party 1 (no TLS) expects bank from 127.0.0.1: a connection from 127.0.0.2 and a second
+    one from 127.0.0.1 are closed at once; the first waits for its announcement until the
+    deadline, then is closed too; once closed, the port is gone."""
+    import mpc_credit.engine.links as links
+
+    monkeypatch.setattr(links, "HANDSHAKE_TIMEOUT", 1.0)
+    ports = free_ports(2)
+
+    async def go() -> None:
+        mpc = make_runtime(1, [("127.0.0.1", p) for p in ports], ssl=False)
+        loop = mpc._loop = asyncio.get_running_loop()
+        mpc._mpc_credit_names = OWNERS[:2]
+        mpc._mpc_credit_failed = loop.create_future()
+        for peer in mpc.parties:
+            peer.protocol = loop.create_future() if peer.pid == mpc.pid else None
+        listener = links._Listener(mpc, "127.0.0.1", None)
+        await asyncio.sleep(0.1)  # the expected peers' addresses resolved
+        try:
+            first, w1 = await asyncio.open_connection("127.0.0.1", ports[1])
+            await asyncio.sleep(0.1)
+            second, w2 = await asyncio.open_connection("127.0.0.1", ports[1])
+            stranger, w3 = await asyncio.open_connection(
+                "127.0.0.1", ports[1], local_addr=("127.0.0.2", 0)
+            )
+            writers = [w1, w2, w3]  # a writer collected closes its connection
+            assert await _closed(second, 0.5)
+            assert await _closed(stranger, 0.5)
+            assert not await _closed(first, 0.3)  # pending: bank's slot
+            assert await _closed(first, 2.0)  # no announcement by the deadline
+            assert not mpc._mpc_credit_failed.done()  # a silent stranger fails no session
+            for w in writers:
+                w.close()
+        finally:
+            listener.close()
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", ports[1])
+
+    asyncio.run(go())

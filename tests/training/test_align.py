@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from mpc_credit.errors import DataError, SessionError
+from mpc_credit.training import align, session
 from mpc_credit.training.align import LenderSide, owner_alignment, owner_answer
 
 
@@ -61,3 +66,77 @@ def test_garbage_from_a_peer_is_one_error() -> None:
 def test_duplicate_ids_are_refused() -> None:
     with pytest.raises(DataError, match="not unique"):
         LenderSide.start(["a", "a"])
+
+
+def test_a_request_over_the_limit_is_refused_before_any_work(monkeypatch) -> None:
+    """600,000 encrypted ids to an owner of 1,000 rows: refused on the message's length alone,
+    before the PSI library is touched or the owner's ids are read."""
+    owner_ids = [f"O{i}" for i in range(1000)]
+    limit = align.request_limit(len(owner_ids))
+    assert limit == max(align.REQUEST_FLOOR, align.REQUEST_FACTOR * 1000)
+    huge = b"\x12\x21" + b"\x02" * 33  # one serialized element, repeated: never parsed
+    request = huge * 600_000
+
+    def no_work():
+        raise AssertionError("PSI work started on an oversized request")
+
+    monkeypatch.setattr(align, "_psi", no_work)
+    monkeypatch.setattr(align, "_check_ids", lambda *a: no_work())
+    with pytest.raises(SessionError, match=f"exceeds this party's limit of {limit} ids"):
+        owner_answer(owner_ids, request)
+    with pytest.raises(SessionError, match="exceeds this party's limit"):
+        align.check_request_size(request, len(owner_ids))
+
+
+def test_a_request_within_the_limit_is_answered_and_the_count_is_checked() -> None:
+    assert align.request_limit(0) == align.REQUEST_FLOOR
+    assert align.request_limit(10**9) == align.MAX_REQUEST_IDS
+    _, request = LenderSide.start([f"L{i}" for i in range(50)])
+    _, _, n = owner_answer(["L1", "L2"], request)
+    assert n == 50
+
+
+async def test_the_event_loop_stays_responsive_during_alignment(monkeypatch) -> None:
+    """Lender and owner align 10,000 ids in one event loop (PSI steps take seconds here);
+    a task ticking every 20 ms never waits 0.5 s."""
+    boxes: dict[tuple[int, int], asyncio.Queue] = {}
+
+    async def send_to(mpc, data, sender, receiver):
+        if sender == receiver:
+            return data if mpc.pid == receiver else None
+        box = boxes.setdefault((sender, receiver), asyncio.Queue())
+        if mpc.pid == sender:
+            box.put_nowait(data)
+        return await box.get() if mpc.pid == receiver else None
+
+    monkeypatch.setattr(session, "send_to", send_to)
+    ids = [f"A{i}" for i in range(10_000)]
+    lender_ids = ids[2_000:]
+    owner_ids = ids[:9_000]
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.02)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    lender_rows = np.arange(len(lender_ids), dtype=np.int64)
+    features = [["x"], ["y"]]
+    names = ["bank", "bureau"]
+    start = time.perf_counter()
+    _, owner_rows = await asyncio.gather(
+        session._align(SimpleNamespace(pid=0), 0, lender_ids, features, names, lender_rows),
+        session._align(SimpleNamespace(pid=1), 0, owner_ids, features, names, np.zeros(0)),
+    )
+    took = time.perf_counter() - start
+    ticker.cancel()
+    known = owner_rows >= 0
+    assert known.sum() == 7_000
+    assert all(owner_ids[r] == lender_ids[i] for i, r in enumerate(owner_rows) if r >= 0)
+    assert took > 0.5, took  # long enough that running on the loop would show a stall
+    assert max(gaps) < 0.5, (max(gaps), took)
+    assert len(gaps) > 10, (len(gaps), took)

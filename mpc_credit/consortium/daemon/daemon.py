@@ -294,7 +294,8 @@ class PartyDaemon:
             "busy": self.current is not None,
             "queued": self.queue.qsize(),
             "sessions_run": self.runner.sessions_run,
-            "dropped": self.inbox.dropped,
+            # with retained left-overs dropped unread, and messages over the link's queue
+            "dropped": self.inbox.dropped + self.link.stale + self.link.overflow,
             "budget": self._budget(),
         }
 

@@ -9,6 +9,13 @@ so the will (sent by the broker when the connection is lost) is newer than that 
 and older than the next connection's. A handler that raises loses only that message
 (logged in one line, without the payload); a lost connection is retried with backoff until
 the daemon stops.
+
+Only presence is retained. The daemon subscribes to presence first, in a SUBSCRIBE of its
+own, so the broker queues the retained presence messages before anything a later subscription
+brings; a retained message on any other topic (mosquitto's ACLs cannot forbid a member to
+leave some on its own session topics) is dropped unread. Messages received but not yet
+handled are at most MAX_INCOMING (aiomqtt drops the rest), so a flood bounds the daemon's
+memory instead of growing it.
 """
 
 from __future__ import annotations
@@ -30,6 +37,21 @@ from mpc_credit.consortium.messages import OFFLINE, ONLINE, Topics, presence, st
 log = logging.getLogger("mpc_credit.daemon")
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 3.0  # seconds between reconnection attempts
+MAX_INCOMING = 1000  # messages received from the broker and not yet handled
+YIELD_EVERY = 50  # messages handled before the loop lets other tasks run
+
+
+class _Incoming(asyncio.Queue):
+    """aiomqtt's queue of received messages: at most MAX_INCOMING; beyond, a message is
+    dropped and counted here, silently (aiomqtt would log a line for each one)."""
+
+    overflow = 0  # messages dropped by every such queue of this process
+
+    def put_nowait(self, item: Any) -> None:
+        if self.full():
+            type(self).overflow += 1
+            return
+        super().put_nowait(item)
 
 
 class MqttLink:
@@ -52,6 +74,7 @@ class MqttLink:
         self.state = ONLINE  # what `announce` says: online or draining
         self._hello: bytes | None = None  # this connection's `online`, signed before its will
         self.since = 0.0  # when this connection's presence messages began (their ts are later)
+        self.stale = 0  # retained messages on a topic other than presence, dropped unread
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """Publish with QoS 1; False when not connected."""
@@ -123,6 +146,8 @@ class MqttLink:
             tls_params=tls,
             socket_options=NODELAY,
             timeout=5,
+            queue_type=_Incoming,
+            max_queued_incoming_messages=MAX_INCOMING,
         )
 
     def _deliver(self, topic: str, payload: bytes) -> None:
@@ -136,20 +161,34 @@ class MqttLink:
     async def _session(self) -> None:
         """One connection: subscribe, announce, deliver until it drops."""
         async with self._client() as client:
+            # presence first, on its own: its retained messages are queued before any other
+            await client.subscribe(self.topics.presence_all, qos=1)
             await client.subscribe(
-                [
-                    (self.topics.request, 1),
-                    (self.topics.train, 1),
-                    (self.topics.session_all, 1),
-                    (self.topics.presence_all, 1),
-                ]
+                [(self.topics.request, 1), (self.topics.train, 1), (self.topics.session_all, 1)]
             )
             self.client = client
             await self.announce()
             self.connected.set()
             log.info("connected to broker %s:%s", self.cfg.broker.host, self.cfg.broker.port)
+            handled = 0
             async for msg in client.messages:
-                self._deliver(str(msg.topic), bytes(msg.payload))  # type: ignore[arg-type]
+                handled += 1
+                if handled % YIELD_EVERY == 0:  # a queue that never empties must not starve
+                    await asyncio.sleep(0)  # the other tasks (control socket, sessions)
+                topic = str(msg.topic)
+                if msg.retain and not self._is_presence(topic):
+                    self.stale += 1  # only presence is retained: anything else is left-over
+                    continue
+                self._deliver(topic, bytes(msg.payload))  # type: ignore[arg-type]
+
+    @property
+    def overflow(self) -> int:
+        """Messages dropped because MAX_INCOMING were waiting to be handled."""
+        return _Incoming.overflow
+
+    def _is_presence(self, topic: str) -> bool:
+        kind = self.topics.parse(topic)
+        return bool(kind) and kind[0] == "presence"
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected until `stop` is set; reconnect with backoff when the link drops."""

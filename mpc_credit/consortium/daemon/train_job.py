@@ -3,13 +3,17 @@
 The consortium policy (`policy.check_train`: who may train, freshness) is every party's; what
 this module adds is the party's own word:
 
-- `refusal(req)`: a training CSV is configured (party.toml `training_data`) and, with DP, the
+- `refusal(req)`: a training CSV is configured (party.toml `training_data`); a run without DP
+  only if the party allows it (`allow_no_dp`, public reason "no-DP training not allowed": the
+  consortium members' choice, not the requester's); fewer runs in its ledger over the last 24
+  hours than `max_training_runs_per_day` (public reason naming the limit); and, with DP, the
   run fits the party's privacy budget (`privacy_budget`, epsilon at delta 1e-6, over the runs
   in its ledger `privacy_ledger`); the public reason of an over-budget refusal names the
   budget (the broker adds the party);
 - `charge(req)`: the run's zCDP rho recorded in the ledger at acceptance, before the audit
   line and long before the run (an atomic, fsynced rewrite under the ledger's lock, checked
-  again against the file as it is then: another process may share the ledger): no crash loses
+  again against the file as it is then, budget and run limit: another process may share the
+  ledger): no crash loses
   a charge, and a run that fails once this party connected has spent it (its noise may have
   been released); `refund(req)` gives it back for a session aborted before this party
   connected (another party refused it): nothing was computed, so nothing was released. A run
@@ -35,10 +39,17 @@ from typing import TYPE_CHECKING, Any
 from mpc_credit.consortium.config import Consortium, PartyConfig, load_consortium
 from mpc_credit.consortium.daemon.session import Session
 from mpc_credit.consortium.policy import exclusion
-from mpc_credit.consortium.reasons import NO_TRAINING_DATA, REPLAYED, Refusal, over_budget
+from mpc_credit.consortium.reasons import (
+    NO_DP_NOT_ALLOWED,
+    NO_TRAINING_DATA,
+    REPLAYED,
+    Refusal,
+    over_budget,
+    run_limit,
+)
 from mpc_credit.consortium.train_request import TrainJob, TrainRequest
 from mpc_credit.errors import MpcCreditError, RefusedError, SessionError
-from mpc_credit.training.ledger import Ledger, rho_for
+from mpc_credit.training.ledger import Ledger, RunLimitReached, rho_for
 
 if TYPE_CHECKING:
     from mpc_credit.training.session import Options, Table
@@ -73,8 +84,11 @@ class TrainingSide:
         self.party, self.source = cfg.party, cfg.source
         self.cons = load_consortium(cfg.consortium_file) if cons is None else cons
         self.data = cfg.training_data
+        self.allow_no_dp = cfg.allow_no_dp
         # a malformed ledger stops the daemon at start (DataError), never mid-session
-        self.ledger = Ledger.open(cfg.privacy_ledger, cfg.party, cfg.privacy_budget)
+        self.ledger = Ledger.open(
+            cfg.privacy_ledger, cfg.party, cfg.privacy_budget, cfg.max_training_runs_per_day
+        )
 
     def refusal(self, req: TrainRequest) -> Refusal | None:
         """Why this party refuses to train with its data now, or None."""
@@ -87,6 +101,16 @@ class TrainingSide:
         if not self.data.is_file():
             return Refusal(f"party {self.party}: {self.data} not found", NO_TRAINING_DATA)
         rho = _rho(req)
+        if rho is None and not self.allow_no_dp:
+            return Refusal(
+                f"party {self.party} does not allow training without DP (allow_no_dp in "
+                f"{self.source})",
+                NO_DP_NOT_ALLOWED,
+            )
+        try:
+            self.ledger.check_rate()
+        except RunLimitReached as exc:
+            return Refusal(str(exc), self._limit())
         if rho is not None:
             try:
                 self.ledger.check(req.session, rho)
@@ -105,9 +129,14 @@ class TrainingSide:
                 self.ledger.record_no_dp(req.session)
             else:
                 self.ledger.charge(req.session, rho)
+        except RunLimitReached as exc:
+            return Refusal(str(exc), self._limit())
         except RefusedError as exc:  # without DP only a known run id: a replay of its request
             return Refusal(str(exc), REPLAYED if rho is None else over_budget(self.ledger.budget))
         return None
+
+    def _limit(self) -> str:
+        return run_limit(self.ledger.max_runs_per_day or 0)
 
     def refund(self, req: TrainRequest) -> None:
         """Give the charge back: for a session aborted before this party connected (another

@@ -49,3 +49,16 @@ def test_a_failing_handler_loses_one_message(root: Path, error, caplog) -> None:
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [f"dropped a request message: {error.__name__} in its handler"]
     assert SECRET not in caplog.text
+
+
+async def test_the_incoming_queue_drops_and_counts_what_exceeds_it() -> None:
+    """A flood faster than the daemon handles it costs at most MAX_INCOMING messages of
+    memory; the rest are dropped, counted (party status `dropped`), and not logged one by one."""
+    from mpc_credit.consortium.daemon.mqtt import _Incoming
+
+    q = _Incoming(maxsize=3)
+    before = _Incoming.overflow
+    for i in range(10):
+        q.put_nowait(i)
+    assert q.qsize() == 3 and [q.get_nowait() for _ in range(3)] == [0, 1, 2]
+    assert _Incoming.overflow - before == 7
