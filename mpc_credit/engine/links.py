@@ -309,12 +309,18 @@ class _Listener:
         self.sock.setblocking(False)
         self.expected: dict[int, set[str] | None] = {p.pid: None for p in mpc.parties[: mpc.pid]}
         self.pending: dict[asyncio.Task[Any], str] = {}
+        self.links: dict[asyncio.Task[Any], Any] = {}  # the link each pending task made
         self.accepting = asyncio.ensure_future(self._accept())
 
     def close(self) -> None:
+        """Stop listening and drop the connections that have not announced a party. A link
+        that has joined stays: the party may have joined (and the port close) before the
+        task that accepted it resumed from the handshake, which it then leaves by itself."""
         self.accepting.cancel()
         for task in list(self.pending):
-            task.cancel()
+            link = self.links.get(task)
+            if link is None or link.peer_pid is None:
+                task.cancel()
         self.sock.close()
 
     def _room(self, host: str) -> bool:
@@ -348,13 +354,22 @@ class _Listener:
         if not self._room(host):
             conn.close()
             return
-        conn.setblocking(False)
+        try:
+            conn.setblocking(False)
+            # Nagle off, as on the links this party connects: asyncio sets it only on sockets
+            # of proto IPPROTO_TCP, and one accepted here has proto 0 (each round would
+            # otherwise wait for the peer's delayed ACK, ~40 ms)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            conn.close()
+            return
         task = asyncio.get_running_loop().create_task(self._admit(conn))
         self.pending[task] = host
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.pending.pop(task, None)
+        self.links.pop(task, None)
 
     async def _admit(self, conn: socket.socket) -> None:
         """Hand the connection to a link once authenticated; drop it at the deadline."""
@@ -362,9 +377,16 @@ class _Listener:
         mpc, tls = self.mpc, self.tls
         deadline = loop.time() + HANDSHAKE_TIMEOUT
         transport = link = None
+        task = asyncio.current_task()
+        assert task is not None
+
+        def new_link() -> Any:
+            made = self.links[task] = checked_link()(mpc, tls=tls is not None)
+            return made
+
         try:
             transport, link = await loop.connect_accepted_socket(
-                lambda: checked_link()(mpc, tls=tls is not None),
+                new_link,
                 conn,
                 ssl=tls.server if tls else None,
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import pickle
+import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -110,6 +111,49 @@ def test_three_parties_agree_share_ids_and_shut_down(consortium) -> None:
 
     results = asyncio.run(_session(_load(folders), {p: body for p in range(3)}))
     assert results == [ids, ids, ids]
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_every_link_sends_without_delay(consortium, tls: bool) -> None:
+    """Nagle off (TCP_NODELAY) on every link, the accepted ones too: otherwise each round of
+    small messages may wait for the peer's delayed ACK (~40 ms on Linux)."""
+    _, folders, _ = consortium
+
+    async def body(mpc: Any) -> list[int]:
+        return [
+            p.protocol.transport.get_extra_info("socket").getsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY
+            )
+            for p in mpc.parties
+            if p.pid != mpc.pid
+        ]
+
+    contexts = _load(folders) if tls else [None, None, None]
+    results = asyncio.run(_session(contexts, {p: body for p in range(3)}))
+    assert all(flag for flags in results for flag in flags) and len(results) == 3, results
+
+
+def test_a_link_stays_when_the_port_closes_before_its_accept_resumes(
+    consortium, monkeypatch
+) -> None:
+    """The port closes once every earlier party has joined, which may happen before the task
+    that accepted a link has resumed from the handshake: the link must stay up (here each
+    accepting task resumes 0.2 s late)."""
+    _, folders, _ = consortium
+    accept = asyncio.BaseEventLoop.connect_accepted_socket
+
+    async def late(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = await accept(self, *args, **kwargs)
+        await asyncio.sleep(0.2)
+        return out
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "connect_accepted_socket", late)
+
+    async def body(mpc: Any) -> str:
+        await agree_session(mpc, "session-1", OWNERS)
+        return "ok"
+
+    assert asyncio.run(_session(_load(folders), {p: body for p in range(3)})) == ["ok"] * 3
 
 
 def test_another_session_id_is_named(consortium) -> None:
