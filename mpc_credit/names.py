@@ -61,9 +61,9 @@ def check_name(
     return value  # type: ignore[return-value]
 
 
-def join(folder: Path, name: str, suffix: str, field: str) -> Path:
+def join(folder: Path, name: str, suffix: str, field: str, *, at: bool = False) -> Path:
     """`folder / (name + suffix)` for a checked `name`; never outside `folder`."""
-    check_name(name, field)
+    check_name(name, field, at=at)
     path = folder / f"{name}{suffix}"
     if path.resolve().parent != folder.resolve():
         raise UsageError(f"{field}: the file would not be in {folder}")
