@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mpc_credit.consortium.fields import MessageError
 from mpc_credit.consortium.model_parts import model_parts, part_digest, publish_fields
 from mpc_credit.consortium.records import (
     APPROVE,
@@ -24,7 +25,6 @@ from mpc_credit.consortium.records import (
     record_bytes,
 )
 from mpc_credit.consortium.registry import Registry, RegistryError
-from mpc_credit.consortium.fields import MessageError
 from mpc_credit.scorecard.model import load_model
 from tests.conftest import MODEL
 from tests.consortium.members import Members, members
