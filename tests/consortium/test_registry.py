@@ -240,7 +240,7 @@ def test_the_store_keeps_records_and_offers_only_files_that_match(
         else:
             for mode, part in parts[party].items():
                 store.store_part(v1, mode, part)
-    for party, store in stores.items():
+    for store in stores.values():
         registry, refused = store.load()
         assert refused == [] and registry.champion() is not None
         served = store.served(registry)
