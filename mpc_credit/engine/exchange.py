@@ -2,6 +2,7 @@
 
 Contract (callers rely on it): `agree_session(mpc, sid, parties)` returns when every peer
 names the same session id and raises SessionError naming the parties that do not;
+`deliver(mpc, sender, payloads)` gives each other party only the bytes meant for it;
 `share_ids(mpc, sender, ids, max_count, sender_name)` sends the sender's id list to every
 party and returns it everywhere, a list of at most `max_count` strings of at most 256 UTF-8
 bytes each, or raises SessionError naming the sender.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mpc_credit.engine import sharewire
@@ -122,6 +123,21 @@ async def share_ids(
         raise SessionError(
             f"party {sender_name} sent a malformed list of applicant ids ({reason})"
         ) from None
+
+
+async def deliver(mpc: Any, sender: int, payloads: Mapping[int, bytes] | None) -> bytes:
+    """Point to point from `sender`: each other party receives only its own payload (the
+    sender passes every peer's, pid -> bytes; the others None) and the sender gets b"".
+    One label for all: each link carries one message, read by nobody but its receiver."""
+    pc = _label(mpc)
+    if mpc.pid == sender:
+        assert payloads is not None
+        for peer in mpc.parties:
+            if peer.pid != mpc.pid:
+                peer.protocol.send(pc, payloads.get(peer.pid, b""))
+        return b""
+    payload = mpc.parties[sender].protocol.receive(pc)
+    return bytes(await payload if isinstance(payload, asyncio.Future) else payload)
 
 
 async def shutdown_runtime(mpc: Any) -> None:

@@ -25,6 +25,7 @@ from mpc_credit.engine.exchange import (
     agree_session,
     broadcast,
     decode_ids,
+    deliver,
     encode_ids,
     forbid_pickle,
     share_ids,
@@ -111,6 +112,17 @@ def test_three_parties_agree_share_ids_and_shut_down(consortium) -> None:
 
     results = asyncio.run(_session(_load(folders), {p: body for p in range(3)}))
     assert results == [ids, ids, ids]
+
+
+def test_deliver_gives_each_party_only_its_own_payload(consortium) -> None:
+    _, folders, _ = consortium
+    payloads = {0: b"for bank", 2: b"for telco " * 1000}
+
+    async def body(mpc: Any) -> bytes:
+        return await deliver(mpc, 1, payloads if mpc.pid == 1 else None)
+
+    results = asyncio.run(_session(_load(folders), {p: body for p in range(3)}))
+    assert results == [b"for bank", b"", b"for telco " * 1000]
 
 
 @pytest.mark.parametrize("tls", [True, False])
