@@ -127,6 +127,18 @@ class Registry:
             self._publish[(record.model, record.version)] = record
         return True
 
+    def refusal(self, record: Record) -> str | None:
+        """Why `add` would refuse `record` (None: it would take it, or holds it already);
+        nothing is added."""
+        held = self.records.get(record.key)
+        if held is not None:
+            return None if held.wire == record.wire else "a second record under its number"
+        try:
+            self._check(record)
+        except RegistryError as exc:
+            return str(exc)
+        return None
+
     def add_all(self, records: Iterable[Record]) -> list[str]:
         """Add each record (publishes first, so approvals find theirs); the refusals, one
         line each."""

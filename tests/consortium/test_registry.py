@@ -261,3 +261,31 @@ def test_the_store_keeps_records_and_offers_only_files_that_match(
     stores["bureau"].path.write_text("{not json\n")
     with pytest.raises(StoreError, match=r"registry.jsonl, line 1: not a valid record"):
         stores["bureau"].load()
+
+
+def test_a_publish_request_carries_the_owners_record_and_nothing_else(m: Members) -> None:
+    from mpc_credit.consortium.publish_request import (
+        PUBLISH_LABEL,
+        decode_publish_request,
+        new_publish_request,
+    )
+    from mpc_credit.consortium.signing import verify
+
+    a = Authors(m)
+    pub = a.publish(1)
+    req = new_publish_request(m.keys["bank"], pub, timeout=30.0)
+    got = decode_publish_request(req.to_json(), m.cons)
+    assert got.record == pub and got.requester == "bank"
+    assert verify(PUBLISH_LABEL, got.body(), m.cons.party("bank").public_key)
+    assert Registry(m.cons).refusal(got.record) is None
+    # bureau wrapping bank's record: the record is not the requester's
+    forged = new_publish_request(m.keys["bureau"], pub, timeout=30.0).body()
+    forged["requester"] = "bureau"
+    with pytest.raises(MessageError, match="not a publish record of the requester"):
+        decode_publish_request(record_bytes(forged), m.cons)
+    # no bin edge and no point of the model on the broker: only names and digests
+    wire = req.to_json().decode()
+    for feature in BASE.features:
+        for edge in getattr(feature, "edges", ()):
+            assert f"{edge}," not in wire and f"{edge}]" not in wire
+    assert '"points"' not in wire and '"edges"' not in wire
