@@ -132,6 +132,9 @@ class Policy:
     # characteristics no model may use (sex, marital status, ...): every party leaves these
     # columns out of every training run (daemon/train_job.py; policy.prohibited_in)
     prohibited_features: tuple[str, ...] = ()
+    # parties that may publish models to the registry (consortium/registry.py); empty: the
+    # owners of the models in this file
+    model_owners: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ class Consortium:
                 "per_applicant_daily": self.policy.per_applicant_daily,
                 "trainers": list(self.policy.trainers),
                 "prohibited_features": list(self.policy.prohibited_features),
+                "model_owners": list(self.policy.model_owners),
             },
         }
 
@@ -275,6 +279,9 @@ def load_policy(pol: Mapping[str, Any]) -> Policy:
         count_or_none(pol.get("per_applicant_daily"), "policy.per_applicant_daily"),
         tuple(check_party_name(t, "policy.trainers") for t in trainers),
         check_prohibited(pol.get("prohibited_features", [])),
+        model_owners=tuple(
+            check_party_name(o, "policy.model_owners") for o in pol.get("model_owners", [])
+        ),
     )
 
 

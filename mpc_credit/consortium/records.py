@@ -82,6 +82,16 @@ class Record:
         return f"{self.model}@{self.version}"
 
     @property
+    def key_model(self) -> tuple[str, int]:
+        """The model version the record is about: (model id, version)."""
+        return (self.model, self.version)
+
+    @property
+    def genesis(self) -> bool:
+        """A model of the consortium file, not a signed record (sequence 0)."""
+        return self.seq == 0
+
+    @property
     def key(self) -> tuple[str, int]:
         """The record's place in its author's sequence: (author, seq)."""
         return (self.author, self.seq)

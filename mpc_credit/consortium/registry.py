@@ -40,6 +40,7 @@ from mpc_credit.consortium.records import (
     Record,
 )
 from mpc_credit.errors import MpcCreditError
+from mpc_credit.vocabulary import MODES, REVEALS
 
 Ref = tuple[str, int]  # (model id, version)
 
@@ -91,8 +92,20 @@ class ModelVersion:
 def publishers(cons: Consortium) -> tuple[str, ...]:
     """The parties that may publish models: the policy's `model_owners`, else the owners of
     the models in the consortium file (a consortium from before the registry)."""
-    named = getattr(cons.policy, "model_owners", ())
-    return tuple(named) or tuple(dict.fromkeys(m.owner for m in cons.models))
+    return cons.policy.model_owners or tuple(dict.fromkeys(m.owner for m in cons.models))
+
+
+def genesis(cons: Consortium) -> list[Record]:
+    """The models of the consortium file (a consortium from before the registry) as version 1
+    of their id, in service without approvals (every party installed them with the consortium
+    file): the champion when there is one only. Sequence 0: no signed record has it."""
+    status = CHAMPION if len(cons.models) == 1 else CANDIDATE
+    return [
+        Record(
+            PUBLISH, m.owner, 0, 0.0, m.id, 1, m.digest, modes=MODES, reveal=REVEALS, status=status
+        )
+        for m in cons.models
+    ]
 
 
 def approvers(publish: Record) -> tuple[str, ...]:
@@ -106,7 +119,7 @@ class Registry:
     def __init__(self, cons: Consortium) -> None:
         self.cons = cons
         self.records: dict[tuple[str, int], Record] = {}
-        self._publish: dict[tuple[str, int], Record] = {}
+        self._publish: dict[tuple[str, int], Record] = {g.key_model: g for g in genesis(cons)}
 
     # ------------------------------------------------------------ adding records
 
@@ -124,7 +137,7 @@ class Registry:
         self._check(record)
         self.records[record.key] = record
         if record.kind == PUBLISH:
-            self._publish[(record.model, record.version)] = record
+            self._publish[record.key_model] = record
         return True
 
     def refusal(self, record: Record) -> str | None:

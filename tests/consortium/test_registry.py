@@ -67,7 +67,9 @@ class Authors:
 
 @pytest.fixture
 def m() -> Members:
-    return members()
+    """The demo consortium without models in its file, bank its model owner."""
+    base = members().with_policy(model_owners=("bank",))
+    return replace(base, cons=replace(base.cons, models=()))
 
 
 def approve_all(a: Authors, reg: Registry, pub: Record) -> None:
@@ -177,7 +179,7 @@ def test_refusals_name_the_rule(m: Members) -> None:
 
 def test_a_prohibited_feature_is_refused_naming_it(m: Members) -> None:
     feature = BASE.features[0].name
-    m2 = m.with_policy(prohibited_features=(feature.upper(),))
+    m2 = m.with_policy(prohibited_features=(feature.upper(),), model_owners=("bank",))
     a, reg = Authors(m2), Registry(m2.cons)
     with pytest.raises(RegistryError, match=rf"uses prohibited feature {feature}"):
         reg.add(a.publish(1))
@@ -289,3 +291,22 @@ def test_a_publish_request_carries_the_owners_record_and_nothing_else(m: Members
         for edge in getattr(feature, "edges", ()):
             assert f"{edge}," not in wire and f"{edge}]" not in wire
     assert '"points"' not in wire and '"edges"' not in wire
+
+
+def test_a_model_of_the_consortium_file_is_version_1_and_can_be_replaced() -> None:
+    """Migration: a consortium from before the registry keeps its model, as the champion
+    ID@1; the owner publishes ID@2 and retires ID@1 without touching the file."""
+    legacy = members()  # the demo model in consortium.json, bank its owner
+    a, reg = Authors(legacy), Registry(legacy.cons)
+    (v1,) = reg.versions()
+    assert (v1.ref, v1.status, v1.in_service) == (f"{BASE.name}@1", CHAMPION, True)
+    assert v1.digest == BASE.digest() and v1.publish.genesis
+    with pytest.raises(RegistryError, match=r"@1 is already published"):
+        reg.add(a.publish(1))
+    v2 = a.publish(2)
+    reg.add(v2)
+    approve_all(a, reg, v2)
+    assert statuses(reg) == {f"{BASE.name}@1": CANDIDATE, f"{BASE.name}@2": CHAMPION}
+    reg.add(a.status(v1.publish, RETIRED))
+    assert statuses(reg)[f"{BASE.name}@1"] == RETIRED
+    assert reg.next_seq("bank") == a.seq["bank"] + 1
