@@ -131,7 +131,7 @@ class ModelStore:
         publish record; a missing or altered file is a problem line, not an error."""
         out = ServedModels()
         for version in registry.versions():
-            if version.in_service:
+            if version.in_service and not version.publish.genesis:  # those: party.toml's files
                 self._serve(version, out)
         return out
 
