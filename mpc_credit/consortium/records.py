@@ -45,6 +45,8 @@ MAX_VERSION = 1_000_000
 MAX_SEQ = 1_000_000_000
 MAX_FEATURES = 256  # features of one model
 MAX_RECORD_BYTES = 64 * 1024
+MAX_SNAPSHOT_BYTES = 1 << 20  # one party's records on its registry topic
+MAX_SNAPSHOT_RECORDS = 1000
 MAX_TIME = 1e11
 
 _BASE = frozenset({"type", "kind", "author", "seq", "ts", "model", "version", "digest", "sig"})
@@ -204,3 +206,33 @@ def _parts(
             raise MessageError("field 'parts': expected one digest per mode for each party")
         out[party] = {m: f.token(per, m, HEX64, "a SHA-256 hex digest") for m in modes}
     return out
+
+
+def snapshot(party: str, records: Sequence[Record]) -> bytes:
+    """The retained message on `party`'s registry topic: every record it authored, in order
+    (each signed on its own; the list is only their envelope)."""
+    own = sorted((r for r in records if r.author == party and not r.genesis), key=lambda r: r.seq)
+    return encode({"type": "registry", "party": party, "records": [dict(r.wire) for r in own]})
+
+
+def decode_snapshot(payload: bytes | str, cons: Consortium, party: str) -> list[Record]:
+    """The records in `party`'s registry snapshot (party from the topic): each verified and
+    authored by `party`; else MessageError (one record wrong, none taken)."""
+    d = f.load(payload, max_bytes=MAX_SNAPSHOT_BYTES)
+    f.exact(d, {"type", "party", "records"})
+    f.constant(d, "type", "registry")
+    if f.name(d, "party", cons.names) != party:
+        raise MessageError("field 'party': not the party of the topic")
+    raw = d["records"]
+    if not isinstance(raw, list) or len(raw) > MAX_SNAPSHOT_RECORDS:
+        raise MessageError(f"field 'records': expected a list of at most {MAX_SNAPSHOT_RECORDS}")
+    records = [parse_record(_obj(r), cons) for r in raw]
+    if any(r.author != party for r in records):
+        raise MessageError("field 'records': a record of another party")
+    return records
+
+
+def _obj(v: Any) -> Mapping[str, Any]:
+    if not isinstance(v, dict):
+        raise MessageError("field 'records': expected JSON objects")
+    return v

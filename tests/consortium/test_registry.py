@@ -310,3 +310,23 @@ def test_a_model_of_the_consortium_file_is_version_1_and_can_be_replaced() -> No
     reg.add(a.status(v1.publish, RETIRED))
     assert statuses(reg)[f"{BASE.name}@1"] == RETIRED
     assert reg.next_seq("bank") == a.seq["bank"] + 1
+
+
+def test_a_snapshot_carries_its_partys_own_records_only(m: Members) -> None:
+    from mpc_credit.consortium.records import decode_snapshot, snapshot
+
+    a = Authors(m)
+    v1 = a.publish(1)
+    approval = a.decide("telco", v1)
+    got = decode_snapshot(snapshot("bank", [approval, v1]), m.cons, "bank")
+    assert got == [v1]
+    with pytest.raises(MessageError, match="not the party of the topic"):
+        decode_snapshot(snapshot("bank", [v1]), m.cons, "telco")
+    smuggled = record_bytes({"type": "registry", "party": "telco", "records": [dict(v1.wire)]})
+    with pytest.raises(MessageError, match="a record of another party"):
+        decode_snapshot(smuggled, m.cons, "telco")
+    tampered = record_bytes(
+        {"type": "registry", "party": "bank", "records": [{**v1.wire, "version": 7}]}
+    )
+    with pytest.raises(MessageError, match="not signed by bank"):
+        decode_snapshot(tampered, m.cons, "bank")
