@@ -314,12 +314,14 @@ def csv_rows(party: str) -> dict[str, dict[str, str]]:
         return {r["applicant_id"]: r for r in csv.DictReader(fh)}
 
 
-def expected_scores(ids: Sequence[str], reveal: str = "score") -> list[list[str]]:
-    """The plaintext reference result rows for `ids`."""
+def expected_scores(
+    ids: Sequence[str], reveal: str = "score", model_file: Path = MODEL
+) -> list[list[str]]:
+    """The plaintext reference result rows for `ids` (with the demo's model, or another)."""
     from mpc_credit.scorecard.data import load_owner_csv
     from mpc_credit.scorecard.model import load_model
     from mpc_credit.scorecard.reference import reference
 
-    model = load_model(MODEL)
+    model = load_model(model_file)
     tables = {n: load_owner_csv(PARTIES / n / "applicants.csv", model, n) for n in NAMES}
     return reference(model, tables, list(ids), reveal).rows()  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import aiomqtt
 import pytest
 
 from mpc_credit.consortium import pki
-from mpc_credit.consortium.broker import write_mosquitto_files
+from mpc_credit.consortium.broker import write_loopback_mosquitto_files
 from tests.cluster import Cluster
 
 HARDENED = (  # what every generated mosquitto configuration must say
@@ -55,14 +55,11 @@ def write_config(
     from mpc_credit.consortium.config import load_consortium
 
     cons = load_consortium(cons_dir / "consortium.json")
-    conf, acl = write_mosquitto_files(
-        cons,
-        out,
-        cons_dir / "broker",
-        port=port,
-        bind="127.0.0.1",
-        crlfile=crlfile,
-        user="root" if os.geteuid() == 0 else None,
+    # to a file: Cluster reads the broker's stderr only at the end, and a full pipe would stop
+    # mosquitto (mpc_credit.consortium.broker.mosquitto_conf)
+    log_file = out / "mosquitto.log"
+    conf, acl = write_loopback_mosquitto_files(
+        cons_dir, out, port, crlfile=crlfile, log_file=log_file
     )
     if observer:
         with acl.open("a", encoding="utf-8") as fh:

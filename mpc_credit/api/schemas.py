@@ -51,12 +51,14 @@ class DecisionRequest(Strict):
         AfterValidator(_distinct),
     ]
     reveal: Reveal = "decision"
-    model: ModelId | None = Field(default=None, description="default: the consortium's only one")
+    model: ModelId | None = Field(
+        default=None, description="ID or ID@VERSION; default: the registry's champion"
+    )
     mode: Mode = "shared"
 
 
 class ModelRef(BaseModel):
-    id: str
+    id: str = Field(description="the version the result came from, ID@VERSION")
     digest: str
 
 
@@ -70,13 +72,28 @@ class DecisionResult(BaseModel):
     decision: Literal["approve", "decline"]
 
 
+ReasonCode = Annotated[
+    str, Field(description="the model's reason code of the feature; empty when approved")
+]
+ReasonText = Annotated[
+    str, Field(description="the model's adverse-action statement; empty when approved")
+]
+
+
 class ReasonsResult(BaseModel):
+    """A decision with up to 4 reasons, costliest first, each a reason code and statement
+    from the model (a feature without one in the model gives its name for both)."""
+
     applicant_id: str
     decision: Literal["approve", "decline"]
-    reason_1: str
-    reason_2: str
-    reason_3: str
-    reason_4: str
+    reason_1_code: ReasonCode
+    reason_1_text: ReasonText
+    reason_2_code: ReasonCode
+    reason_2_text: ReasonText
+    reason_3_code: ReasonCode
+    reason_3_text: ReasonText
+    reason_4_code: ReasonCode
+    reason_4_text: ReasonText
 
 
 class PdResult(BaseModel):
@@ -93,7 +110,8 @@ class DecisionResponse(BaseModel):
     results: list[Result] = Field(
         description="one record per applicant, in request order, fields as `score --json`: "
         "score: applicant_id, score; decision: applicant_id, decision; reasons: "
-        "applicant_id, decision, reason_1..reason_4 (empty when approved); pd: "
+        "applicant_id, decision, reason_1_code, reason_1_text .. reason_4_code, reason_4_text "
+        "(empty when approved); pd: "
         "applicant_id, score, pd"
     )
 

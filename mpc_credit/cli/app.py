@@ -21,6 +21,7 @@ from mpc_credit.cli.broker import broker_app
 from mpc_credit.cli.model import model_app
 from mpc_credit.cli.party import party_app
 from mpc_credit.cli.pki import pki_app
+from mpc_credit.cli.registry import add_commands as add_registry_commands
 from mpc_credit.cli.score import score
 from mpc_credit.cli.serve import serve_app
 from mpc_credit.cli.train import train
@@ -34,6 +35,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+add_registry_commands(model_app)  # model publish, approve, refuse, promote, retire, list
 app.add_typer(model_app, name="model")
 
 EXIT_INTERNAL = 1

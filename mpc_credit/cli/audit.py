@@ -1,7 +1,9 @@
 """`mpc-credit audit`: check and read a party's tamper-evident audit log.
 
 `verify` exits 0 when every line is intact, 6 (AuditIntegrityError) naming the first line
-that is altered, missing, out of order or incomplete, 2 for a bad configuration or no log.
+that is altered, missing, out of order, incomplete or backdated, or (`--against`) the first
+audit head another party's log recorded that this log does not hold; 2 for a bad
+configuration or no log.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import math
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mpc_credit.cli import options
+
+if TYPE_CHECKING:
+    from mpc_credit.consortium.audit import VerifyResult
+    from mpc_credit.consortium.config import Consortium
 
 audit_app = typer.Typer(help="A party's tamper-evident audit log.", no_args_is_help=True)
 
@@ -25,27 +31,64 @@ SESSION_SHOWN = 8  # hex digits of a session id in the table; --json has all 32
 
 
 @audit_app.command("verify")
-def verify_command(config: Annotated[Path, typer.Option(help=CONFIG_HELP)]) -> None:
-    """Check the audit log's hash chain and every line's signature by this party's key.
+def verify_command(
+    config: Annotated[Path, typer.Option(help=CONFIG_HELP)],
+    log: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="LOG", help="The audit log to check (default: the one --config names)."
+        ),
+    ] = None,
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Another party's audit log (repeatable): LOG must hold every audit head it "
+            "recorded of LOG's party."
+        ),
+    ] = None,
+) -> None:
+    """Check an audit log: its hash chain, each line's signature, time never running back.
 
-    Prints the number of lines and the hash of the last one (keep it elsewhere: lines cut off
-    the end are only seen against it). Exits 6 naming the first line that is altered, missing,
-    out of order or incomplete.
+    With --against, also that it holds every audit head the other logs recorded of its
+    party: a cut tail or a log re-signed from scratch shows there.
 
-    Example: mpc-credit audit verify --config parties/bank/party.toml
+    Exits 6 naming the first bad line or the first recorded head it does not hold.
+
+    Example: mpc-credit audit verify bank/audit.jsonl --config bank/party.toml --against telco.jsonl
     """
-    from mpc_credit.consortium.audit import verify
     from mpc_credit.consortium.config import load_consortium, load_party_config
-    from mpc_credit.errors import AuditIntegrityError, UsageError
+    from mpc_credit.consortium.crosscheck import divergence, log_party, recorded_heads
+    from mpc_credit.errors import AuditIntegrityError
 
     cfg = load_party_config(config)
     cons = load_consortium(cfg.consortium_file)
-    if cfg.party not in cons.names:
-        raise UsageError(f"{config}: party {cfg.party!r} is not in {cfg.consortium_file}")
-    result = verify(cfg.audit, cons.party(cfg.party).public_key)
+    path = log if log is not None else cfg.audit
+    party = (log_party(path) if log is not None else None) or cfg.party
+    heads = [h for other in against or () for h in recorded_heads(other, party)]
+    result = _verified(path, party, cons, {h.seq for h in heads})
+    for other in against or ():
+        _verified(other, log_party(other) or "", cons)
+    problem = divergence(result.lines, result.hashes, heads)
+    if problem:
+        raise AuditIntegrityError(f"{path}: {problem}")
+    typer.echo(f"{path}: {result.message}")
+    if against:
+        typer.echo(f"{path}: holds all {len(heads)} audit head(s) the other logs recorded")
+
+
+def _verified(
+    path: Path, party: str, cons: Consortium, keep: set[int] | None = None
+) -> VerifyResult:
+    """The VerifyResult of `path` by `party`'s key in `cons`; AuditIntegrityError if bad."""
+    from mpc_credit.consortium.audit import verify
+    from mpc_credit.errors import AuditIntegrityError, UsageError
+
+    if party not in cons.names:
+        raise UsageError(f"{path}: party {party!r} is not in the consortium")
+    result = verify(path, cons.party(party).public_key, keep or ())
     if not result.ok:
-        raise AuditIntegrityError(f"{cfg.audit}: {result.message}")
-    typer.echo(f"{cfg.audit}: {result.message}")
+        raise AuditIntegrityError(f"{path}: {result.message}")
+    return result
 
 
 @audit_app.command("show")

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from mpc_credit.cli.output import console as make_console
 from mpc_credit.cli.output import plain
-from mpc_credit.demo import LABELS, MODEL, OWNERS, demo_dir
+from mpc_credit.demo import LABELS, MODEL, OWNERS, REASONS, demo_dir
 from mpc_credit.local.simulate import Outcome, Simulation, simulate
 from mpc_credit.vocabulary import Mode
 
@@ -91,6 +91,7 @@ def _train(console: Console, folder: Path, work: Path) -> Trained:
     """Train the demo scorecard jointly and show what the bank learns."""
     from mpc_credit.cli.train import DEFAULT_BUDGET, DEFAULT_EPSILON, summary
     from mpc_credit.local.train import Training, train_locally
+    from mpc_credit.scorecard.reason_table import load_reason_table
     from mpc_credit.training.session import Options
 
     lender, test = _training_inputs(folder, work)
@@ -107,6 +108,7 @@ def _train(console: Console, folder: Path, work: Path) -> Trained:
         budget=DEFAULT_BUDGET,
         test_ids=test,
         scoring_data=work / "scoring",
+        reasons=load_reason_table(folder / REASONS),  # the bank's statements, into the model
     )
     console.print(
         "[bold]Joint training[/]: the bank holds the outcomes, each institution its own "
@@ -203,8 +205,8 @@ def _show(
     table = Table(title=f"What the bank received (first {rows} of {len(scores)})")
     for col in ("applicant", "score", "PD", "decision"):
         table.add_column(col, no_wrap=True)
-    longest = max((len(c) for r in reasons.values() for c in r[1:]), default=0)
-    table.add_column("reason codes", overflow="fold", min_width=longest)
+    longest = max((len(line) for r in reasons.values() for line in _lines(r[1:])), default=0)
+    table.add_column("reasons", overflow="fold", min_width=min(longest, 48))
     for aid in list(scores)[:rows]:
         score, pd = scores[aid]
         decision, *codes = reasons[aid]
@@ -242,17 +244,22 @@ def _run_daemons(console: Console, trained: Trained, mode: Mode, ids: list[str])
 
 
 def reasons_table(columns: list[str], rows: list[list[str]]) -> Table:
-    """Applicant and decision in columns; the reason codes one per line in the last column,
-    folded rather than cut, so that long feature names stay readable in a narrow terminal."""
+    """Applicant and decision in columns; the reasons (code and statement) one per line in
+    the last column, folded rather than cut, so that they stay readable in a narrow terminal."""
     table = Table(title="mpc-credit score --reveal reasons (result at the bank only)")
     table.add_column(columns[0], no_wrap=True)
     table.add_column(columns[1], no_wrap=True)
-    table.add_column("reason codes", overflow="fold")
+    table.add_column("reasons", overflow="fold")
     for row in rows:
         table.add_row(Text(row[0]), Text(row[1]), _codes(row[2:]))
     return table
 
 
-def _codes(codes: list[str]) -> Text:
-    """Reason codes one per line, as text (a feature name is not markup)."""
-    return Text("\n".join(code for code in codes if code))
+def _lines(cells: list[str]) -> list[str]:
+    """`CODE statement` per reason from the cells code_1, text_1, code_2, ... (empty: none)."""
+    return [f"{c} {t}" for c, t in zip(cells[::2], cells[1::2]) if c]
+
+
+def _codes(cells: list[str]) -> Text:
+    """The reasons one per line, as text (a statement is not markup)."""
+    return Text("\n".join(_lines(cells)))

@@ -1,10 +1,11 @@
-"""`mpc-credit model ...`: validate, show, import and split scorecard model files."""
+"""`mpc-credit model ...`: validate, show, import, split scorecard model files, and give
+their features reason codes and statements."""
 
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,12 +15,16 @@ from mpc_credit.files import read_json
 
 if TYPE_CHECKING:
     from mpc_credit.scorecard.model import Feature
+    from mpc_credit.scorecard.reason_table import ReasonTable
 
 # Commands import the model module (and numpy) when they run, to keep start-up quick.
 
 model_app = typer.Typer(
-    help="Validate, show, import and split scorecard model files.", no_args_is_help=True
+    help="Validate, show, import and split scorecard model files; add reason statements.",
+    no_args_is_help=True,
 )
+
+REASONS_HELP = "CSV feature,code,statement: each feature's reason code and statement."
 
 
 @model_app.command("validate")
@@ -41,7 +46,7 @@ def validate(model: Annotated[Path, typer.Argument(help="Model JSON file.")]) ->
 
 @model_app.command("show")
 def show(model: Annotated[Path, typer.Argument(help="Model JSON file.")]) -> None:
-    """Print a model's features, bins and points as a table.
+    """Print a model's features, bins and points, and each feature's reason, as a table.
 
     Example: mpc-credit model show parties/bank/german-credit-demo.json
     """
@@ -53,11 +58,13 @@ def show(model: Annotated[Path, typer.Argument(help="Model JSON file.")]) -> Non
 
     m = load_model(model)
     table = Table(title=Text(f"{m.name} (cutoff {m.cutoff}, intercept {m.intercept})"))
-    for col in ("feature", "owner", "bin", "points"):
+    for col in ("feature", "owner", "bin", "points", "reason"):
         table.add_column(col)
-    for f in m.features:
-        for label, pts in _bins(f):
-            table.add_row(*(Text(str(cell)) for cell in (f.name, f.owner, label, pts)))
+    for f, reason in zip(m.features, m.reasons()):
+        said = f"{reason.code}: {reason.statement}"
+        for k, (label, pts) in enumerate(_bins(f)):
+            cells = (f.name, f.owner, label, pts, "" if k else said)
+            table.add_row(*(Text(str(cell)) for cell in cells))
     console().print(table)
 
 
@@ -123,20 +130,23 @@ def import_optbinning(
     out: Annotated[Path, typer.Option(help="Model JSON to write.")],
     name: Annotated[str, typer.Option(help="Model name.")],
     cutoff: Annotated[int, typer.Option(help="Approve iff score >= cutoff.")],
+    reasons: Annotated[Path | None, typer.Option(help=REASONS_HELP)] = None,
 ) -> None:
     """Import a fitted optbinning Scorecard (needs the optbinning extra).
 
     The scorecard must use scaling_method="pdo_odds" and rounding=True; its scaling is
     read from the scorecard. The file is checked to score exactly as optbinning does.
+    --reasons gives the features their reason codes and statements (docs/formats.md).
 
     Example: mpc-credit model import scorecard.pkl --owners owners.json --name demo
-    --cutoff 500 --out model.json
+    --cutoff 500 --reasons reasons.csv --out model.json
     """
     from mpc_credit.names import check_name
     from mpc_credit.scorecard.model import dump_model, from_dict
     from mpc_credit.scorecard.optbinning_import import scorecard_to_model
 
     check_name(name, "--name")  # the model's name may name its parts' files (pki sign)
+    table = load_reasons(reasons)
     sc = _load_pickle(scorecard)
     mapping = _load_owners(owners)
     params = getattr(sc, "scaling_method_params", None) or {}
@@ -152,9 +162,49 @@ def import_optbinning(
         )
     except (ValueError, TypeError) as exc:
         raise ModelError(f"{scorecard}: {exc}") from None
-    m = from_dict(data, source=str(out))
+    m = from_dict(with_reasons(data, table), source=str(out))
     dump_model(m, out)
     typer.echo(f"{out}: {len(m.features)} features, owners {', '.join(m.owners)}")
+
+
+@model_app.command("reasons")
+def add_reasons(
+    model: Annotated[Path, typer.Argument(help="Full model JSON file.")],
+    reasons: Annotated[Path, typer.Option(help=REASONS_HELP)],
+    out: Annotated[Path, typer.Option(help="Model JSON to write (may be MODEL itself).")],
+) -> None:
+    """Give an existing model's features reason codes and statements from a reason table.
+
+    Features the table leaves out keep theirs. The statements are part of the model, so
+    its digest changes: split it and hand out the parts again (pki sign --model).
+
+    Example: mpc-credit model reasons model.json --reasons reasons.csv --out model.json
+    """
+    from mpc_credit.scorecard.model import dump_model, from_dict, load_model, to_dict
+
+    table = load_reasons(reasons)
+    m = from_dict(with_reasons(to_dict(load_model(model)), table), source=str(out))
+    dump_model(m, out)
+    typer.echo(f"{out}: {len(m.features)} features, sha256 {m.digest()}")
+
+
+def load_reasons(path: Path | None) -> ReasonTable | None:
+    """The --reasons table, read and checked before any other work."""
+    from mpc_credit.scorecard.reason_table import load_reason_table
+
+    return None if path is None else load_reason_table(path)
+
+
+def with_reasons(data: dict[str, Any], table: ReasonTable | None) -> dict[str, Any]:
+    """A model dict with the table's reasons; each warning one line on stderr."""
+    from mpc_credit.scorecard.reason_table import apply_reasons
+
+    if table is None:
+        return data
+    out, warnings = apply_reasons(data, table)
+    for line in warnings:
+        typer.echo(f"mpc-credit: warning: {line}", err=True)
+    return out
 
 
 def _load_pickle(path: Path) -> object:

@@ -33,7 +33,8 @@ def score(
     reveal: Annotated[str, typer.Option(help=REVEAL_HELP)] = "score",
     mode: Annotated[str, typer.Option(help=options.MODE_HELP)] = "shared",
     model_id: Annotated[
-        str | None, typer.Option(help="Model id (default: the consortium's only model).")
+        str | None,
+        typer.Option(help="The model as ID or ID@VERSION (default: the registry's champion)."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds until the session's deadline.")] = 60.0,
     json_out: Annotated[bool, typer.Option("--json", help="The result as JSON.")] = False,
@@ -83,12 +84,23 @@ def score(
         result.result.write_csv(out)
         n = len(result.result.ids)
         if json_out:
-            summary = {"session": result.session, "applicants": n, "file": str(out)}
+            summary = {
+                "session": result.session,
+                "model": result.model,
+                "model_digest": result.model_digest,
+                "applicants": n,
+                "file": str(out),
+            }
             typer.echo(json.dumps(summary))
         else:
             typer.echo(f"{n} applicant(s) written to {out} (session {result.session})")
     elif json_out:
-        results = {"session": result.session, "results": result.result.records()}
+        results = {
+            "session": result.session,
+            "model": result.model,
+            "model_digest": result.model_digest,
+            "results": result.result.records(),
+        }
         typer.echo(json.dumps(results, indent=2))
     else:
         w = csv.writer(sys.stdout, lineterminator="\n")
@@ -98,6 +110,6 @@ def score(
     if not quiet:
         typer.echo(
             f"  {len(result.result.ids)} applicant(s) in {1000 * result.seconds:.0f} ms "
-            f"(session {result.session[:8]})",
+            f"(session {result.session[:8]}, model {result.model} {result.model_digest[:12]})",
             err=True,
         )

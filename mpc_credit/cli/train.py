@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mpc_credit.consortium.requester import Trained
     from mpc_credit.consortium.train_request import TrainJob
     from mpc_credit.local.train import Training, TrainOutcome
+    from mpc_credit.scorecard.reason_table import ReasonTable
 
 LEDGER_DIR = Path("~/.mpc-credit/ledgers")  # one JSON ledger per party: PARTY.json
 DEFAULT_BUDGET = 10.0  # each party's, epsilon at delta 1e-6
@@ -171,6 +172,10 @@ def train(
         int, typer.Option(help="--regression logistic: steps with the sign's exact projection.")
     ] = 6,
     timeout: Annotated[float, typer.Option(help="Seconds before the run is aborted.")] = 3600.0,
+    reasons: Annotated[
+        Path | None,
+        typer.Option(help="CSV feature,code,statement: the reason codes and statements."),
+    ] = None,
 ) -> None:
     """Train the scorecard jointly: each institution's process reads only its own CSV.
 
@@ -189,6 +194,7 @@ def train(
       --epsilon 1.0
     """
     from mpc_credit.cli import options
+    from mpc_credit.cli.model import load_reasons
     from mpc_credit.consortium.train_request import TrainJob
     from mpc_credit.local.simulate import parse_data_args
     from mpc_credit.local.train import Training, parse_label, train_locally
@@ -197,6 +203,7 @@ def train(
         raise UsageError("give either --epsilon or --no-dp, not both")
     run_epsilon = None if no_dp else _privacy(epsilon)
     lender, column = parse_label(label)
+    table = load_reasons(reasons)
     job = TrainJob(
         name=check_name(name, "--name"),
         label=check_name(column, "--label (the column)"),
@@ -229,7 +236,7 @@ def train(
         extra = [flag for flag, v in zip(ONE_MACHINE_ONLY, given) if v is not None]
         if extra:
             raise UsageError(f"--config: {', '.join(extra)} belong to a one-machine run")
-        _through_daemons(config, lender, model_owner, job, out, timeout, no_dp)
+        _through_daemons(config, lender, model_owner, job, out, timeout, no_dp, table)
         return
     if not data:
         raise UsageError("give --data PARTY=CSV for each party, or --config PARTY.toml")
@@ -249,27 +256,39 @@ def train(
         ledger_dir=LEDGER_DIR if ledger_dir is None else ledger_dir,
         budget=DEFAULT_BUDGET if budget is None else budget,
         timeout=timeout,
+        reasons=table,
     )
     if no_dp:
         typer.echo(f"mpc-credit: {NO_DP_WARNING}", err=True)
     result = train_locally(t)
+    for line in result.warnings:
+        typer.echo(f"mpc-credit: warning: {line}", err=True)
     for line in summary(t, result):
         typer.echo(line)
 
 
 def _through_daemons(
-    config: Path, lender: str, owner: str, job: TrainJob, out: Path, timeout: float, no_dp: bool
+    config: Path,
+    lender: str,
+    owner: str,
+    job: TrainJob,
+    out: Path,
+    timeout: float,
+    no_dp: bool,
+    table: ReasonTable | None,
 ) -> None:
     """The job as a consortium training run through this party's daemon; the model to --out."""
     import asyncio
     import json
     import os
 
+    from mpc_credit.cli.model import with_reasons
     from mpc_credit.consortium.config import load_party_config
     from mpc_credit.consortium.fields import MessageError
     from mpc_credit.consortium.requester import train_request
     from mpc_credit.consortium.train_request import job_of
     from mpc_credit.local.processes import staged_output
+    from mpc_credit.scorecard.model import from_dict
 
     party = load_party_config(config).party
     for flag, who in (("--label", lender), ("--model-owner", owner)):
@@ -286,8 +305,10 @@ def _through_daemons(
     if no_dp:
         typer.echo(f"mpc-credit: {NO_DP_WARNING}", err=True)
     result = asyncio.run(train_request(config, job, timeout=timeout))
+    model = with_reasons(result.model, table)
+    from_dict(model, source=f"{out} (with the reasons of --reasons)")
     try:
-        staged.write_text(json.dumps(result.model, indent=2) + "\n", encoding="utf-8")
+        staged.write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
         os.replace(staged, final)
     finally:
         staged.unlink(missing_ok=True)

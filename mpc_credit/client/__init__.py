@@ -8,11 +8,13 @@
         print(d.applicant_id, d.decision)                   # A0191 approve
         out = api.decisions(["A0191", "A0922"], reveal="reasons")
         for r in out.results:                               # ReasonsResult, model in out.model
-            print(r.applicant_id, r.decision, r.reasons)
+            for reason in r.reasons:                        # Reason(code, text)
+                print(r.applicant_id, reason.code, reason.text)
         job = api.submit_batch(ids, reveal="decision")      # a batch job over many ids
         csv_text = api.batch_result(api.wait_batch(job.id).id)
 
-Results are typed (`ScoreResult`, `DecisionResult`, `ReasonsResult`, `PdResult`, `Model`);
+Results are typed (`ScoreResult`, `DecisionResult`, `ReasonsResult` of `Reason`s, `PdResult`,
+`Model`);
 every error response becomes an `ApiError` subclass carrying the problem details
 (`.status`, `.type`, `.title`, `.detail`, `.problem`). `AsyncClient` has the same methods as
 coroutines. Mutual TLS: pass `verify=ctx`, an `ssl.SSLContext` with the server's CA and the
@@ -41,6 +43,7 @@ from mpc_credit.client.results import (
     Model,
     PdResult,
     Readiness,
+    Reason,
     ReasonsResult,
     ScoreResult,
 )
@@ -61,6 +64,7 @@ __all__ = [
     "PdResult",
     "RateLimitedError",
     "Readiness",
+    "Reason",
     "ReasonsResult",
     "RefusedError",
     "ScoreResult",

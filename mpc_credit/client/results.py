@@ -25,10 +25,18 @@ class DecisionResult:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """An adverse-action reason: the model's code and statement for a feature."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
 class ReasonsResult:
     applicant_id: str
     decision: str
-    reasons: tuple[str, ...]  # up to 4 feature names, costliest first; () when approved
+    reasons: tuple[Reason, ...]  # up to 4, costliest first; () when approved
 
     @property
     def approved(self) -> bool:
@@ -109,8 +117,10 @@ def result_of(reveal: str, r: Mapping[str, Any]) -> Result:
     if reveal == "decision":
         return DecisionResult(aid, str(r["decision"]))
     if reveal == "reasons":
-        names = tuple(str(r[f"reason_{i}"]) for i in range(1, 5))
-        return ReasonsResult(aid, str(r["decision"]), tuple(n for n in names if n))
+        pairs = (
+            Reason(str(r[f"reason_{i}_code"]), str(r[f"reason_{i}_text"])) for i in range(1, 5)
+        )
+        return ReasonsResult(aid, str(r["decision"]), tuple(p for p in pairs if p.code))
     pd = r.get("pd")
     return PdResult(aid, int(r["score"]), None if pd is None else float(pd))
 

@@ -2,12 +2,15 @@
 
 Each line is one JSON object in canonical form (sorted keys, no spaces, ASCII), then a newline:
 `seq` counts lines from 1, `prev` is the SHA-256 (hex) of the previous line's bytes without its
-newline (GENESIS for line 1), `party` and `ts` say who wrote it when, `record` is what happened,
-and `sig` is the party's Ed25519 signature over the rest under AUDIT_LABEL. Altering a byte
-breaks a line's signature or its canonical form; removing, inserting or reordering lines breaks
-`seq` or `prev`: `verify` names the first line that is altered, missing, out of order or
-incomplete. A chain alone cannot show lines cut off the end: compare the head hash `verify`
-returns with a copy kept elsewhere (the other parties' logs hold the same sessions).
+newline (GENESIS for line 1), `party` and `ts` say who wrote it when (never earlier than the
+line before: the writer stamps max(now, the last ts)), `record` is what happened, and `sig` is
+the party's Ed25519 signature over the rest under AUDIT_LABEL. Altering a byte breaks a line's
+signature or its canonical form; removing, inserting or reordering lines breaks `seq` or
+`prev`: `verify` names the first line that is altered, missing, out of order, incomplete or
+backdated (its ts before the previous line's). A chain alone cannot show lines cut off the
+end, nor a log its party re-signed with its own key: the other parties record this party's
+head (`AuditLog.head`, carried by its status reports) in their own logs, and
+mpc_credit.consortium.crosscheck checks a log against them.
 
 `AuditLog.append` writes a line and fsyncs it before it returns, so the daemon records an
 accepted session before the session runs (write-ahead): a crash loses neither its nonce nor
@@ -16,11 +19,11 @@ back to its last complete line and `AuditError` is raised: the session does not 
 and the log still verifies. One process writes a log at a time (an exclusive lock).
 
 Records never hold a feature value, a share or a result: `session_record` writes a fixed set of
-request facts, `train_record` a training request's public parameters, `rejected_record` a
-bounded summary of a payload that failed parsing or its signature check, never the payload
-itself.
+request facts (a refused request's ids only as their count and SHA-256), `train_record` a
+training request's public parameters, `rejected_record` a bounded summary of a payload that
+failed parsing or its signature check, never the payload itself.
 
-One module on purpose (about 520 lines): the writer, the reader and the verifier must agree
+One module on purpose (about 580 lines): the writer, the reader and the verifier must agree
 byte for byte on the line format, and the record builders are what makes that format safe.
 """
 
@@ -33,13 +36,16 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from mpc_credit.consortium.fields import MessageError
+from mpc_credit.consortium.messages import audit_head, ids_digest
 from mpc_credit.consortium.signing import sign
 from mpc_credit.consortium.signing import verify as verify_signature
 from mpc_credit.errors import KINDS, SessionError, UsageError
@@ -48,6 +54,7 @@ from mpc_credit.jsonwire import MAX_BYTES, WireError, decode_object
 
 if TYPE_CHECKING:
     from mpc_credit.consortium.messages import Request
+    from mpc_credit.consortium.publish_request import PublishRequest
     from mpc_credit.consortium.train_request import TrainRequest
 
 AUDIT_LABEL = "mpc-credit/audit@1"
@@ -74,6 +81,7 @@ SESSION_FIELDS = frozenset(
         "count",
         "batch_digest",
         "ids",
+        "ids_sha256",
         "nonce",
         "request_ts",
         "deadline",
@@ -84,6 +92,9 @@ SESSION_EXTRAS = {
     "seconds": lambda v: type(v) in (int, float),
     "port": lambda v: type(v) is int,
     "received": lambda v: type(v) is bool,
+    "heads": lambda v: _is_heads(v),
+    # aborted: the parties that did not connect within connect_seconds (daemon/stalls.py)
+    "stalled": lambda v: type(v) is list and all(type(p) is str and len(p) <= 32 for p in v),
 }
 # train_record's keys: a training request's public facts (its job's parameters, the epsilon
 # charged to each party's privacy ledger, `dp`: false for a run without DP, whose owners all
@@ -102,6 +113,23 @@ TRAIN_RECORD_FIELDS = frozenset(
         "dp",
         "bins",
         "cutoff",
+        "nonce",
+        "request_ts",
+        "deadline",
+    ]
+)
+# publish_record's keys: a publish request's public facts (the version as ID@VERSION, its
+# digest, the status it is published as), never a bin edge or a point.
+PUBLISH_RECORD_FIELDS = frozenset(
+    [
+        "session",
+        "outcome",
+        "reason",
+        "job",
+        "requester",
+        "model_id",
+        "model_digest",
+        "status",
         "nonce",
         "request_ts",
         "deadline",
@@ -127,6 +155,18 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _is_heads(value: Any) -> bool:
+    """`heads`: {party: [seq, hash]}, the audit heads other parties reported in a session."""
+    if not isinstance(value, dict):
+        return False
+    try:
+        for head in value.values():
+            audit_head(head)
+    except MessageError:
+        return False
+    return all(isinstance(party, str) and _CLAIMED_NAME.match(party) for party in value)
+
+
 def _check_session_facts(builder: str, outcome: str, fields: Mapping[str, Any]) -> None:
     """A session's outcome and its optional facts, each of the only type it may have."""
     if outcome not in OUTCOMES or outcome in ("applicants", "rejected"):
@@ -140,7 +180,10 @@ def _check_session_facts(builder: str, outcome: str, fields: Mapping[str, Any]) 
 def session_record(req: Request, outcome: str, reason: str = "", **fields: Any) -> dict[str, Any]:
     """What a party records of a session request: its facts, never a feature value or result.
 
-    `fields` may only be `kind` (an error kind), `seconds`, `port` and `received` (a bool).
+    Inline ids are listed, except in a `refused` record: it holds their SHA-256 (`ids_sha256`,
+    as `messages.ids_digest`) and `count` only. `fields` may only be `kind` (an error kind),
+    `seconds`, `port`, `received` (a bool), `heads` ({party: [seq, hash]}) and `stalled`
+    (party names).
     """
     _check_session_facts("session_record", outcome, fields)
     rec: dict[str, Any] = {
@@ -160,7 +203,9 @@ def session_record(req: Request, outcome: str, reason: str = "", **fields: Any) 
         "deadline": req.deadline,
         **fields,
     }
-    if req.ids is not None:
+    if req.ids is not None and outcome == "refused":
+        rec["ids_sha256"] = ids_digest(req.ids)
+    elif req.ids is not None:
         rec["ids"] = list(req.ids)
     return rec
 
@@ -184,6 +229,28 @@ def train_record(
         "dp": job.epsilon is not None,
         "bins": job.bins,
         "cutoff": job.cutoff,
+        "nonce": req.nonce,
+        "request_ts": req.ts,
+        "deadline": req.deadline,
+        **fields,
+    }
+
+
+def publish_record(
+    req: PublishRequest, outcome: str, reason: str = "", **fields: Any
+) -> dict[str, Any]:
+    """What a party records of a publish request (`job` = "publish"): the version and its
+    digest, with the same outcomes and optional `fields` as `session_record`."""
+    _check_session_facts("publish_record", outcome, fields)
+    return {
+        "session": req.session,
+        "outcome": outcome,
+        "reason": _clip(reason, MAX_REASON),
+        "job": "publish",
+        "requester": req.requester,
+        "model_id": req.record.ref,
+        "model_digest": req.record.digest,
+        "status": req.record.status,
         "nonce": req.nonce,
         "request_ts": req.ts,
         "deadline": req.deadline,
@@ -245,6 +312,8 @@ def check_line(raw: bytes, public: Ed25519PublicKey) -> tuple[dict[str, Any] | N
         return None, "seq or prev malformed"
     if not isinstance(line["record"], dict):
         return None, "record is not an object"
+    if type(line["ts"]) not in (int, float):
+        return None, "ts is not a number"
     if encode_line(line) != raw:
         return None, "not in canonical form"
     if not verify_signature(AUDIT_LABEL, line, public):
@@ -321,8 +390,9 @@ class VerifyResult:
     lines: int  # lines checked and found good, from the first
     head: str  # the hash of the last good line (GENESIS for an empty log)
     bad_line: int | None = None  # 1-based line number
-    problem: str = ""  # altered | missing | out of order | incomplete
+    problem: str = ""  # altered | missing | out of order | incomplete | backdated
     detail: str = ""
+    hashes: Mapping[int, str] = field(default_factory=dict)  # seq: hash, of the seqs kept
 
     @property
     def ok(self) -> bool:
@@ -335,18 +405,22 @@ class VerifyResult:
         return f"line {self.bad_line} is {self.problem}: {self.detail}"
 
 
-def verify(path: str | Path, public: Ed25519PublicKey) -> VerifyResult:
-    """Check every line's form and signature, `seq` and `prev`; name the first bad line."""
+def verify(path: str | Path, public: Ed25519PublicKey, keep: Collection[int] = ()) -> VerifyResult:
+    """Check every line's form and signature, `seq`, `prev` and that `ts` never decreases;
+    name the first bad line. The hashes of the good lines whose seq is in `keep` are kept."""
     path = Path(path)
-    expected, prev = 1, GENESIS
+    expected, prev, ts = 1, GENESIS, 0.0
+    hashes: dict[int, str] = {}
     with _open(path) as fh:
         for number, raw, ended in _lines(fh):
-            problem, detail = _misfit(fh, raw, ended, public, expected, prev)
+            problem, detail, ts = _misfit(fh, raw, ended, public, expected, (prev, ts))
             if problem:
-                return VerifyResult(number - 1, prev, number, problem, detail)
+                return VerifyResult(number - 1, prev, number, problem, detail, hashes)
             assert raw is not None
             expected, prev = expected + 1, line_hash(raw)
-    return VerifyResult(expected - 1, prev)
+            if number in keep:
+                hashes[number] = prev
+    return VerifyResult(expected - 1, prev, hashes=hashes)
 
 
 def _misfit(
@@ -355,26 +429,45 @@ def _misfit(
     ended: bool,
     public: Ed25519PublicKey,
     expected: int,
-    prev: str,
-) -> tuple[str, str]:
-    """(problem, detail) of a line expected to carry seq `expected` after hash `prev`."""
+    before: tuple[str, float],
+) -> tuple[str, str, float]:
+    """(problem, detail, ts) of a line expected to carry seq `expected` after the line of
+    hash and ts `before`: its ts never earlier than that line's."""
     if raw is None:
-        return "altered", f"longer than {MAX_LINE} bytes"
+        return "altered", f"longer than {MAX_LINE} bytes", 0.0
     if not ended:
-        return "incomplete", "the file ends inside it (truncated or a torn write)"
+        return "incomplete", "the file ends inside it (truncated or a torn write)", 0.0
     line, why = check_line(raw, public)
     if line is None:
-        return "altered", why
-    seq = line["seq"]
+        return "altered", why, 0.0
+    seq, ts = line["seq"], line["ts"]
     if seq < expected:
-        return "out of order", f"seq {seq} comes after seq {expected - 1}"
+        return "out of order", f"seq {seq} comes after seq {expected - 1}", ts
     if seq > expected and _seq_later(fh, expected):
-        return "out of order", f"seq {seq} stands where seq {expected} belongs (found later)"
+        return "out of order", f"seq {seq} stands where seq {expected} belongs (found later)", ts
     if seq > expected:
-        return "missing", f"seq {seq} stands where seq {expected} belongs: line(s) removed"
-    if line["prev"] != prev:
-        return "altered", "its prev hash does not match the line before it"
-    return "", ""
+        return "missing", f"seq {seq} stands where seq {expected} belongs: line(s) removed", ts
+    if line["prev"] != before[0]:
+        return "altered", "its prev hash does not match the line before it", ts
+    if ts < before[1]:
+        return "backdated", _backdated(seq, ts, before[1]), ts
+    return "", "", ts
+
+
+def _backdated(seq: int, ts: float, before: float) -> str:
+    """The detail of a line dated before the line it follows."""
+    return (
+        f"seq {seq} is dated {utc(ts)}, before seq {seq - 1}'s {utc(before)} "
+        "(timestamps never run backwards)"
+    )
+
+
+def utc(ts: float) -> str:
+    """`ts` (unix seconds) as an ISO 8601 UTC time to the second; the number if out of range."""
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"{ts} (unix seconds)"
 
 
 def _seq_later(fh: IO[bytes], seq: int) -> bool:
@@ -424,16 +517,16 @@ class AuditLog:
             self.close()
             raise AuditError(f"{self.path}: cannot open the audit log: {exc.strerror}") from None
         try:
-            self.seq, self.prev = self._tail()
+            self.seq, self.prev, self.ts = self._tail()
         except AuditError:
             self.close()
             raise
 
-    def _tail(self) -> tuple[int, str]:
-        """The last line's seq and hash, after checking it is whole and ours."""
+    def _tail(self) -> tuple[int, str, float]:
+        """The last line's seq, hash and ts, after checking it is whole and ours."""
         assert self._fd is not None
         if self._size == 0:
-            return 0, GENESIS
+            return 0, GENESIS, 0.0
         start = max(0, self._size - MAX_LINE - 1)
         try:
             data = os.pread(self._fd, self._size - start, start)
@@ -451,7 +544,7 @@ class AuditLog:
                 f"{self.path}: the last line is not {self.party}'s audit line "
                 f"({why or 'too long'}); check it with `mpc-credit audit verify`"
             )
-        return line["seq"], line_hash(data[cut + 1 : -1])
+        return line["seq"], line_hash(data[cut + 1 : -1]), line["ts"]
 
     def append(self, record: Mapping[str, Any], *, durable: bool = True) -> None:
         """Write one record as the next line, on disk (fsync) before returning if `durable`.
@@ -469,7 +562,7 @@ class AuditLog:
             "prev": self.prev,
             "record": dict(record),
             "seq": self.seq + 1,
-            "ts": time.time(),
+            "ts": max(time.time(), self.ts),  # never before the line it follows
         }
         try:
             raw = encode_line(sign(AUDIT_LABEL, body, self.key))
@@ -490,7 +583,7 @@ class AuditLog:
                 self._cut_back()
             raise AuditError(f"{self.path}: cannot write the audit log: {exc.strerror}") from None
         self._size += len(raw) + 1
-        self.seq, self.prev = self.seq + 1, line_hash(raw)
+        self.seq, self.prev, self.ts = self.seq + 1, line_hash(raw), body["ts"]
 
     def _cut_back(self) -> None:
         """Drop whatever a failed write left after the last complete line."""
@@ -498,6 +591,11 @@ class AuditLog:
         os.ftruncate(self._fd, self._size)
         os.fsync(self._fd)
         self._torn = False
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the last line written: what this party's status reports carry."""
+        return self.seq, self.prev
 
     def close(self) -> None:
         if self._fd is not None:

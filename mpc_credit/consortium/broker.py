@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mpc_credit.consortium.config import PARTY_NAME, TOPIC_PREFIX, Consortium
+from mpc_credit.consortium.config import PARTY_NAME, TOPIC_PREFIX, Consortium, load_consortium
+from mpc_credit.consortium.registry import publishers
 from mpc_credit.errors import UsageError
 from mpc_credit.jsonwire import MAX_BYTES
 
@@ -92,8 +94,9 @@ async def serve_embedded(host: str, port: int, ready: asyncio.Event | None = Non
 
 
 def mosquitto_acl(cons: Consortium) -> str:
-    """Per-party ACLs: each party writes only its own presence and status topics; only
-    the requesters the policy names may publish requests, only its trainers training requests."""
+    """Per-party ACLs: each party writes only its own presence, registry and status topics;
+    only the requesters the policy names may publish requests, only its trainers training
+    requests, only its model owners publish requests."""
     p = cons.topic_prefix
     if not TOPIC_PREFIX.fullmatch(p):
         raise UsageError(f"refusing to write an ACL for the unsafe topic prefix {p!r}")
@@ -108,11 +111,16 @@ def mosquitto_acl(cons: Consortium) -> str:
             f"topic read {p}/presence/+",
             f"topic read {p}/request",
             f"topic read {p}/train",
+            f"topic read {p}/publish",
+            f"topic readwrite {p}/registry/{n}",
+            f"topic read {p}/registry/+",
         ]
         if n in cons.policy.requesters:
             lines.append(f"topic write {p}/request")
         if n in cons.policy.trainers:
             lines.append(f"topic write {p}/train")
+        if n in publishers(cons):
+            lines.append(f"topic write {p}/publish")
         lines += [f"topic write {p}/session/+/{n}", f"topic read {p}/session/+/+", ""]
     return "\n".join(lines)
 
@@ -143,6 +151,7 @@ def mosquitto_conf(
     keyfile: str | Path | None = None,
     crlfile: str | Path | None = None,
     user: str | None = None,
+    log_file: str | Path | None = None,
     extra: Sequence[str] = (),
 ) -> str:
     """A mosquitto 2 configuration for the consortium.
@@ -156,6 +165,12 @@ def mosquitto_conf(
     bounded (MAX_INFLIGHT in flight, MAX_QUEUED and MAX_QUEUED_BYTES queued, the rest
     dropped), keep-alives are at most MAX_KEEPALIVE seconds, and a persistent session left
     behind expires after PERSISTENT_EXPIRY.
+
+    mosquitto logs to stderr unless `log_file` is given, and it is single-threaded: a log
+    write that blocks (a pipe nobody reads, once full) stops the whole broker. Every connection
+    that closes before its TLS handshake logs about 220 bytes, so an idle-connection flood
+    fills a 64 KiB pipe; hence `log_dest file` where stderr is not read continuously (systemd's
+    journal reads it; a test harness's pipe may not).
     """
     lines = [
         "# mosquitto 2 configuration for an mpc-credit consortium (generated)",
@@ -174,6 +189,8 @@ def mosquitto_conf(
     ]
     if user:
         lines.append(f"user {_line_safe(user, 'user')}")
+    if log_file:
+        lines.append(f"log_dest file {_line_safe(log_file, 'log_dest')}")
     lines += [f"acl_file {_line_safe(acl_file, 'acl_file')}", ""]
     lines.append(f"listener {int(port)} {_line_safe(bind, 'bind')}")
     lines.append(f"max_connections {MAX_CONNECTIONS}")
@@ -211,8 +228,10 @@ def write_mosquitto_files(
     tls: bool = True,
     crlfile: str | Path | None = None,
     user: str | None = None,
+    log_file: str | Path | None = None,
 ) -> tuple[Path, Path]:
-    """Write `mosquitto.conf` and `acl` into `out`; returns both paths."""
+    """Write `mosquitto.conf` and `acl` into `out`; returns both paths. `log_file`: where
+    mosquitto logs instead of stderr (see `mosquitto_conf`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bdir = Path(broker_dir).resolve()
@@ -231,7 +250,33 @@ def write_mosquitto_files(
             keyfile=bdir / "server.key",
             crlfile=Path(crlfile).resolve() if crlfile else None,
             user=user,
+            log_file=Path(log_file).resolve() if log_file else None,
         ),
         encoding="utf-8",
     )
     return conf, acl
+
+
+def write_loopback_mosquitto_files(
+    cons_dir: str | Path,
+    out: str | Path,
+    port: int,
+    *,
+    crlfile: str | Path | None = None,
+    log_file: str | Path | None = None,
+) -> tuple[Path, Path]:
+    """`write_mosquitto_files` for the consortium created in `cons_dir` on this machine (`pki
+    init`: its `broker/` folder), listening on loopback: tests, benchmarks and soaks. Started
+    by root, mosquitto stays root (else it would drop to user mosquitto, who cannot read the
+    broker key there)."""
+    cons_dir = Path(cons_dir)
+    return write_mosquitto_files(
+        load_consortium(cons_dir / "consortium.json"),
+        out,
+        cons_dir / "broker",
+        port=port,
+        bind="127.0.0.1",
+        crlfile=crlfile,
+        user="root" if os.geteuid() == 0 else None,
+        log_file=log_file,
+    )

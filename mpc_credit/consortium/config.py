@@ -46,6 +46,10 @@ DEFAULT_BROKER_PORT = 1883
 DEFAULT_BROKER_TLS_PORT = 8883
 DEFAULT_WINDOW = 120.0
 DEFAULT_MAX_SECONDS = 3600.0
+DEFAULT_CONNECT_SECONDS = 10.0  # every party acknowledged and connected, from a session's start
+DEFAULT_DECISION_SECONDS = 60.0  # the longest deadline of a single-applicant request
+DEFAULT_PER_APPLICANT_SECONDS = 0.1  # a batch's deadline may grow by this per applicant
+DEFAULT_MAX_STALLS = 3  # stalled sessions of a requester in STALL_WINDOW before it is refused
 MAX_POLICY_COUNT = 1_000_000_000
 DAY_SECONDS = 86_400.0
 DEFAULT_PRIVACY_BUDGET = 10.0  # a party's training budget: epsilon at delta 1e-6
@@ -132,6 +136,10 @@ class Policy:
     # characteristics no model may use (sex, marital status, ...): every party leaves these
     # columns out of every training run (daemon/train_job.py; policy.prohibited_in)
     prohibited_features: tuple[str, ...] = ()
+    connect_seconds: float = DEFAULT_CONNECT_SECONDS  # acks and MPC links from a session's start
+    max_decision_seconds: float = DEFAULT_DECISION_SECONDS  # a single applicant's deadline
+    per_applicant_seconds: float = DEFAULT_PER_APPLICANT_SECONDS  # a batch's, per applicant more
+    max_stalls: int = DEFAULT_MAX_STALLS  # a requester's stalled sessions in 10 min, at most
     # parties that may publish models to the registry (consortium/registry.py); empty: the
     # owners of the models in this file
     model_owners: tuple[str, ...] = ()
@@ -189,10 +197,14 @@ class Consortium:
                 },
                 "timestamp_window": self.policy.timestamp_window,
                 "max_session_seconds": self.policy.max_session_seconds,
+                "connect_seconds": self.policy.connect_seconds,
+                "max_decision_seconds": self.policy.max_decision_seconds,
+                "per_applicant_seconds": self.policy.per_applicant_seconds,
+                "max_stalls": self.policy.max_stalls,
+                "model_owners": list(self.policy.model_owners),
                 "per_applicant_daily": self.policy.per_applicant_daily,
                 "trainers": list(self.policy.trainers),
                 "prohibited_features": list(self.policy.prohibited_features),
-                "model_owners": list(self.policy.model_owners),
             },
         }
 
@@ -279,6 +291,17 @@ def load_policy(pol: Mapping[str, Any]) -> Policy:
         count_or_none(pol.get("per_applicant_daily"), "policy.per_applicant_daily"),
         tuple(check_party_name(t, "policy.trainers") for t in trainers),
         check_prohibited(pol.get("prohibited_features", [])),
+        connect_seconds=seconds(
+            pol.get("connect_seconds", DEFAULT_CONNECT_SECONDS), "policy.connect_seconds"
+        ),
+        max_decision_seconds=seconds(
+            pol.get("max_decision_seconds", DEFAULT_DECISION_SECONDS), "policy.max_decision_seconds"
+        ),
+        per_applicant_seconds=seconds(
+            pol.get("per_applicant_seconds", DEFAULT_PER_APPLICANT_SECONDS),
+            "policy.per_applicant_seconds",
+        ),
+        max_stalls=count(pol.get("max_stalls", DEFAULT_MAX_STALLS), "policy.max_stalls"),
         model_owners=tuple(
             check_party_name(o, "policy.model_owners") for o in pol.get("model_owners", [])
         ),
@@ -346,6 +369,7 @@ class PartyConfig:
     audit: Path
     control_socket: Path
     max_queue: int = 16
+    max_queue_per_requester: int | None = None  # None: admission.requester_cap's default
     source: Path = Path("party.toml")
     training_data: Path | None = None  # this party's training CSV (the lender's: with labels)
     privacy_budget: float = DEFAULT_PRIVACY_BUDGET  # epsilon at delta 1e-6, on its applicants
@@ -415,6 +439,7 @@ def load_party_config(path: str | Path) -> PartyConfig:
             audit=rel(raw.get("audit", "audit.jsonl"), "audit"),
             control_socket=rel(raw.get("control_socket", "daemon.sock"), "control_socket"),
             max_queue=int(raw.get("max_queue", 16)),
+            max_queue_per_requester=_per_requester(raw.get("max_queue_per_requester")),
             source=path,
             training_data=opt(raw, "training_data", ""),
             privacy_budget=_budget(raw.get("privacy_budget", DEFAULT_PRIVACY_BUDGET)),
@@ -440,6 +465,13 @@ def _budget(value: Any) -> float:
 def _flag(value: Any, key: str) -> bool:
     if type(value) is not bool:
         raise ValueError(f"{key}: expected true or false")
+    return value
+
+
+def _per_requester(value: Any) -> int | None:
+    """`max_queue_per_requester`: absent, or a whole number from 1 (queued and running)."""
+    if value is not None and (type(value) is not int or not 1 <= value <= MAX_POLICY_COUNT):
+        raise ValueError("max_queue_per_requester: expected a whole number of at least 1")
     return value
 
 

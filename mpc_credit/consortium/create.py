@@ -329,6 +329,7 @@ def sign_consortium(
         per_applicant_daily=setup.per_applicant_daily,
         trainers=tuple([owner] if setup.trainers is None else setup.trainers),
         prohibited_features=tuple(setup.prohibited_features),
+        model_owners=(owner,),  # publishes new models to the registry (model publish)
     )
     models = (ModelInfo(model.name, model.digest(), owner),)
     cons = Consortium(setup.name, f"mpc-credit/{setup.name}", tuple(infos), models, policy)

@@ -128,11 +128,12 @@ def name(d: Mapping[str, Any], key: str, names: Collection[str] | None) -> str:
     return token(d, key, PARTY_NAME, "a party name")
 
 
-def safe_name(d: Mapping[str, Any], key: str) -> str:
-    """A name that may become a file name (mpc_credit.names): a model id, a job's model name,
-    a label column; the error names the field and the rule broken, never the value."""
+def safe_name(d: Mapping[str, Any], key: str, *, at: bool = False) -> str:
+    """A name that may become a file name (mpc_credit.names): a model id (`at`: or a model
+    version ID@VERSION), a job's model name, a label column; the error names the field and
+    the rule broken, never the value."""
     v = d[key]
-    problem = name_problem(v)
+    problem = name_problem(v, at=at)
     if problem is not None:
         raise MessageError(f"field {key!r}: not a safe name: {problem}")
     return v  # type: ignore[no-any-return]

@@ -1,14 +1,17 @@
 """The control-plane messages: topics, and one strict parser per kind of message on them.
 
-Everything here travels through the MQTT broker, so nothing here may ever hold a
-feature value, a share or a result: a request names applicants (or only a digest of a
-batch of ids, the ids then travel over the parties' TLS links), a status report names
-a session, a party, a phase and an MPC port, a presence message a party's state.
+Everything here travels through the MQTT broker, so nothing here may ever hold a feature value,
+a share or a result: a request names applicants (or only a digest of a batch of ids, the ids
+then travel over the parties' TLS links), a status report names a session, a party, a phase, an
+MPC port and the party's audit head (seq and hash of its audit log's last line), a presence
+message a party's state.
 
 Topics, under the consortium's prefix P:
   P/presence/{party}          that party's signed, retained online/draining/offline
   P/request                   signed session requests, QoS 1
   P/train                     signed training requests, QoS 1 (consortium/train_request.py)
+  P/publish                   signed publish requests, QoS 1 (consortium/publish_request.py)
+  P/registry/{party}          that party's registry records, retained (consortium/records.py)
   P/session/{sid}/{party}     that party's signed status reports for session sid, QoS 1
 
 Every payload from the broker goes through `decode_request`, `decode_status` or
@@ -61,6 +64,8 @@ PHASE_FIELDS: Mapping[str, frozenset[str]] = {
     FAILED: frozenset({"reason", "kind"}),
 }
 STATUS_BASE = frozenset({"type", "session", "party", "phase", "ts", "sig"})
+STATUS_OPTIONAL = frozenset({"head"})  # [seq, hash]: the sender's audit head when it signed
+MAX_SEQ = 2**53  # an audit line's sequence number, at most (exact in every JSON reader)
 
 # presence states; optional public facts a presence message may carry
 ONLINE, DRAINING, OFFLINE = "online", "draining", "offline"
@@ -77,7 +82,9 @@ class Topics:
         self.prefix = prefix.rstrip("/")
         self.request = f"{self.prefix}/request"
         self.train = f"{self.prefix}/train"
+        self.publish = f"{self.prefix}/publish"
         self.presence_all = f"{self.prefix}/presence/+"
+        self.registry_all = f"{self.prefix}/registry/+"
         self.session_all = f"{self.prefix}/session/+/+"
 
     def presence(self, party: str) -> str:
@@ -86,15 +93,18 @@ class Topics:
     def session(self, sid: str, party: str) -> str:
         return f"{self.prefix}/session/{sid}/{party}"
 
+    def registry(self, party: str) -> str:
+        return f"{self.prefix}/registry/{party}"
+
     def parse(self, topic: str) -> tuple[str, ...]:
-        """('request',), ('train',), ('presence', party) or ('session', sid, party); () if
-        foreign."""
+        """('request',), ('train',), ('publish',), ('presence', party), ('registry', party)
+        or ('session', sid, party); () if foreign."""
         if not topic.startswith(self.prefix + "/"):
             return ()
         parts = tuple(topic[len(self.prefix) + 1 :].split("/"))
-        if parts in (("request",), ("train",)):
+        if parts in (("request",), ("train",), ("publish",)):
             return parts
-        if len(parts) == 2 and parts[0] == "presence":
+        if len(parts) == 2 and parts[0] in ("presence", "registry"):
             return parts
         if len(parts) == 3 and parts[0] == "session":
             return parts
@@ -247,7 +257,7 @@ def request_of(d: Any, cons: Consortium | None = None) -> Request:
     return Request(
         **common,
         receiver=f.name(d, "receiver", names),
-        model_id=f.safe_name(d, "model_id"),
+        model_id=f.safe_name(d, "model_id", at=True),  # ID@VERSION (registry)
         model_digest=f.token(d, "model_digest", HEX64, "64 hex digits"),
         mode=f.choice(d, "mode", MODES),
         reveal=f.choice(d, "reveal", REVEALS),
@@ -281,20 +291,28 @@ class Status:
     reason: str = ""  # refuse, failed: the public reason
     kind: str = ""  # failed: refused / timeout / failed / input
     message: str = ""  # progress
+    head: tuple[int, str] | None = None  # the sender's audit head (seq, hash) when it signed
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as the daemon's handlers read it: the phase's own fields only."""
+        """The report as the daemon's handlers read it: the phase's own fields only (and
+        `head` when it carried one)."""
         d = {k: v for k, v in asdict(self).items() if k in STATUS_BASE}
         d.update({k: getattr(self, k) for k in PHASE_FIELDS[self.phase]})
+        if self.head is not None:
+            d["head"] = self.head
         d["type"] = "status"
         return d
 
 
 def status(key: Ed25519PrivateKey, session: str, party: str, phase: str, **fields: Any) -> bytes:
-    """A signed status report payload; text fields are cleaned and cut to MAX_TEXT."""
+    """A signed status report payload; text fields are cleaned and cut to MAX_TEXT; `head`
+    (seq, hash) is the sender's audit head."""
     for k in ("reason", "message"):
         if k in fields:
             fields[k] = f.clean_text(str(fields[k]), MAX_TEXT)
+    if fields.get("head") is not None:
+        seq, digest = fields["head"]
+        fields["head"] = [seq, digest]
     body = {
         "type": "status",
         "session": session,
@@ -312,7 +330,7 @@ def decode_status(payload: bytes | str, cons: Consortium, sid: str, party: str) 
         raise MessageError("status from a party outside the consortium")
     d = f.load(payload)
     phase = f.choice(d, "phase", PHASES) if "phase" in d else ""
-    f.exact(d, STATUS_BASE | PHASE_FIELDS.get(phase, frozenset()))
+    f.exact(d, STATUS_BASE | PHASE_FIELDS.get(phase, frozenset()), STATUS_OPTIONAL)
     f.constant(d, "type", "status")
     if f.token(d, "session", SESSION_ID, "32 hex digits") != sid:
         raise MessageError("field 'session': not the session of the topic")
@@ -327,11 +345,24 @@ def decode_status(payload: bytes | str, cons: Consortium, sid: str, party: str) 
         reason=f.text(d, "reason") if "reason" in d else "",
         kind=f.choice(d, "kind", KINDS) if phase == FAILED else "",
         message=f.text(d, "message") if phase == PROGRESS else "",
+        head=audit_head(d["head"]) if "head" in d else None,
     )
     f.token(d, "sig", SIGNATURE, "an Ed25519 signature in base64")
     if not verify(STATUS_LABEL, d, cons.party(party).public_key):
         raise MessageError(f"status not signed by {party}")
     return out
+
+
+def audit_head(value: Any) -> tuple[int, str]:
+    """An audit head: exactly [seq, hash], seq an integer 0..MAX_SEQ, hash 64 hex digits."""
+    if not (isinstance(value, list) and len(value) == 2):
+        raise MessageError("field 'head': expected [seq, hash]")
+    seq, digest = value
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        raise MessageError(f"field 'head': seq must be an integer from 0 to {MAX_SEQ}")
+    if not isinstance(digest, str) or not HEX64.fullmatch(digest):
+        raise MessageError("field 'head': hash must be 64 hex digits")
+    return seq, digest
 
 
 def parse_status(payload: bytes, cons: Consortium, sid: str, party: str) -> dict[str, Any] | None:

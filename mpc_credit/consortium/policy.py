@@ -42,6 +42,7 @@ from mpc_credit.consortium.messages import (
     Request,
     ids_digest,
 )
+from mpc_credit.consortium.publish_request import PUBLISH_LABEL, PublishRequest
 from mpc_credit.consortium.reasons import Refusal
 from mpc_credit.consortium.signing import verify
 from mpc_credit.consortium.train_request import TRAIN_LABEL, TrainJob, TrainRequest
@@ -126,7 +127,7 @@ def _allowed(req: Request, cons: Consortium) -> Refusal | None:
 
 
 def _fresh(
-    req: Request | TrainRequest, policy: Policy, nonces: NonceCache, now: float
+    req: Request | TrainRequest | PublishRequest, policy: Policy, nonces: NonceCache, now: float
 ) -> Refusal | None:
     """Not replayed, timestamp within the window, deadline ahead but within the longest
     session, both measured on this party's clock."""
@@ -144,6 +145,38 @@ def _fresh(
     if not req.deadline <= now + policy.max_session_seconds:
         return Refusal(
             f"deadline beyond the policy's {policy.max_session_seconds:.0f} s from now",
+            why.DEADLINE,
+        )
+    return None
+
+
+DEADLINE_SLACK = 0.001  # seconds: a deadline signed as `ts + ceiling` is within the ceiling
+
+
+def deadline_ceiling(policy: Policy, count: int | None) -> tuple[float, str]:
+    """The longest deadline a request may ask for, in seconds after its timestamp, and the
+    rule's name: one applicant `max_decision_seconds`; a batch of `count` that plus
+    `per_applicant_seconds` each; training (`count` None) `max_session_seconds`; never more
+    than `max_session_seconds`."""
+    longest = policy.max_session_seconds
+    if count is None:
+        return longest, "max_session_seconds"
+    if count == 1:
+        return min(policy.max_decision_seconds, longest), "max_decision_seconds for one applicant"
+    grown = policy.max_decision_seconds + policy.per_applicant_seconds * count
+    rule = f"max_decision_seconds + per_applicant_seconds x {count} applicants"
+    return (grown, rule) if grown <= longest else (longest, "max_session_seconds")
+
+
+def _ceiling(req: Request, policy: Policy) -> Refusal | None:
+    """The deadline the request asks for (after its own timestamp, so no clock enters)
+    within the ceiling for its count (`deadline_ceiling`)."""
+    ceiling, rule = deadline_ceiling(policy, req.count)
+    asked = req.deadline - req.ts
+    if not asked <= ceiling + DEADLINE_SLACK:
+        return Refusal(
+            f"a deadline {asked:.0f} s after the request is beyond the policy's {ceiling:.0f} s "
+            f"({rule})",
             why.DEADLINE,
         )
     return None
@@ -169,21 +202,15 @@ def _within_budgets(
     return None
 
 
-def _model(
-    req: Request, cons: Consortium, models: Mapping[tuple[str, str], Scorecard]
-) -> Refusal | None:
-    """This party holds the requested model, with the digest registered in the consortium."""
+def _model(req: Request, models: Mapping[tuple[str, str], Scorecard]) -> Refusal | None:
+    """This party serves the requested version (ID@VERSION) in the requested mode, with the
+    requested digest: `models` holds only versions the registry has in service whose files
+    match the digests their owner signed (daemon/models.py)."""
     model = models.get((req.model_id, req.mode))
     if model is None:
-        return Refusal(f"no {req.mode}-mode model {req.model_id!r} here", why.MODEL)
+        return Refusal(f"no {req.mode}-mode model {req.model_id!r} in service here", why.MODEL)
     if model.digest() != req.model_digest:
         return Refusal(f"model {req.model_id!r} here has another digest than requested", why.MODEL)
-    known = cons.model(req.model_id)
-    if known is None or known.digest != req.model_digest:
-        return Refusal(
-            f"model {req.model_id!r} with that digest is not registered in the consortium",
-            why.MODEL,
-        )
     return None
 
 
@@ -199,7 +226,8 @@ def check_request(
     """Why this party refuses `req` (one line, with a public category), or None to accept.
 
     In order, cheapest first: the request's shape; requester, batch size, signature and
-    reveal policy; freshness on this party's clock; the budgets in `ledger`; the model.
+    reveal policy; freshness on this party's clock; the deadline's ceiling for its count;
+    the budgets in `ledger`; the model.
     On acceptance the caller charges it with `ledger.record_accepted`.
     """
     now = time.time() if now is None else now
@@ -207,8 +235,9 @@ def check_request(
         _shape(req)
         or _allowed(req, cons)
         or _fresh(req, cons.policy, nonces, now)
+        or _ceiling(req, cons.policy)
         or _within_budgets(req, cons.policy, ledger, now)
-        or _model(req, cons, models)
+        or _model(req, models)
     )
 
 
@@ -237,6 +266,25 @@ def check_train(
             f"the consortium policy does not allow {req.requester!r} to train", why.NOT_ALLOWED
         )
     if not verify(TRAIN_LABEL, req.body(), cons.party(req.requester).public_key):
+        return Refusal(f"bad signature on the request from {req.requester!r}", why.BAD_SIGNATURE)
+    return _fresh(req, cons.policy, nonces, now)
+
+
+def check_publish(
+    req: PublishRequest, cons: Consortium, nonces: NonceCache, *, now: float | None = None
+) -> Refusal | None:
+    """Why this party refuses the publish request `req` under the consortium policy, or None:
+    a party of the consortium with its valid signature, fresh as any request. Whether the
+    registry takes the version (a model owner, a newer version, no prohibited feature) is the
+    daemon's check (daemon/admission.py), against its registry."""
+    now = time.time() if now is None else now
+    if not all(type(x) is float and math.isfinite(x) for x in (req.ts, req.deadline)):
+        return Refusal("the request's timestamp or deadline is not a finite time", why.MALFORMED)
+    if req.requester not in cons.names:
+        return Refusal(
+            f"unknown requester {clean_text(str(req.requester), 32)!r}", why.UNKNOWN_REQUESTER
+        )
+    if not verify(PUBLISH_LABEL, req.body(), cons.party(req.requester).public_key):
         return Refusal(f"bad signature on the request from {req.requester!r}", why.BAD_SIGNATURE)
     return _fresh(req, cons.policy, nonces, now)
 

@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_credit.consortium.config import Consortium
 from mpc_credit.consortium.fields import MessageError, load
-from mpc_credit.consortium.messages import envelope, fresh
+from mpc_credit.consortium.messages import Request, envelope, fresh
 from mpc_credit.consortium.records import MAX_RECORD_BYTES, PUBLISH, Record, parse_record
 from mpc_credit.consortium.signing import sign
+from mpc_credit.consortium.train_request import TrainRequest
 from mpc_credit.jsonwire import encode
 
 PUBLISH_LABEL = "mpc-credit/publish@1"
@@ -55,6 +56,9 @@ class PublishRequest:
     def receiver(self) -> str:
         """Who ends up holding the full model: its owner, the requester."""
         return self.requester
+
+
+AnyRequest = Request | TrainRequest | PublishRequest  # what a daemon admits and runs
 
 
 def new_publish_request(

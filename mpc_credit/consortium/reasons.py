@@ -37,11 +37,22 @@ MALFORMED = "malformed request"
 MODEL = "model not available"
 NO_TRAINING_DATA = "no training data configured"
 NO_DP_NOT_ALLOWED = "no-DP training not allowed"
+REGISTRY = "refused by the model registry"
 
 
 def run_limit(limit: int) -> str:
     """The public category of a training run past a party's daily run limit, naming it."""
     return f"training run limit reached ({limit} per day)"
+
+
+def stalled(requester: str, count: int, minutes: int) -> str:
+    """The public category of a request from a requester that keeps stalling, naming it."""
+    return f"requester {requester} left {count} sessions stalled in the last {minutes} min"
+
+
+def requester_full(requester: str, cap: int) -> str:
+    """The public category of a request past its requester's share of a party's queue."""
+    return f"requester {requester} has {cap} sessions queued or running (its share)"
 
 
 def over_budget(budget: float) -> str:

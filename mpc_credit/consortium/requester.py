@@ -53,6 +53,8 @@ class ScoreOutcome:
     session: str
     result: Result
     seconds: float  # end to end, as the client saw it
+    model: str = ""  # the version it came from, ID@VERSION
+    model_digest: str = ""  # and that version's digest
 
     @property
     def columns(self) -> list[str]:
@@ -119,7 +121,8 @@ async def _score(
         result = result_from_fields(ev, ids)
     except ValueError as exc:
         raise SessionError(f"party {cfg.party}'s daemon sent a bad result: {exc}") from None
-    return ScoreOutcome(str(ev.get("session")), result, seconds)
+    model, digest = ev.get("model", ""), ev.get("model_digest", "")
+    return ScoreOutcome(str(ev.get("session")), result, seconds, str(model), str(digest))
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,20 @@ def _trained(ev: dict[str, Any], seconds: float) -> Trained:
         budget=float(ev["budget"]),
         seconds=seconds,
     )
+
+
+async def registry_op(
+    config: str | Path | PartyConfig,
+    op: ControlRequest,
+    *,
+    timeout: float = 60.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """One of the registry's operations (models, publish, decide, set-status) through this
+    party's daemon: the daemon's answer (the registry as it sees it, or the record it made);
+    raises as `score_request` (a refusal names the rule)."""
+    ev, _ = await _ask(_config(config), op, timeout, progress)
+    return {k: v for k, v in ev.items() if k != "event"}
 
 
 async def daemon_status(config: str | Path | PartyConfig) -> dict[str, Any]:

@@ -7,7 +7,9 @@ scripts/train_demo.py writes these files):
 * ``bank/german-credit-demo.json``: the demo scorecard (the full model);
 * ``bank/applicants.csv``, ``bureau/applicants.csv``, ``telco/applicants.csv``: each
   institution's own features, ``applicant_id`` first;
-* ``bank/labels.csv``: ``applicant_id,bad``, the bank's outcomes, kept apart.
+* ``bank/labels.csv``: ``applicant_id,bad``, the bank's outcomes, kept apart;
+* ``bank/reasons.csv``: the reason table (``feature,code,statement``): each feature's
+  adverse-action reason code and statement, which `mpc-credit demo` puts into its model.
 
 This folder is the only copy: read it in place, never write into it (an installed package
 may be read-only). `copy_demo` puts the files into a consortium folder for `pki init`.
@@ -25,7 +27,8 @@ OWNERS = ("bank", "bureau", "telco")
 MODEL_NAME = "german-credit-demo"
 MODEL = f"bank/{MODEL_NAME}.json"
 LABELS = "bank/labels.csv"  # applicant_id,bad
-FILES = (MODEL, LABELS, *(f"{o}/applicants.csv" for o in OWNERS))
+REASONS = "bank/reasons.csv"  # feature,code,statement (docs/formats.md)
+FILES = (MODEL, LABELS, REASONS, *(f"{o}/applicants.csv" for o in OWNERS))
 
 
 def demo_dir() -> Path:

@@ -71,6 +71,11 @@ async def agree_session(mpc: Any, sid: str, parties: Sequence[str]) -> None:
         raise SessionError(f"party {', '.join(bad)} joined the MPC link for another session")
 
 
+def id_list_size(count: int) -> int:
+    """The largest `encode_ids` of `count` ids."""
+    return _COUNT.size + count * (_LENGTH.size + MAX_ID_BYTES)
+
+
 def encode_ids(ids: Sequence[str]) -> bytes:
     """A count, then each id as a 2-byte length and its UTF-8 bytes."""
     parts = [_COUNT.pack(len(ids))]

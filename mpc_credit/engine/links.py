@@ -17,21 +17,27 @@ tests exercise. MPyC is imported only when a link is made, through `runtime.load
 (importing it parses sys.argv: it must not see the options of the process importing this).
 The MPC port itself is a `_Listener`: open only while earlier parties connect, closing at
 once connections from unexpected addresses or beyond one pending per expected peer, each
-pending one held to a 10 s deadline; a link counts what a peer sends ahead at a floor per
-message (see docs/security.md, "The trust boundary").
-Connecting and tearing down share one module (about 540 lines)
+pending one held to a 10 s deadline. A link holds its peer to the session's `LinkLimits`
+(its largest message, and what it may make this party hold: messages sent ahead, each at a
+floor, plus the one arriving), hands large payloads on without copying them, and drops all
+it held when the session aborts (see docs/security.md, "The trust boundary").
+Connecting and tearing down share one module (about 690 lines)
 because a refused link tears its runtime down the way an aborted session does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import gc
 import logging
 import socket
 import ssl
 import struct
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -47,16 +53,54 @@ log = logging.getLogger("mpc_credit.daemon")
 CONNECT_RETRY = 0.005  # seconds between attempts to reach a peer's MPC port
 HANDSHAKE_TIMEOUT = 10.0  # seconds an accepted connection has to authenticate and announce
 RESOLVE_TIMEOUT = 2.0  # seconds to resolve an expected peer's host
-MAX_MESSAGE = 256 << 20  # bytes of one MPC message from a peer; a larger one drops the link
-MAX_UNCLAIMED = 512 << 20  # bytes a peer may send ahead of what this party asked for
+MAX_MESSAGE = 256 << 20  # bytes of one MPC message from a peer, in any session (the ceiling)
+MAX_UNCLAIMED = 512 << 20  # bytes a peer may make this party hold for it, in any session
 MESSAGE_FLOOR = 4096  # bytes a buffered message counts for at least (see `cost`)
+SMALL_MESSAGE = 1 << 20  # a session's message bound is never below this (control messages)
+UNCLAIMED_FLOOR = 16 << 20  # nor its per-peer cap below this (4,096 small messages ahead)
+MESSAGE_SLACK = 2  # a session's message bound: this times its largest honest message
+AHEAD = 4  # a session's per-peer cap: this many messages at its bound
+HANDOVER = 64 << 10  # bytes from which a payload is the link's buffer itself, not a copy
 
 
-def cost(payload: bytes) -> int:
-    """What a message waiting in a link's buffers counts for: its payload, but at least
-    MESSAGE_FLOOR bytes (a buffered message costs its header, a dict entry and a bytes
-    object even when empty), plus its 12-byte header."""
-    return max(len(payload), MESSAGE_FLOOR) + 12
+@dataclass(frozen=True)
+class LinkLimits:
+    """What one peer may make this party hold in one session: one message's payload
+    (`message` bytes), and what it sent ahead plus what is still arriving (`held`)."""
+
+    message: int
+    held: int
+
+    @classmethod
+    def ceiling(cls) -> LinkLimits:
+        """The limits of a session that states none: MAX_MESSAGE and MAX_UNCLAIMED."""
+        return cls(MAX_MESSAGE, MAX_UNCLAIMED)
+
+    @classmethod
+    def for_session(cls, largest: int) -> LinkLimits:
+        """The limits of a session whose largest honest message is `largest` bytes."""
+        message = min(MAX_MESSAGE, max(SMALL_MESSAGE, MESSAGE_SLACK * largest))
+        held = min(MAX_UNCLAIMED, max(UNCLAIMED_FLOOR, AHEAD * (message + 12)))
+        return cls(message, held)
+
+
+def cost(payload: bytes | bytearray) -> int:
+    """What a message waiting in a link's buffers counts for: the memory its payload object
+    takes (a bytearray's spare capacity included), but at least MESSAGE_FLOOR bytes (a
+    buffered message costs its header, a dict entry and an object even when empty), plus
+    its 12-byte header."""
+    return max(payload.__sizeof__(), MESSAGE_FLOOR) + 12
+
+
+def _handover(data: bytearray, at: int, size: int) -> tuple[bytearray, bytearray]:
+    """The payload of the message at `at` as the buffer `data` itself (no second copy of a
+    large payload), and a new buffer holding what follows it (less than one read)."""
+    end = at + 12 + size
+    with memoryview(data) as view:
+        rest = bytearray(view[end:])
+    del data[end:]
+    del data[: at + 12]
+    return data, rest
 
 
 def is_bytes(x: Any) -> bool:
@@ -94,6 +138,7 @@ class _CheckedLink:
         super().__init__(rt, peer_pid)
         self.tls = tls
         self.unclaimed = 0  # the `cost` of the messages in `buffers` nobody asked for yet
+        self.limits: LinkLimits = getattr(rt, "_mpc_credit_limits", None) or LinkLimits.ceiling()
 
     def connection_made(self, transport: Any) -> None:
         if self.peer_pid is not None and self.tls:  # we connected: the server is peer_pid
@@ -124,30 +169,41 @@ class _CheckedLink:
     def _take_messages(self) -> None:
         """MPyC's message loop, counting each message a peer sends ahead at its `cost` and
         refusing an oversized header before its payload is buffered."""
-        data, buffers = self.bytes, self.buffers
-        at = 0
+        data, at = self.bytes, 0
         while len(data) - at >= 12:
             pc, size = struct.unpack_from("<qI", data, at)
-            if size > MAX_MESSAGE:
+            if size > self.limits.message or len(data) - at < 12 + size:
                 break
-            if len(data) - at < 12 + size:
-                break
-            with memoryview(data) as view:  # one copy of the payload, not two
-                payload = bytes(view[at + 12 : at + 12 + size])
-            at += 12 + size
-            waiting = buffers.pop(pc, None)
-            if isinstance(waiting, asyncio.Future):
-                if not waiting.done():
-                    waiting.set_result(payload)
-                continue
-            if waiting is not None:
-                self.unclaimed -= cost(waiting)  # a repeated label: the later one counts
-            buffers[pc] = payload
-            self.unclaimed += cost(payload)
-            if self.unclaimed > MAX_UNCLAIMED:
+            if size >= HANDOVER:
+                payload, data = _handover(data, at, size)
+                self.bytes, at = data, 0
+            else:
+                with memoryview(data) as view:
+                    payload = bytes(view[at + 12 : at + 12 + size])
+                at += 12 + size
+            if not self._deliver(pc, payload):
                 break
         del data[:at]
         self._check_bounds()
+
+    def _deliver(self, pc: int, payload: bytes | bytearray) -> bool:
+        """Hand a payload to the step waiting for it, else keep it: False once the peer
+        holds more than its cap."""
+        waiting = self.buffers.pop(pc, None)
+        if isinstance(waiting, asyncio.Future):
+            if not waiting.done():
+                waiting.set_result(payload)
+            return True
+        if waiting is not None:
+            self.unclaimed -= cost(waiting)  # a repeated label: the later one counts
+        self.buffers[pc] = payload
+        self.unclaimed += cost(payload)
+        return self.held() <= self.limits.held
+
+    def held(self) -> int:
+        """What this peer makes this party hold: its unclaimed messages and the bytes
+        of the next one still arriving."""
+        return self.unclaimed + self.bytes.__sizeof__()
 
     def receive(self, pc: int) -> Any:
         payload = super().receive(pc)
@@ -157,13 +213,23 @@ class _CheckedLink:
 
     def _check_bounds(self) -> None:
         """Messages a peer sends before this party asks for them wait in `buffers`; a peer
-        that keeps sending ahead (over MAX_UNCLAIMED, each message at its `cost`), or whose
-        next message is over MAX_MESSAGE bytes, loses the link."""
-        name = party(self.runtime, self.peer_pid)
-        if self.unclaimed > MAX_UNCLAIMED:
-            self._refuse(f"party {name} sent over {MAX_UNCLAIMED} bytes nobody asked for")
-        elif len(self.bytes) >= 12 and struct.unpack_from("<qI", self.bytes)[1] > MAX_MESSAGE:
-            self._refuse(f"party {name} sent an MPC message over {MAX_MESSAGE} bytes")
+        that makes this party hold over `limits.held` (unclaimed messages at their `cost`,
+        plus the message still arriving), or whose next message is over `limits.message`
+        bytes, loses the link."""
+        name, limits = party(self.runtime, self.peer_pid), self.limits
+        if self.held() > limits.held:
+            self._refuse(f"party {name} sent over {limits.held} bytes nobody asked for")
+        elif len(self.bytes) >= 12 and struct.unpack_from("<qI", self.bytes)[1] > limits.message:
+            self._refuse(f"party {name} sent an MPC message over {limits.message} bytes")
+
+    def release(self) -> None:
+        """Drop every payload this link holds and the bytes still arriving (an aborted
+        session's link: nothing will read them)."""
+        for pc, waiting in list(self.buffers.items()):
+            if is_bytes(waiting):
+                del self.buffers[pc]
+        self.bytes = bytearray()
+        self.unclaimed = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.peer_pid is None:  # accepted, never announced a party: MPyC never saw it
@@ -200,7 +266,8 @@ class _CheckedLink:
             mpc._mpc_credit_failed.set_exception(error)
         else:
             MPC_FAILURES.append(error)
-        teardown_runtime(mpc)
+        self.release()
+        teardown_runtime(mpc, reclaim=False)  # the session's frames still hold what it held
 
 
 class LinkClosedError(SessionError):
@@ -224,10 +291,17 @@ def _impostor(mpc: Any, claimed: int, named: int | None) -> str:
 
 
 async def connect_runtime(
-    mpc: Any, listen: str, tls: TlsContexts | None, *, names: Sequence[str] | None = None
+    mpc: Any,
+    listen: str,
+    tls: TlsContexts | None,
+    *,
+    names: Sequence[str] | None = None,
+    limits: LinkLimits | None = None,
 ) -> None:
     """MPyC's `Runtime.start`, with pre-built TLS contexts, a bound listen address, a 5 ms
-    retry, and links that check who is on them; `names` name the parties in errors.
+    retry, and links that check who is on them; `names` name the parties in errors, `limits`
+    bound what each peer may make this party hold (None: the ceilings, MAX_MESSAGE and
+    MAX_UNCLAIMED).
 
     It returns once every link is up and every party has said hello on it (with TLS 1.3 a
     client learns only then that the server accepted its certificate); a refused or dropped
@@ -236,6 +310,7 @@ async def connect_runtime(
     loop = asyncio.get_running_loop()
     mpc._loop = loop
     mpc._mpc_credit_names = tuple(names or ())
+    mpc._mpc_credit_limits = limits
     forbid_pickle(mpc)
     if tls is not None:
         tls.refresh()  # a CRL written since the last session counts for this one
@@ -310,6 +385,9 @@ class _Listener:
         self.expected: dict[int, set[str] | None] = {p.pid: None for p in mpc.parties[: mpc.pid]}
         self.pending: dict[asyncio.Task[Any], str] = {}
         self.links: dict[asyncio.Task[Any], Any] = {}  # the link each pending task made
+        # connections turned away for want of a slot, from an address several expected peers
+        # share (one host, or a host that does not resolve): who is crowded out is unknown
+        self.crowded = 0
         self.accepting = asyncio.ensure_future(self._accept())
 
     def close(self) -> None:
@@ -330,7 +408,18 @@ class _Listener:
             for pid, hosts in self.expected.items()
             if _not_joined(self.mpc.parties[pid].protocol) and (hosts is None or host in hosts)
         ]
-        return sum(1 for h in self.pending.values() if h == host) < len(waiting)
+        pending = sum(1 for t, h in self.pending.items() if h == host and not self._joined(t))
+        return pending < len(waiting)
+
+    def _shared(self, host: str) -> bool:
+        """Whether `host` may be the address of more than one expected peer."""
+        return sum(1 for hosts in self.expected.values() if hosts is None or host in hosts) > 1
+
+    def _joined(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the connection `task` accepted has announced its party: no longer pending
+        for that party's slot, though the task resumes only at its next look."""
+        link = self.links.get(task)
+        return link is not None and link.peer_pid is not None
 
     async def _accept(self) -> None:
         loop = asyncio.get_running_loop()
@@ -352,6 +441,8 @@ class _Listener:
     def _take(self, conn: socket.socket, address: Any) -> None:
         host = str(address[0])
         if not self._room(host):
+            if self._shared(host):
+                self.crowded += 1
             conn.close()
             return
         try:
@@ -399,13 +490,22 @@ class _Listener:
                 await asyncio.sleep(0.05)
         except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
             log.debug("MPC connection dropped before it was authenticated: %s", exc)
-            conn.close()
+            self._drop(conn, task)
         except asyncio.CancelledError:  # the port closes: a link not yet announced goes too
             if transport is None:
-                conn.close()
+                self._drop(conn, task)
             elif link is not None and link.peer_pid is None:
                 transport.abort()
             raise
+
+    def _drop(self, conn: socket.socket, task: asyncio.Task[Any]) -> None:
+        """Close an accepted socket that no transport owns. Once asyncio has made the link
+        (it makes the transport right after), the transport owns the socket and closes it
+        itself, later: closing it here too would free its fd while that transport may still
+        use the number (a writer left registered, a late `remove_reader`), which a new
+        connection may by then have been given."""
+        if task not in self.links:
+            conn.close()
 
 
 async def _addresses(host: str) -> set[str] | None:
@@ -451,12 +551,13 @@ async def start_runtime(
     *,
     names: Sequence[str] | None = None,
     listen: str | None = None,
+    limits: LinkLimits | None = None,
 ) -> None:
     """`connect_runtime` for a one-shot party: TLS from `tls_folder/.config` (None: no TLS),
     listening on its own address unless `listen` says otherwise."""
     tls = TlsContexts.load(Path(tls_folder), mpc.pid) if tls_folder is not None else None
     host = listen if listen is not None else mpc.parties[mpc.pid].host
-    await connect_runtime(mpc, host, tls, names=names)
+    await connect_runtime(mpc, host, tls, names=names, limits=limits)
 
 
 def lost_peers(mpc: Any) -> list[int]:
@@ -488,6 +589,14 @@ def stalled_peer(mpc: Any) -> int | None:
     return min(waiting)[1] if waiting else None
 
 
+def crowded(mpc: Any) -> int:
+    """Connections this party's MPC port turned away in this session for want of a slot,
+    from an address several expected peers share: a peer that did not connect may have been
+    crowded out rather than have stalled."""
+    listener = getattr(mpc, "_mpc_credit_server", None)
+    return int(getattr(listener, "crowded", 0))
+
+
 def unconnected_peers(mpc: Any) -> list[int]:
     """Pids of peers not connected yet (during the connection phase)."""
     return [
@@ -513,8 +622,9 @@ class _Sink:
         pass
 
 
-def teardown_runtime(mpc: Any) -> None:
-    """Close every link and the listening socket of an aborted runtime.
+def teardown_runtime(mpc: Any, *, reclaim: bool = True) -> None:
+    """Close every link and the listening socket of an aborted runtime, drop what the links
+    held and (with `reclaim`) give the freed memory back to the system.
 
     The runtime's leftover coroutines must neither crash nor touch the next session, so
     each link is replaced by a sink and the runtime stops tracking (dis)connections.
@@ -534,11 +644,35 @@ def teardown_runtime(mpc: Any) -> None:
         transport = getattr(proto, "transport", None)
         if transport is not None:
             transport.abort()
+        if isinstance(proto, _CheckedLink):
+            proto.release()
         if peer.pid != mpc.pid:
             peer.protocol = _Sink()
+    if reclaim:
+        reclaim_memory()
+
+
+def reclaim_memory() -> None:
+    """Collect the cycles an aborted session leaves (tasks, futures, frames) and hand the
+    freed heap back to the system (glibc keeps it otherwise; elsewhere a no-op)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 MPC_FAILURES: list[BaseException] = []  # exceptions of MPyC coroutines, for the watchdog
+
+
+def _bare(exc: BaseException) -> BaseException:
+    """`exc` and the exceptions it chains without their tracebacks: a failure kept for the
+    watchdog must not keep the frames (and a peer's payload in them) alive."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        e.__traceback__ = None
+        e = e.__cause__ or e.__context__
+    return exc
 
 
 def install_mpc_guard() -> None:
@@ -554,7 +688,7 @@ def install_mpc_guard() -> None:
         if task.cancelled() or task.exception() is not None:
             asyncoro.runtime._pc_level -= 1
             if not task.cancelled():
-                MPC_FAILURES.append(task.exception())  # type: ignore[arg-type]
+                MPC_FAILURES.append(_bare(task.exception()))  # type: ignore[arg-type]
             return
         original(decl, task)
 

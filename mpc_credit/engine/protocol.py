@@ -51,6 +51,40 @@ def _share_model(mpc: Any, secint: Any, plan: Plan, model: ModelInputs | None) -
     return mpc.input(secint.array(vec.astype(np.int64)), senders=plan.pid(plan.model_owner))
 
 
+def widest_share_array(plan: Plan, n: int) -> int:
+    """Elements of the largest share array a batch of n applicants sends (an upper bound):
+    an owner's input rows, the model owner's vector, or a secure comparison's random bits
+    (bits + 1 per compared value, MPyC's `np_sgn`) over a whole batch or a top-k layer."""
+    owners = range(len(plan.owners))
+    if plan.mode == "secret":
+        row = max((plan.onehot_width(o) for o in owners), default=1)
+    elif plan.reveal == "reasons":
+        row = 1 + 2 * max((plan.run_length(o) for o in owners), default=0)
+    else:
+        row = 1  # a partial score
+    if plan.reveal in ("decision", "reasons"):
+        row = max(row, plan.cmp_bits + 1)
+    if plan.reveal == "reasons":
+        top = (plan.key_bits + 1) * _widest_layer(plan)
+        row = max(row, top, 2 * plan.n_features, 1 + N_REASONS)
+    model = 3 * plan.onehot_total + 2 * plan.n_features + 1 if plan.mode == "secret" else 0
+    return max(n * row, model)
+
+
+def _widest_layer(plan: Plan) -> int:
+    """Comparators in the largest layer of the session's top-k network."""
+    net = compile_topk(_runs(plan), N_REASONS)
+    return max((len(layer) for layer in net.layers), default=0)
+
+
+def _runs(plan: Plan) -> list[int]:
+    """The sorted runs the top-k network merges: each owner's reason candidates (shared
+    mode), each feature alone (secret mode)."""
+    if plan.mode == "shared":
+        return [plan.run_length(o) for o in range(len(plan.owners))]
+    return [1] * plan.n_features
+
+
 async def score_batch(
     mpc: Any,
     plan: Plan,
@@ -137,11 +171,7 @@ def _secret(
 
 def _reason_labels(mpc: Any, secint: Any, plan: Plan, keys: Any, labels: Any, approve: Any) -> Any:
     """(n, 4) labels of the costliest features, 0 where none or where approved."""
-    if plan.mode == "shared":
-        runs = [plan.run_length(o) for o in range(len(plan.owners))]
-    else:
-        runs = [1] * plan.n_features
-    net = compile_topk(runs, N_REASONS)
+    net = compile_topk(_runs(plan), N_REASONS)
     top = apply_secure(mpc, net, keys, labels, plan.key_bits)
     n = approve.shape[0]
     real = [c for c in top if c is not None]  # outputs with nothing behind them come last

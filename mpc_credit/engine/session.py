@@ -14,9 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from mpc_credit.engine.exchange import id_list_size
 from mpc_credit.engine.inputs import ModelInputs, model_inputs, owner_inputs
+from mpc_credit.engine.links import LinkLimits
 from mpc_credit.engine.plan import Plan, make_plan
-from mpc_credit.engine.protocol import score_batch
+from mpc_credit.engine.protocol import score_batch, widest_share_array
+from mpc_credit.engine.sharewire import encoded_size
 from mpc_credit.errors import ModelError, UsageError
 from mpc_credit.scorecard.data import Column, OwnerTable
 from mpc_credit.scorecard.model import Scorecard
@@ -66,14 +69,7 @@ def assemble(
     spec: SessionSpec, model: Scorecard, ids: list[str], table: OwnerTable | None
 ) -> Prepared:
     """A party's session state from its already loaded model and table."""
-    plan = make_plan(
-        model,
-        spec.parties,
-        mode=spec.mode,
-        reveal=spec.reveal,
-        receiver=spec.receiver,
-        model_owner=spec.model_owner,
-    )
+    plan = _plan(spec, model)
     mine: ModelInputs | None = None
     if spec.mode == "secret" and spec.party == spec.model_owner:
         if not model.has_points:
@@ -85,6 +81,28 @@ def assemble(
             raise UsageError(f"party {spec.party} owns features but was given no data file")
         columns = table.select(ids)
     return Prepared(spec, model, plan, ids, columns, mine)
+
+
+def session_limits(mpc: Any, spec: SessionSpec, model: Scorecard, count: int) -> LinkLimits:
+    """What each peer may make this party hold in a session of `count` applicants: the
+    links' limits for its largest honest message, the widest share array of one batch
+    (field elements of the batch's secure integers, in 64-bit limbs) or the id list."""
+    plan = _plan(spec, model)
+    n = min(count, spec.batch or default_batch(spec.reveal))
+    bits = int(mpc.SecInt(plan.int_bits).field.order).bit_length()
+    shares = encoded_size(widest_share_array(plan, n), (bits + 63) // 64)
+    return LinkLimits.for_session(max(shares, id_list_size(count)))
+
+
+def _plan(spec: SessionSpec, model: Scorecard) -> Plan:
+    return make_plan(
+        model,
+        spec.parties,
+        mode=spec.mode,
+        reveal=spec.reveal,
+        receiver=spec.receiver,
+        model_owner=spec.model_owner,
+    )
 
 
 def _slice(columns: dict[str, Column], lo: int, hi: int) -> dict[str, Column]:
@@ -109,4 +127,5 @@ async def execute(prep: Prepared, mpc: Any) -> Result | None:
         return None
     values = np.vstack(parts) if parts else np.zeros((0, 1), dtype=np.int64)
     names = tuple(f.name for f in prep.model.features)
-    return Result(spec.reveal, tuple(prep.ids), values, names, prep.model.scaling)
+    model = prep.model
+    return Result(spec.reveal, tuple(prep.ids), values, names, model.scaling, model.reasons())

@@ -53,6 +53,11 @@ def dumps(x: Any, *args: Any, **kwargs: Any) -> bytes:
     return head + struct.pack(f"<{x.ndim}Q", *x.shape) + words.tobytes()
 
 
+def encoded_size(elements: int, limbs: int, ndim: int = MAX_NDIM) -> int:
+    """Bytes of an array of `elements` shares of `limbs` limbs each as `dumps` writes it."""
+    return _HEAD.size + 8 * ndim + 8 * limbs * elements
+
+
 def _limbs(flat: np.ndarray) -> np.ndarray:
     """Non-negative Python ints as rows of little-endian 64-bit limbs."""
     if flat.size == 0:
@@ -72,8 +77,10 @@ def _limbs(flat: np.ndarray) -> np.ndarray:
 
 
 def loads(data: bytes, *args: Any, **kwargs: Any) -> np.ndarray:
-    """The array `dumps` wrote; ValueError for any other bytes."""
-    data = bytes(data)
+    """The array `dumps` wrote; ValueError for any other bytes. A link's bytearray is read in
+    place (no copy of a large payload)."""
+    if not isinstance(data, (bytes, bytearray)):
+        data = bytes(data)
     if len(data) < _HEAD.size:
         raise ValueError("share message shorter than its header")
     magic, kind, ndim, limbs = _HEAD.unpack_from(data)

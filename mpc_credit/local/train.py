@@ -36,6 +36,8 @@ from mpc_credit.local.simulate import Simulation, run_simulation
 from mpc_credit.local.train_worker import TrainSpec, options_json
 from mpc_credit.names import check_name, join
 from mpc_credit.scorecard.data import load_ids
+from mpc_credit.scorecard.model import from_dict
+from mpc_credit.scorecard.reason_table import ReasonTable, apply_reasons
 from mpc_credit.training.data import read_header, read_training_csv
 from mpc_credit.training.guardrails import Finding, check_model, format_findings
 from mpc_credit.training.metrics import Metrics, metrics
@@ -62,6 +64,7 @@ class Training:
     report: Path | None = None
     scoring_data: Path | None = None  # a folder for each party's scoring CSV
     timeout: float = 3600.0
+    reasons: ReasonTable | None = None  # the features' reason codes and statements
 
     @property
     def parties(self) -> tuple[str, ...]:
@@ -102,6 +105,7 @@ class TrainOutcome:
     no_dp_runs: dict[str, int | None] = field(default_factory=dict)
     bad_rate: float | None = None  # the lender's training rows
     findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the reason table's, one line each
 
 
 def parse_label(text: str) -> tuple[str, str]:
@@ -347,8 +351,9 @@ async def run_training(t: Training) -> TrainOutcome:
         done = await run_parties("mpc_credit.local.train_worker", specs, t.timeout, "training")
         if not staged.exists():
             raise SessionError(f"model owner {t.model_owner} reported done but wrote no model")
-        model = json.loads(staged.read_text())
+        model, warnings = _with_reasons(t, staged)
         result = _outcome(t, model, done.events, done.seconds, work)
+        result.warnings = warnings
         if holdout is not None:
             result.holdout = await _score_holdout(t, staged, work, *holdout[:2])
         h = result.holdout
@@ -368,6 +373,17 @@ async def run_training(t: Training) -> TrainOutcome:
     finally:
         staged.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _with_reasons(t: Training, staged: Path) -> tuple[dict[str, Any], list[str]]:
+    """The staged model, given the reason table's codes and statements (rewritten)."""
+    model = json.loads(staged.read_text())
+    if t.reasons is None:
+        return model, []
+    model, warnings = apply_reasons(model, t.reasons)
+    from_dict(model, source=f"{t.out} (with the reasons of {t.reasons.path})")
+    staged.write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
+    return model, warnings
 
 
 def _make_folder(folder: Path, flag: str) -> None:

@@ -14,7 +14,13 @@ import time
 from dataclasses import asdict, dataclass
 
 from mpc_credit.engine.runtime import close_runtime, make_runtime
-from mpc_credit.engine.session import Prepared, SessionSpec, assemble, execute
+from mpc_credit.engine.session import (
+    Prepared,
+    SessionSpec,
+    assemble,
+    execute,
+    session_limits,
+)
 from mpc_credit.errors import ModelError, UsageError
 from mpc_credit.jsonwire import WireError, decode_object, emit, encode
 from mpc_credit.local.processes import memory_mb, party_main, wait_for_go
@@ -84,7 +90,9 @@ async def run(spec: WorkerSpec) -> int:
     mpc = make_runtime(spec.pid, spec.addresses, ssl=spec.tls is not None)
     from mpc_credit.engine.links import start_runtime  # imports MPyC: after make_runtime did
 
-    await start_runtime(mpc, spec.tls, names=spec.session.parties)  # checked links, no pickles
+    limits = session_limits(mpc, spec.session, prep.model, len(prep.ids))
+    # checked links, no pickles, each peer held to what this session needs
+    await start_runtime(mpc, spec.tls, names=spec.session.parties, limits=limits)
     t0 = time.perf_counter()
     result = await execute(prep, mpc)
     mpc_s = time.perf_counter() - t0

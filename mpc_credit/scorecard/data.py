@@ -92,8 +92,8 @@ def ignored_note(table: OwnerTable, model: Scorecard) -> str | None:
     )
 
 
-def read_csv_rows(path: Path, what: str = "file") -> list[list[str]]:
-    """All rows of a CSV with a header; errors name the file."""
+def read_csv_rows(path: Path, what: str = "file", first: str = ID_COLUMN) -> list[list[str]]:
+    """All rows of a CSV with a header (starting with column `first`); errors name the file."""
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
@@ -102,7 +102,7 @@ def read_csv_rows(path: Path, what: str = "file") -> list[list[str]]:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read CSV: {exc}") from None
     if not rows or not rows[0]:
-        raise DataError(f"{path}: empty file, expected a header starting with {ID_COLUMN!r}")
+        raise DataError(f"{path}: empty file, expected a header starting with {first!r}")
     return rows
 
 

@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 
 from mpc_credit.errors import ModelError
 from mpc_credit.files import read_json
+from mpc_credit.scorecard.reasons import Reason, duplicate_code, reason_problem
 from mpc_credit.vocabulary import MODES, Mode
 
 FORMAT = "mpc-credit/scorecard@1"
@@ -62,6 +64,7 @@ class NumericFeature:
     points: tuple[int, ...] | None
     missing_points: int | None
     kind: Literal["numeric"] = "numeric"
+    reason: Reason | None = None  # None: the name is the code and the statement
 
     @property
     def n_bins(self) -> int:
@@ -90,6 +93,7 @@ class CategoricalFeature:
     other_points: int | None
     missing_points: int | None
     kind: Literal["categorical"] = "categorical"
+    reason: Reason | None = None
 
     @property
     def n_bins(self) -> int:
@@ -120,6 +124,7 @@ class HiddenFeature:
     owner: str
     n_bins: int
     kind: Literal["hidden"] = "hidden"
+    reason: Reason | None = None
 
 
 Feature = NumericFeature | CategoricalFeature | HiddenFeature
@@ -155,6 +160,10 @@ class Scorecard:
 
     def features_of(self, owner: str) -> tuple[Feature, ...]:
         return tuple(f for f in self.features if f.owner == owner)
+
+    def reasons(self) -> tuple[Reason, ...]:
+        """Each feature's reason code and statement (its name for both if the file has none)."""
+        return tuple(f.reason or Reason(f.name, f.name) for f in self.features)
 
     @property
     def has_points(self) -> bool:
@@ -209,12 +218,12 @@ def _part_feature(f: Feature, owner: str, mode: Mode) -> Feature:
     if isinstance(f, HiddenFeature):
         return f
     if f.owner != owner:
-        return HiddenFeature(f.name, f.owner, f.n_bins)
+        return HiddenFeature(f.name, f.owner, f.n_bins, reason=f.reason)
     if mode == "shared":
         return f
     if isinstance(f, NumericFeature):
-        return NumericFeature(f.name, f.owner, f.edges, None, None)
-    return CategoricalFeature(f.name, f.owner, f.categories, None, None, None)
+        return NumericFeature(f.name, f.owner, f.edges, None, None, reason=f.reason)
+    return CategoricalFeature(f.name, f.owner, f.categories, None, None, None, reason=f.reason)
 
 
 def canonical_digest(data: Mapping[str, Any]) -> str:
@@ -254,6 +263,13 @@ def from_dict(data: Any, source: str = "<model>") -> Scorecard:
     for i, n in enumerate(names):
         r.require(names.index(n) == i, f"features[{i}]", f"duplicate feature name {n!r}")
     model = Scorecard(name, sc, intercept, cutoff, features, part, source)
+    twice = duplicate_code(model.reasons())
+    if twice is not None:
+        a, b = (features[j] for j in twice)
+        code = model.reasons()[twice[0]].code
+        r.require(
+            False, f"features[{twice[1]}] ({b.name})", f"reason code {code!r} is also {a.name!r}'s"
+        )
     if part is None:
         r.require(model.has_points, "features", "every feature needs its points")
     return model
@@ -287,11 +303,12 @@ def _read_feature(r: _Reader, f: Any, i: int, is_part: bool) -> Feature:
     where = f"features[{i}] ({name})"
     r.require(name != ID_COLUMN, where, f"{ID_COLUMN!r} is reserved for the id column")
     owner = r.string(f, "owner", f"{where}.owner")
+    reason = r.reason(f, f"{where}.reason")
     kind = f.get("kind")
     if kind == "hidden" and is_part:
         n = r.integer(f, "bins", f"{where}.bins")
         r.require(n >= 2, f"{where}.bins", "must be at least 2")
-        return HiddenFeature(name, owner, n)
+        return HiddenFeature(name, owner, n, reason=reason)
     r.require(kind in ("numeric", "categorical"), f"{where}.kind", "must be numeric or categorical")
     optional = is_part and "points" not in f
     points = None if optional else r.int_list(f, "points", f"{where}.points")
@@ -304,7 +321,7 @@ def _read_feature(r: _Reader, f: Any, i: int, is_part: bool) -> Feature:
                 f"{where}.points",
                 f"has {len(points)} entries but {len(edges)} edges need {len(edges) + 1}",
             )
-        return NumericFeature(name, owner, edges, points, missing)
+        return NumericFeature(name, owner, edges, points, missing, reason=reason)
     cats = r.categories(f, f"{where}.categories")
     if points is not None:
         r.require(
@@ -313,7 +330,7 @@ def _read_feature(r: _Reader, f: Any, i: int, is_part: bool) -> Feature:
             f"has {len(points)} entries but there are {len(cats)} category groups",
         )
     other = r.integer(f, "other_points", f"{where}.other_points", optional=optional)
-    return CategoricalFeature(name, owner, cats, points, other, missing)
+    return CategoricalFeature(name, owner, cats, points, other, missing, reason=reason)
 
 
 def _is_int(v: Any) -> bool:
@@ -350,6 +367,16 @@ class _Reader:
             isinstance(v, str) and v.strip() != "", where or key, "must be a non-empty string"
         )
         return v
+
+    def reason(self, d: dict[str, Any], where: str) -> Reason | None:
+        """A feature's optional `reason` object (code and statement)."""
+        v = d.get("reason")
+        if v is None:
+            return None
+        problem = reason_problem(v)
+        if problem is not None:
+            self.require(False, where + problem[0], problem[1])
+        return Reason(v["code"], v["statement"])
 
     def number(self, d: dict[str, Any], key: str, where: str) -> float:
         v = self.get(d, key, where)
@@ -434,7 +461,7 @@ def _feature_dict(f: Feature) -> dict[str, Any]:
     d: dict[str, Any] = {"name": f.name, "owner": f.owner, "kind": f.kind}
     if isinstance(f, HiddenFeature):
         d["bins"] = f.n_bins
-        return d
+        return _with_reason(d, f)
     if isinstance(f, NumericFeature):
         d["edges"] = [_num(e) for e in f.edges]
     else:
@@ -444,9 +471,22 @@ def _feature_dict(f: Feature) -> dict[str, Any]:
         if isinstance(f, CategoricalFeature):
             d["other_points"] = f.other_points
         d["missing_points"] = f.missing_points
+    return _with_reason(d, f)
+
+
+def _with_reason(d: dict[str, Any], f: Feature) -> dict[str, Any]:
+    """`reason` only when the model gives one: an older model keeps its digest."""
+    if f.reason is not None:
+        d["reason"] = f.reason.to_dict()
     return d
 
 
 def dump_model(model: Scorecard, path: str | Path) -> None:
-    """Write a model or part as pretty JSON."""
-    Path(path).write_text(json.dumps(to_dict(model), indent=2) + "\n", encoding="utf-8")
+    """Write a model or part as pretty JSON, atomically (complete or not at all)."""
+    path = Path(path)
+    staged = path.with_name(f".{path.name}.tmp")
+    try:
+        staged.write_text(json.dumps(to_dict(model), indent=2) + "\n", encoding="utf-8")
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)

@@ -58,4 +58,5 @@ def reference(
         )
         values = np.hstack([approve[:, None], reason_labels(pts, best, approve)])
     names = tuple(f.name for f in model.features)
-    return Result(reveal, tuple(ids), values.astype(np.int64), names, model.scaling)
+    values = values.astype(np.int64)
+    return Result(reveal, tuple(ids), values, names, model.scaling, model.reasons())

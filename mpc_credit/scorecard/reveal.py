@@ -3,7 +3,8 @@
 `score`    the integer score;
 `decision` approve iff score >= cutoff, the score itself staying secret;
 `reasons`  the decision, and for a declined applicant the (up to) 4 features that cost
-           the most points against each feature's best bin (adverse-action reason codes);
+           the most points against each feature's best bin, each given as its reason code
+           and statement from the model (adverse-action reasons);
 `pd`       the score and the probability of default the model's scaling gives it.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mpc_credit.scorecard.model import ID_COLUMN, Scaling
+from mpc_credit.scorecard.reasons import Reason, reasons_from_fields
 from mpc_credit.vocabulary import REVEALS, Reveal
 
 N_REASONS = 4
@@ -33,7 +35,8 @@ def columns(reveal: Reveal) -> list[str]:
     if reveal == "decision":
         return ["decision"]
     if reveal == "reasons":
-        return ["decision"] + [f"reason_{i}" for i in range(1, N_REASONS + 1)]
+        pairs = ([f"reason_{i}_code", f"reason_{i}_text"] for i in range(1, N_REASONS + 1))
+        return ["decision", *(c for pair in pairs for c in pair)]
     return ["score", "pd"]
 
 
@@ -48,7 +51,8 @@ class Result:
     """What the receiver learned for each requested applicant, in request order.
 
     `values` is the revealed integer matrix: (score), (approve), (approve, label_1..4)
-    with label f+1 for feature f and 0 for none, or (score) for `pd`.
+    with label f+1 for feature f and 0 for none, or (score) for `pd`. `reasons` gives
+    each feature's public reason code and statement (default: its name for both).
     """
 
     reveal: Reveal
@@ -56,6 +60,7 @@ class Result:
     values: np.ndarray
     feature_names: tuple[str, ...]
     scaling: Scaling
+    reasons: tuple[Reason, ...] = ()
 
     def rows(self) -> list[list[str]]:
         """Table rows (without header), as written to the output CSV."""
@@ -65,14 +70,19 @@ class Result:
         elif self.reveal == "decision":
             cells = [[_decision(a)] for a in v[:, 0]]
         elif self.reveal == "reasons":
-            cells = [[_decision(r[0]), *(self._name(x) for x in r[1:])] for r in v]
+            cells = [[_decision(r[0]), *(c for x in r[1:] for c in self._reason(x))] for r in v]
         else:
             pds = pd_from_score(v[:, 0], self.scaling)
             cells = [[str(int(s)), format_pd(p)] for s, p in zip(v[:, 0], pds)]
         return [[aid, *c] for aid, c in zip(self.ids, cells)]
 
-    def _name(self, label: int) -> str:
-        return self.feature_names[int(label) - 1] if label else ""
+    def _reason(self, label: int) -> tuple[str, str]:
+        """Code and statement of the feature labelled `label` (f+1), empty for 0."""
+        if not label:
+            return "", ""
+        f = int(label) - 1
+        r = self.reasons[f] if self.reasons else None
+        return (r.code, r.statement) if r else (self.feature_names[f], self.feature_names[f])
 
     def header(self) -> list[str]:
         """The table's columns: `applicant_id`, then the reveal policy's."""
@@ -101,6 +111,7 @@ def result_fields(result: Result) -> dict[str, Any]:
         "reveal": result.reveal,
         "values": [[int(x) for x in row] for row in result.values],
         "feature_names": list(result.feature_names),
+        "reasons": [[r.code, r.statement] for r in result.reasons] or None,
         "scaling": {"pdo": s.pdo, "odds": s.odds, "base_points": s.base_points},
     }
 
@@ -128,7 +139,8 @@ def result_from_fields(fields: Mapping[str, Any], ids: Sequence[str]) -> Result:
         raise ValueError("scaling must give pdo, odds and base_points")
     values = np.array(rows, dtype=np.int64).reshape(len(ids), width)
     scaling = Scaling(*(float(sc[k]) for k in SCALING_FIELDS))
-    return Result(reveal, tuple(ids), values, tuple(names), scaling)
+    reasons = reasons_from_fields(fields.get("reasons"), names)
+    return Result(reveal, tuple(ids), values, tuple(names), scaling, reasons)
 
 
 SCALING_FIELDS = ("pdo", "odds", "base_points")

@@ -23,11 +23,13 @@ from mpc_credit.consortium.control import SCORE, STATUS, ControlRequest
 from mpc_credit.consortium.daemon.control import ControlServer, LocalClient
 from mpc_credit.errors import UsageError
 from mpc_credit.scorecard.model import load_model
+from mpc_credit.scorecard.reason_table import load_reason_table
 from mpc_credit.scorecard.reveal import Result, result_fields
 from tests.cluster import NAMES, Cluster
-from tests.conftest import MODEL
+from tests.conftest import MODEL, PARTIES
 
 KNOWN = {f"A{i:04d}" for i in range(1, 1001)}
+DECLINED = "A0002"  # declined, reasons: features 2 and 7 (duration, employment)
 
 
 def consortium_files(root: Path) -> Path:
@@ -43,6 +45,8 @@ class StubDaemon:
         model = load_model(MODEL)
         self.names = tuple(f.name for f in model.features)
         self.scaling = model.scaling
+        table = load_reason_table(PARTIES / "bank" / "reasons.csv")
+        self.reasons = tuple(table.reasons[n] for n in self.names)  # the demo's statements
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server = ControlServer(socket_path, {STATUS: self.status, SCORE: self.score})
@@ -69,7 +73,9 @@ class StubDaemon:
         width = 5 if op.reveal == "reasons" else 1
         values = np.zeros((len(op.ids), width), dtype=np.int64)
         values[:, 0] = 1 if op.reveal in ("decision", "reasons") else 520
-        result = Result(op.reveal, op.ids, values, self.names, self.scaling)  # type: ignore[arg-type]
+        if op.reveal == "reasons" and DECLINED in op.ids:
+            values[op.ids.index(DECLINED)] = [0, 2, 7, 0, 0]
+        result = Result(op.reveal, op.ids, values, self.names, self.scaling, self.reasons)  # type: ignore[arg-type]
         local.send("progress", message="stub: scored")
         local.finish("result", session="0" * 32, **result_fields(result))
 

@@ -15,7 +15,7 @@ from mpc_credit.api.problems import Problem, from_error, reason_label
 from mpc_credit.api.ratelimit import RateLimiter
 from mpc_credit.api.tokens import TokenStore, create_token, read_clients
 from mpc_credit.api.upload import CSV, NDJSON, TEXT, media_type, parse_ids
-from mpc_credit.client import AsyncClient, UnavailableError
+from mpc_credit.client import AsyncClient, Reason, ReasonsResult, UnavailableError
 from mpc_credit.consortium import reasons
 from mpc_credit.errors import RefusedError, SessionError, TimedOutError, UsageError
 from tests.api.stub import auth, stub_app
@@ -171,7 +171,7 @@ async def test_routes_over_the_stub_daemon(tmp_path: Path) -> None:
                 {
                     "applicant_id": "A0001",
                     "decision": "approve",
-                    **{f"reason_{i}": "" for i in range(1, 5)},
+                    **{f"reason_{i}_{x}": "" for i in range(1, 5) for x in ("code", "text")},
                 }
             ]
             assert (await c.get("/readyz")).json()["status"] == "ready"
@@ -218,6 +218,35 @@ async def test_without_the_daemon(tmp_path: Path) -> None:
             with pytest.raises(UnavailableError) as exc:
                 await api.decide("A0001")
             assert exc.value.status == 503 and "not running" in exc.value.detail
+
+
+async def test_reasons_as_codes_and_statements_in_json_csv_and_the_client(tmp_path: Path) -> None:
+    with stub_app(tmp_path) as (app, token):
+        async with _client(app, token) as c:
+            body = {"applicants": ["A0002", "A0001"], "reveal": "reasons"}
+            r = await c.post("/v1/decisions", json=body)
+            assert r.status_code == 200, r.text
+            declined = r.json()["results"][0]
+            assert declined == {
+                "applicant_id": "A0002",
+                "decision": "decline",
+                "reason_1_code": "R02",
+                "reason_1_text": "Duration of credit too long",
+                "reason_2_code": "R07",
+                "reason_2_text": "Length of employment too short",
+                **{f"reason_{i}_{x}": "" for i in (3, 4) for x in ("code", "text")},
+            }
+        async with AsyncClient(
+            "http://testserver", token, transport=httpx.ASGITransport(app=app)
+        ) as api:
+            out = await api.decisions(["A0002", "A0001"], reveal="reasons")
+            got = out.results[0]
+            assert isinstance(got, ReasonsResult) and not got.approved
+            assert got.reasons == (
+                Reason("R02", "Duration of credit too long"),
+                Reason("R07", "Length of employment too short"),
+            )
+            assert out.results[1].reasons == ()  # type: ignore[union-attr]
 
 
 async def test_the_inflight_limit_holds_calls_back(

@@ -91,7 +91,8 @@ MIXED = _declined_and_approved()
 FIELDS = {
     "score": {"applicant_id", "score"},
     "decision": {"applicant_id", "decision"},
-    "reasons": {"applicant_id", "decision", "reason_1", "reason_2", "reason_3", "reason_4"},
+    "reasons": {"applicant_id", "decision"}
+    | {f"reason_{i}_{x}" for i in range(1, 5) for x in ("code", "text")},
     "pd": {"applicant_id", "score", "pd"},
 }
 
@@ -101,7 +102,7 @@ def test_one_decision_equals_the_cli_and_the_reference(api: Api) -> None:
     assert r.status_code == 200, r.text
     doc = r.json()
     assert set(doc) == {"model", "results"}
-    assert doc["model"]["id"] == api.cluster.cons.models[0].id
+    assert doc["model"]["id"] == f"{api.cluster.cons.models[0].id}@1"  # ID@VERSION
     assert doc["model"]["digest"] == api.cluster.cons.models[0].digest
     assert doc["results"] == reference_records(["A0191"], "decision")
     done = cli("score", "--config", str(api.config), "--applicant", "A0191")
@@ -123,7 +124,8 @@ def test_every_reveal_policy(api: Api, reveal: str) -> None:
     assert [set(x) for x in results] == [FIELDS[reveal]] * len(MIXED)
     assert results == reference_records(MIXED, reveal)
     if reveal == "reasons":
-        assert results[0]["reason_1"] and results[0]["decision"] == "decline"
+        assert results[0]["reason_1_code"] and results[0]["decision"] == "decline"
+        assert results[0]["reason_1_text"]
 
 
 def _is_problem(r: httpx.Response, status: int) -> dict[str, object]:
@@ -342,11 +344,16 @@ def test_the_sync_client(api: Api) -> None:
         assert isinstance(d, DecisionResult)
         assert d.decision == reference_records(["A0191"], "decision")[0]["decision"]
         out = c.decisions(MIXED, "reasons")
-        assert out.model.id == api.cluster.cons.models[0].id and out.session
+        assert out.model.id == f"{api.cluster.cons.models[0].id}@1" and out.session
         assert all(isinstance(x, ReasonsResult) for x in out.results)
         ref = reference_records(MIXED, "reasons")
-        assert [x.reasons for x in out.results] == [
-            tuple(v for k, v in sorted(r.items()) if k.startswith("reason_") and v) for r in ref
+        assert [tuple((x.code, x.text) for x in r.reasons) for r in out.results] == [
+            tuple(
+                (r[f"reason_{i}_code"], r[f"reason_{i}_text"])
+                for i in range(1, 5)
+                if r[f"reason_{i}_code"]
+            )
+            for r in ref
         ]
         (m,) = c.models()
         assert c.model(m.id) == m and m.owners == ("bank", "bureau", "telco")

@@ -1,31 +1,33 @@
 """A party that tries to exhaust another's memory over the MPC links, over loopback TLS.
 
-Each party is its own OS process running the daemons' link code (as in test_mpc_links.py);
-the victim reports its resident memory (VmRSS at the start, VmHWM at the end, from
-/proc/self/status) and the test reads the victim's VmRSS from /proc/PID/status too. Three
-attacks: idle TCP connections to an MPC port while the session connects (no certificate
-needed), one oversized share array, and a flood of empty messages with distinct labels.
+Each party is its own OS process running the daemons' link code (tests/attacks/mpc_parties.py);
+the victim reports its resident memory (VmRSS at the start, or once connected with its
+VmHWM restarted there, and VmHWM at the end, from /proc/self/status) and the test reads the
+victim's VmRSS from /proc/PID/status too. The attacks: idle TCP connections to an MPC port
+while the session connects (no certificate needed), one oversized share array (under the
+ceilings, and under a small session's limits), a flood of empty messages with distinct
+labels, messages of varied sizes up to a small session's per-peer cap, and an aborted
+session followed by a good one in the same victim process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
-import os
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.attacks.test_mpc_links import SID, TIMEOUT, _outcomes
-from tests.conftest import OWNERS, ROOT
+from tests.attacks.hostile import flood_empty_messages, memory_kb
+from tests.attacks.mpc_parties import RUNNING, SID, TIMEOUT, outcomes, spawn, watch
+from tests.conftest import OWNERS
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 
@@ -33,31 +35,10 @@ BOUND_MB = 50  # what an attack may add to the victim's resident memory
 IDLE = 2000  # idle TCP connections opened to the victim's MPC port
 TINY = 3_000_000  # empty messages with distinct labels
 BIG = 255 << 20  # bytes of the oversized share array
-
-
-def memory_kb(pid: int | str = "self") -> dict[str, int]:
-    """VmRSS and VmHWM of a process, in KiB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
-
-
-async def _flood(mpc: Any, target: int) -> None:
-    """TINY empty messages to `target`, each with its own label no step uses."""
-    import numpy as np
-
-    link = mpc.parties[target].protocol
-    step = 500_000
-    for start in range(0, TINY, step):
-        msgs = np.zeros(step, dtype=[("pc", "<i8"), ("size", "<u4")])
-        msgs["pc"] = np.arange(start, start + step) + (1 << 40)
-        if link.transport is None or link.transport.is_closing():
-            return
-        link.transport.write(msgs.tobytes())
-        await asyncio.sleep(0.05)
+NEAR_MB = 4  # what a message refused from its header may add to the victim's peak
+MARGIN_MB = 8  # the allocator's and the TLS layer's own, over a bound computed from the limits
+RELEASE_MB = 16  # how far above its start the victim's VmRSS may stay after an aborted session
+FILL_SIZES = (0, 100, 4096, 65_535, 65_536, 300_000, 1 << 20, 700_000)  # bytes, in turn
 
 
 def _oversized_dumps(*args: Any, **kwargs: Any) -> bytes:
@@ -68,11 +49,13 @@ def _oversized_dumps(*args: Any, **kwargs: Any) -> bytes:
     return sharewire._HEAD.pack(sharewire.MAGIC, b"O", 1, 1) + struct.pack("<Q", n) + bytes(8 * n)
 
 
-async def _party(role: str, pid: int, folder: str, ports: list[int]) -> int:
+async def _party(role: str, pid: int, folder: str, ports: list[int], opts: dict[str, Any]) -> int:
+    """One party's session; opts["small"]: its links held to a small session's limits (the
+    floors); opts["restart"]: its peak memory measured from its start once connected (START)."""
     import numpy as np
 
     from mpc_credit.engine.exchange import agree_session, shutdown_runtime
-    from mpc_credit.engine.links import install_mpc_guard, start_runtime
+    from mpc_credit.engine.links import LinkLimits, install_mpc_guard, start_runtime
     from mpc_credit.engine.runtime import make_runtime
 
     mpc = make_runtime(pid, [("127.0.0.1", p) for p in ports])
@@ -80,11 +63,16 @@ async def _party(role: str, pid: int, folder: str, ports: list[int]) -> int:
     go = Path(folder, "go")
     while role == "late" and not go.exists():  # until the test's attack is over
         await asyncio.sleep(0.05)
-    await start_runtime(mpc, folder, names=OWNERS)
+    limits = LinkLimits.for_session(0) if opts.get("small") else None
+    await start_runtime(mpc, folder, names=OWNERS, limits=limits)
     RUNNING.append(mpc)
     await agree_session(mpc, SID, OWNERS)
+    if opts.get("restart"):
+        START.append(_restart_peak())
+    if role == "fill":
+        await _fill(mpc, 1)
     if role == "flood":
-        await _flood(mpc, 1)
+        await flood_empty_messages(mpc, 1, TINY)
     if role == "big-share":
         import mpyc.runtime
 
@@ -104,57 +92,69 @@ async def _party(role: str, pid: int, folder: str, ports: list[int]) -> int:
     return result
 
 
-RUNNING: list[Any] = []
+START: list[int] = []  # VmRSS in KiB once connected, where the peak was restarted
 
 
-async def _run(role: str, pid: int, folder: str, ports: list[int]) -> dict[str, Any]:
-    from mpc_credit.engine.links import MPC_FAILURES, lost_peers
-    from mpc_credit.errors import SessionError
+def _restart_peak() -> int:
+    """Reset this process's VmHWM to its VmRSS (clear_refs 5); that VmRSS in KiB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return memory_kb()["VmRSS"]
+
+
+async def _fill(mpc: Any, target: int) -> None:
+    """Messages of FILL_SIZES bytes in turn to `target`, each with a label no step uses,
+    until the link drops (at most 64 MiB)."""
+    link = mpc.parties[target].protocol
+    sent = 0
+    for i in range(1 << 16):
+        if link.transport is None or link.transport.is_closing() or sent > 64 << 20:
+            return
+        size = FILL_SIZES[i % len(FILL_SIZES)]
+        link.transport.write(struct.pack("<qI", (1 << 40) + i, size) + bytes(size))
+        sent += 12 + size
+        await asyncio.sleep(0.001)
+
+
+async def _run(role: str, pid: int, folder: str, ports: list[int], opts: Any) -> dict[str, Any]:
+    import mpc_credit.engine.links  # noqa: F401  (imported before the start, MPyC after it)
 
     base = memory_kb()["VmRSS"]
-    task = asyncio.ensure_future(_party(role, pid, folder, ports))
-    out: dict[str, Any]
-    t0 = time.monotonic()
-    lost: list[int] = []
-    while not task.done() and not MPC_FAILURES and not lost and time.monotonic() - t0 < TIMEOUT:
-        await asyncio.sleep(0.05)
-        lost = lost_peers(RUNNING[0]) if RUNNING else []
-    if not task.done():
-        task.cancel()
-        if MPC_FAILURES:
-            out = {"error": str(MPC_FAILURES[0])}
-        else:
-            out = {"error": f"lost the MPC link to {lost}" if lost else "timeout"}
-    elif task.exception() is not None:
-        exc = task.exception()
-        out = {"error": str(exc), "session_error": isinstance(exc, SessionError)}
-    else:
-        out = {"ok": task.result()}
-    return {**out, "base_kb": base, "hwm_kb": memory_kb()["VmHWM"]}
+    if role == "twice":
+        return await _twice(pid, folder, ports, opts["then"])
+    out = await watch(_party(role, pid, folder, ports, opts))
+    if opts.get("linger"):  # keep its links up until the test stops it
+        await asyncio.sleep(TIMEOUT)
+    return {**out, "base_kb": START[0] if START else base, "hwm_kb": memory_kb()["VmHWM"]}
+
+
+async def _twice(pid: int, folder: str, ports: list[int], then: list[int]) -> dict[str, Any]:
+    """An honest party's session (a peer attacks it), then its next session with other peers,
+    as a daemon runs them: its memory at the start, at its peak, after the aborted session is
+    torn down (collected, then trimmed), and after the next session."""
+    from mpc_credit.engine.links import MPC_FAILURES, reclaim_memory, teardown_runtime
+
+    first = await watch(_party("honest", pid, folder, ports, {"restart": True}))
+    figures = {"start_kb": START[0], "hwm_kb": memory_kb()["VmHWM"]}
+    teardown_runtime(RUNNING[0], reclaim=False)
+    RUNNING.clear()
+    gc.collect()
+    figures["collected_kb"] = memory_kb()["VmRSS"]
+    reclaim_memory()
+    figures["trimmed_kb"] = memory_kb()["VmRSS"]
+    MPC_FAILURES.clear()
+    second = await watch(_party("honest", pid, folder, then, {}))
+    return {"first": first, **second, **figures, "end_kb": memory_kb()["VmRSS"]}
 
 
 def main(argv: list[str]) -> None:
-    role, pid, folder, ports = argv
-    out = asyncio.run(_run(role, int(pid), folder, json.loads(ports)))
+    role, pid, folder, ports, opts = argv
+    out = asyncio.run(_run(role, int(pid), folder, json.loads(ports), json.loads(opts)))
     print(json.dumps(out), flush=True)
 
 
-def _start(role: str, pid: int, folder: Path, ports: list[int]) -> Any:
-    code = "import sys; from tests.attacks.test_mpc_exhaustion import main; main(sys.argv[1:])"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, role, str(pid), str(folder), json.dumps(ports)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
-
-
-@pytest.fixture()
-def folders(tmp_path: Path) -> list[Path]:
-    from mpc_credit.consortium import pki
-
-    return pki.ephemeral_consortium(tmp_path / "tls", 3)
+def _start(role: str, pid: int, folder: Path, ports: list[int], **opts: Any) -> Any:
+    args = [role, str(pid), str(folder), json.dumps(ports), json.dumps(opts)]
+    return spawn("tests.attacks.test_mpc_exhaustion", *args)
 
 
 def _grown_mb(out: dict[str, Any]) -> float:
@@ -208,7 +208,7 @@ def test_idle_connections_to_an_mpc_port_cost_the_victim_little(folders: list[Pa
         for s in idle:
             s.close()
         (folders[0] / "go").touch()
-    outs = _outcomes(procs, [0, 1, 2])
+    outs = outcomes(procs, [0, 1, 2])
     print(f"{len(idle)} idle connections in {took:.1f} s: VmRSS {before} -> {after} KiB")
     assert len(idle) > IDLE // 2, "the attack barely connected"
     assert (after - before) / 1024 < BOUND_MB, (before, after)
@@ -217,19 +217,21 @@ def test_idle_connections_to_an_mpc_port_cost_the_victim_little(folders: list[Pa
 
 
 def test_an_oversized_share_array_is_refused_before_it_is_built(folders: list[Path]) -> None:
-    """Telco sends every share array as BIG bytes of a well-formed array; bank and bureau
-    refuse it from its header (this step expects 2 elements) without building it."""
+    """Without session limits (the ceilings), telco sends every share array as BIG bytes of a
+    well-formed array; bank and bureau buffer it once (the payload is the link's buffer, not
+    a copy) and refuse it from its share header (this step expects 2 elements) without
+    building it."""
     from mpc_credit.local.ports import free_ports
 
     ports = free_ports(3)
     roles = ["honest", "honest", "big-share"]
     procs = [_start(r, p, folders[p], ports) for p, r in enumerate(roles)]
-    outs = _outcomes(procs, [0, 1])
+    outs = outcomes(procs, [0, 1])
     refusal = "a share array of 33423360 elements of 1 limbs where this step expects 2 of"
     assert any(refusal in out["error"] for out in outs[:2]), outs  # the other: a knock-on
     for out in outs[:2]:
         assert "ok" not in out, out
-        assert _grown_mb(out) < 3 * (BIG >> 20), out  # the message buffered, never an array
+        assert _grown_mb(out) < (BIG >> 20) + BOUND_MB, out  # buffered once, never an array
 
 
 def test_a_flood_of_empty_messages_hits_the_cap(folders: list[Path]) -> None:
@@ -240,9 +242,76 @@ def test_a_flood_of_empty_messages_hits_the_cap(folders: list[Path]) -> None:
 
     ports = free_ports(3)
     procs = [_start(r, p, folders[p], ports) for p, r in enumerate(["flood", "honest", "honest"])]
-    outs = _outcomes(procs, [1])
+    outs = outcomes(procs, [1])
     assert f"party bank sent over {MAX_UNCLAIMED} bytes nobody asked for" in outs[1]["error"]
     assert _grown_mb(outs[1]) < BOUND_MB, outs[1]
+
+
+def test_a_message_over_the_session_bound_is_refused_from_its_header(folders: list[Path]) -> None:
+    """Every party's links are held to a small session's limits (`LinkLimits.for_session`:
+    SMALL_MESSAGE a message); telco sends a BIG share array: bank and bureau refuse it from
+    its header, and their peaks stay within NEAR_MB of their start once connected."""
+    from mpc_credit.engine.links import SMALL_MESSAGE
+    from mpc_credit.local.ports import free_ports
+
+    ports = free_ports(3)
+    roles = ["honest", "honest", "big-share"]
+    procs = [_start(r, p, folders[p], ports, small=True, restart=True) for p, r in enumerate(roles)]
+    outs = outcomes(procs, [0, 1])
+    refusal = f"party telco sent an MPC message over {SMALL_MESSAGE} bytes"
+    assert any(refusal in out["error"] for out in outs[:2]), outs  # the other: a knock-on
+    for out in outs[:2]:
+        assert "ok" not in out, out
+        assert _grown_mb(out) < NEAR_MB, out
+
+
+def test_a_peer_filling_its_cap_with_varied_messages(folders: list[Path]) -> None:
+    """Small-session limits at every party; bank sends bureau messages of FILL_SIZES bytes in
+    turn (up to the message bound) with labels no step uses, until bureau drops the link at
+    its cap. Bureau's peak over its start stays under the per-peer bound of its limits (what
+    it holds for the peer, `held`, and one payload handed on, `message`) plus MARGIN_MB."""
+    from mpc_credit.engine.links import LinkLimits
+    from mpc_credit.local.ports import free_ports
+
+    limits = LinkLimits.for_session(0)
+    ports = free_ports(3)
+    roles = ["fill", "honest", "honest"]
+    procs = [_start(r, p, folders[p], ports, small=True, restart=True) for p, r in enumerate(roles)]
+    outs = outcomes(procs, [1])
+    assert f"party bank sent over {limits.held} bytes nobody asked for" in outs[1]["error"]
+    bound_mb = (limits.held + limits.message) / (1 << 20)
+    print(f"per-peer bound {bound_mb:.0f} MiB + {MARGIN_MB} MB")
+    assert _grown_mb(outs[1]) < bound_mb + MARGIN_MB, outs[1]
+
+
+def test_after_an_aborted_session_memory_returns_and_the_next_runs(folders: list[Path]) -> None:
+    """Bureau runs two sessions in one process, as a daemon does. In the first (the
+    ceilings: no session limits) telco sends a BIG share array, which bureau buffers and then
+    refuses; once that session is torn down bureau's VmRSS is back within RELEASE_MB of its
+    start, and its next session, with honest peers, computes."""
+    from mpc_credit.local.ports import free_ports
+
+    ports, then = free_ports(3), free_ports(3)
+    procs = [
+        _start("honest", 0, folders[0], ports, linger=True),  # its links stay up meanwhile
+        _start("twice", 1, folders[1], ports, then=then),
+        _start("big-share", 2, folders[2], ports),
+        _start("honest", 0, folders[0], then),
+        _start("honest", 2, folders[2], then),
+    ]
+    out = outcomes(procs, [1, 3, 4])[1]
+    held, collected, kept = (
+        (out[k] - out["start_kb"]) / 1024 for k in ("hwm_kb", "collected_kb", "trimmed_kb")
+    )
+    print(
+        f"victim start {out['start_kb']} KiB, peak +{held:.1f} MB, after the abort "
+        f"+{collected:.1f} MB collected, +{kept:.1f} MB trimmed; next session {out.get('ok')}, "
+        f"then VmRSS {out['end_kb']} KiB"
+    )
+    assert "33423360 elements" in out["first"]["error"], out
+    assert held > (BIG >> 21), out  # it did hold the message
+    assert kept < RELEASE_MB, out
+    assert out.get("ok") == 606, out
 
 
 async def test_idle_connections_to_a_running_daemons_mpc_port(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ import json
 import os
 import pickle
 import signal
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,12 +22,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OWNERS, ROOT
+from tests.attacks.mpc_parties import RUNNING, SID, outcomes, spawn, watch
+from tests.conftest import OWNERS
 
-SID = "session-7"
 IDS = ["a-1", "a-2", "a-3"]
-TIMEOUT = 60.0  # a party process gives up by itself after this many seconds
-RUNNING: list[Any] = []  # the party process's runtime, once connected
 
 
 @pytest.fixture(autouse=True)
@@ -138,30 +135,9 @@ async def _impostor(target: int, folder: str, ports: list[int]) -> Any:
 
 
 async def _run(role: str, pid: int, folder: str, ports: list[int], marker: str) -> dict[str, Any]:
-    from mpc_credit.engine.links import MPC_FAILURES, lost_peers
-
     if role.startswith("impostor-at-"):
-        work = _impostor(int(role[-1]), folder, ports)
-    else:
-        work = _party(role, pid, folder, ports, marker)
-    task = asyncio.ensure_future(work)
-    t = 0.0
-    lost: list[int] = []
-    while not task.done() and not MPC_FAILURES and not lost and t < TIMEOUT:
-        await asyncio.sleep(0.05)
-        t += 0.05
-        lost = lost_peers(RUNNING[0]) if RUNNING else []  # as the daemons' watchdog does
-    if not task.done():
-        task.cancel()
-        if MPC_FAILURES:
-            return {"error": str(MPC_FAILURES[0])}
-        return {"error": f"lost the MPC link to {lost}" if lost else "timeout"}
-    if task.exception() is not None:
-        exc = task.exception()
-        from mpc_credit.errors import SessionError
-
-        return {"error": str(exc), "session_error": isinstance(exc, SessionError)}
-    return {"ok": task.result()}
+        return await watch(_impostor(int(role[-1]), folder, ports))
+    return await watch(_party(role, pid, folder, ports, marker))
 
 
 def main(argv: list[str]) -> None:
@@ -171,37 +147,8 @@ def main(argv: list[str]) -> None:
 
 
 def _start(role: str, pid: int, folder: Path, ports: list[int], marker: Path) -> Any:
-    code = "import sys; from tests.attacks.test_mpc_links import main; main(sys.argv[1:])"
     args = [role, str(pid), str(folder), json.dumps(ports), str(marker)]
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
-
-
-def _outcomes(procs: list[Any], honest: list[int]) -> list[dict[str, Any]]:
-    """Each process's last line; the others are stopped once the `honest` ones are done."""
-    outs: list[dict[str, Any]] = [{} for _ in procs]
-    for i in honest + [i for i in range(len(procs)) if i not in honest]:
-        p = procs[i]
-        if i not in honest and p.poll() is None:
-            p.kill()
-        stdout, stderr = p.communicate(timeout=TIMEOUT + 30)
-        lines = [x for x in stdout.decode().splitlines() if x.startswith("{")]  # MPyC logs too
-        if i in honest:
-            assert lines, stderr.decode()[-3000:]
-        outs[i] = json.loads(lines[-1]) if lines else {}
-    return outs
-
-
-@pytest.fixture()
-def folders(tmp_path: Path) -> list[Path]:
-    from mpc_credit.consortium import pki
-
-    return pki.ephemeral_consortium(tmp_path / "tls", 3)
+    return spawn("tests.attacks.test_mpc_links", *args)
 
 
 def _session(
@@ -215,7 +162,7 @@ def _session(
     for pid, role in enumerate(roles):
         folder = folders[2] if role.startswith("impostor") else folders[pid]
         procs.append(_start(role, pid, folder, ports, marker))
-    return _outcomes(procs, honest if honest is not None else list(range(len(roles))))
+    return outcomes(procs, honest if honest is not None else list(range(len(roles))))
 
 
 def test_honest_parties_compute(folders: list[Path], tmp_path: Path) -> None:

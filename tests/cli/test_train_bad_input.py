@@ -180,3 +180,9 @@ def test_scoring_data_that_is_a_file(files):
     (files / "scoring").write_text("not a folder\n")
     proc = cli(*train_args(*DP, "--scoring-data", "scoring"), cwd=files)
     refused(proc, files, "--scoring-data scoring: not a folder")
+
+
+def test_a_bad_reason_table_is_refused_before_any_party_starts(files):
+    (files / "reasons.csv").write_text("feature,code,statement\nage_in_years,R 13,Age\n")
+    proc = cli(*train_args(*DP, "--reasons", "reasons.csv"), cwd=files)
+    refused(proc, files, "reasons.csv, line 2, column 'code': must be 1 to 16")

@@ -26,7 +26,7 @@ from mpc_credit.consortium.audit import (
     verify,
 )
 from mpc_credit.consortium.create import init_consortium
-from mpc_credit.consortium.messages import Request, new_request
+from mpc_credit.consortium.messages import Request, ids_digest, new_request
 from mpc_credit.consortium.signing import load_signing_key, new_signing_key
 from tests.conftest import MODEL
 
@@ -296,12 +296,17 @@ def test_rejected_payloads_leave_a_bounded_summary(tmp_path: Path) -> None:
 
 def test_session_records_hold_only_their_documented_fields() -> None:
     inline, batch = _request(inline=True), _request(inline=False)
-    assert set(session_record(inline, "accepted")) == SESSION_FIELDS
+    listed = SESSION_FIELDS - {"ids_sha256"}
+    assert set(session_record(inline, "accepted")) == listed
     assert session_record(inline, "accepted")["ids"] == ["A0191", "A0192"]
-    assert set(session_record(batch, "refused", "no budget")) == SESSION_FIELDS - {"ids"}
+    refused = session_record(inline, "refused", "no budget")  # its ids summarized, not listed
+    assert set(refused) == SESSION_FIELDS - {"ids"} and refused["count"] == 2
+    assert refused["ids_sha256"] == ids_digest(["A0191", "A0192"])
+    assert set(session_record(batch, "refused", "no budget")) == listed - {"ids"}
     extras = {"kind": "timeout", "seconds": 1.5, "port": 9, "received": False}
-    ended = session_record(batch, "aborted", "x", **extras)
-    assert set(ended) == SESSION_FIELDS - {"ids"} | set(SESSION_EXTRAS)
+    extras["stalled"] = ["telco"]  # who did not connect in time (daemon/stalls.py)
+    ended = session_record(batch, "aborted", "x", heads={"telco": [3, "a" * 64]}, **extras)
+    assert set(ended) == listed - {"ids"} | set(SESSION_EXTRAS)
     for bad in (
         {"result": [1, 2]},
         {"rows": "A0191,712"},
@@ -309,6 +314,10 @@ def test_session_records_hold_only_their_documented_fields() -> None:
         {"seconds": "1"},
         {"port": True},
         {"kind": "whatever"},
+        {"heads": {"telco": [3, "A" * 64]}},
+        {"heads": {"../x": [3, "a" * 64]}},
+        {"heads": {"telco": [True, "a" * 64]}},
+        {"stalled": "telco"},
     ):
         with pytest.raises(ValueError, match="not an audit field"):
             session_record(batch, "done", **bad)

@@ -197,6 +197,9 @@ def test_mosquitto_files(cons_dir: Path) -> None:
     assert not any(x.startswith("crlfile") for x in conf.splitlines())
     kw = dict(acl_file="/etc/acl", cafile="ca", certfile="c", keyfile="k")
     assert "crlfile /etc/crl.pem" in mosquitto_conf(cons, crlfile="/etc/crl.pem", **kw)
+    assert not any(x.startswith("log_dest") for x in conf.splitlines())  # stderr: journald
+    log = "/var/log/mpc-credit-broker.log"  # not a pipe nobody reads (docs/deployment.md)
+    assert f"log_dest file {log}" in mosquitto_conf(cons, log_file=log, **kw).splitlines()
     with pytest.raises(UsageError, match="refusing to write acl_file"):
         mosquitto_conf(cons, **{**kw, "acl_file": "/etc/acl\nallow_anonymous true"})
 

@@ -613,3 +613,26 @@ def test_public_reasons_carry_a_category_and_the_party_only() -> None:
     refusal = Refusal("'bank' has had 400 applicants scored; ...", reasons.DAILY_BUDGET)
     assert public_reason(refusal, "bank") == "bank: refused: daily budget exceeded"
     assert public_reason("free text with a value 12x4", "bank") == "bank: session failed"
+
+
+def test_a_status_carries_its_senders_audit_head_strictly_parsed() -> None:
+    head = (57, "ab" * 32)
+    payload = status(M.keys["bureau"], SID, "bureau", DONE, head=head)
+    assert _body(payload)["head"] == [57, "ab" * 32]
+    assert _status(payload).head == head and _status(payload).as_dict()["head"] == head
+    assert _status(STATUS_BYTES[DONE]).head is None  # an older party's report: no head
+    for bad in (
+        [57],
+        [57, "ab" * 32, 1],
+        [-1, "ab" * 32],
+        [True, "ab" * 32],
+        [2**60, "ab" * 32],
+        [57.0, "ab" * 32],
+        [57, "AB" * 32],
+        [57, "ab" * 31],
+        {"seq": 57},
+        "57",
+    ):
+        forged = sign(STATUS_LABEL, {**_body(STATUS_BYTES[DONE]), "head": bad}, M.keys["bureau"])
+        with pytest.raises(MessageError, match="field 'head'"):
+            _status(encode(forged))

@@ -92,18 +92,38 @@ def test_a_deadline_30_days_out_is_refused() -> None:
 
 
 def test_the_deadline_bound_is_measured_from_this_partys_clock() -> None:
-    """A request dated 100 s ahead (within the window) cannot stretch the longest session."""
+    """A request dated 100 s ahead (within the window) cannot stretch the longest session
+    (a policy whose decision ceiling is the longest session, so only that bound counts)."""
     now = time.time()
     longest = M.cons.policy.max_session_seconds
-    ahead = M.request(now=now + 100, timeout=longest)
-    assert category(check(M, ahead, now=now)) == reasons.DEADLINE
-    behind = M.request(now=now - 100, timeout=longest)
-    assert check(M, behind, now=now) is None
+    m = M.with_policy(max_decision_seconds=longest)
+    ahead = m.request(now=now + 100, timeout=longest)
+    assert category(check(m, ahead, now=now)) == reasons.DEADLINE
+    behind = m.request(now=now - 100, timeout=longest)
+    assert check(m, behind, now=now) is None
+
+
+def test_a_deadline_ceiling_suits_the_job() -> None:
+    """One applicant: max_decision_seconds; a batch: more per applicant, at most the longest
+    session; training: the longest session. The refusal names the ceiling."""
+    pol = M.cons.policy
+    assert policy.deadline_ceiling(pol, 1)[0] == 60
+    assert policy.deadline_ceiling(pol, 1000)[0] == pytest.approx(160)
+    assert policy.deadline_ceiling(pol, 100_000) == (3600, "max_session_seconds")
+    assert policy.deadline_ceiling(pol, None) == (3600, "max_session_seconds")
+    assert check(M, M.request(timeout=60.0)) is None
+    one = check(M, M.request(timeout=61.0))
+    assert category(one) == reasons.DEADLINE
+    assert "beyond the policy's 60 s (max_decision_seconds for one applicant)" in str(one)
+    ids = [f"A{i:04d}" for i in range(100)]
+    assert check(M, M.request(ids=ids, timeout=70.0)) is None
+    batch = check(M, M.request(ids=ids, timeout=71.0))
+    assert "per_applicant_seconds x 100 applicants" in str(batch)
 
 
 def test_the_budget_is_charged_at_the_local_clock_not_the_requests() -> None:
     rule = dataclasses.replace(M.cons.policy.requesters["bank"], daily_budget=5)
-    m = M.with_policy(requesters={"bank": rule})
+    m = M.with_policy(requesters={"bank": rule}, max_decision_seconds=300)
     now = time.time()
     ledger = QueryLedger()
     early = m.request(ids=["A1", "A2", "A3", "A4"], now=now - 100, timeout=300)  # 100 s back

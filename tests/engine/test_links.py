@@ -20,6 +20,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+import mpc_credit.engine.links as links
 from mpc_credit.consortium import pki
 from mpc_credit.engine.exchange import (
     agree_session,
@@ -400,11 +401,13 @@ class _Transport:
         return self.aborted
 
 
-async def _fed(chunks: Sequence[bytes]) -> tuple[Any, _Transport]:
-    """Party 1 of 3 (no TLS) accepting a link and receiving `chunks`; its runtime, transport."""
+async def _fed(chunks: Sequence[bytes], limits: Any = None) -> tuple[Any, _Transport]:
+    """Party 1 of 3 (no TLS, its links held to `limits`) accepting a link and receiving
+    `chunks`; its runtime, transport."""
     mpc = make_runtime(1, [("127.0.0.1", p) for p in (1, 2, 3)], ssl=False)
     loop = mpc._loop = asyncio.get_running_loop()
     mpc._mpc_credit_names = OWNERS
+    mpc._mpc_credit_limits = limits
     mpc._mpc_credit_failed = loop.create_future()
     for peer in mpc.parties:
         peer.protocol = loop.create_future() if peer.pid == mpc.pid else None
@@ -444,15 +447,15 @@ def test_a_peer_sending_far_ahead_of_what_was_asked_drops_the_link(monkeypatch) 
     """Unclaimed messages are bounded in total (MAX_UNCLAIMED), not only one by one."""
     import mpc_credit.engine.links as links
 
-    monkeypatch.setattr(links, "MAX_UNCLAIMED", 1000)
+    monkeypatch.setattr(links, "MAX_UNCLAIMED", 1200)
     monkeypatch.setattr(links, "MESSAGE_FLOOR", 0)
     hello = (0).to_bytes(2, "little") + bytes(16)
     ahead = [struct.pack("<qI", pc, 288) + bytes(288) for pc in range(10, 14)]
     mpc, transport = asyncio.run(_fed([hello, *ahead[:3]]))
-    assert not transport.aborted  # 900 bytes ahead: within the bound
+    assert not transport.aborted  # 3 x 333 bytes ahead (payload objects, headers): within
     mpc, transport = asyncio.run(_fed([hello, *ahead]))
     assert transport.aborted
-    assert "sent over 1000 bytes nobody asked for" in str(mpc._mpc_credit_failed.exception())
+    assert "sent over 1200 bytes nobody asked for" in str(mpc._mpc_credit_failed.exception())
     assert MAX_UNCLAIMED >= 2 * MAX_MESSAGE  # a legitimate message always fits
 
 
@@ -475,6 +478,113 @@ def test_empty_messages_count_at_the_floor(monkeypatch) -> None:
     mpc, transport = asyncio.run(_fed([hello, b"".join(tiny)]))
     assert transport.aborted
     assert "nobody asked for" in str(mpc._mpc_credit_failed.exception())
+
+
+HELLO = (0).to_bytes(2, "little") + bytes(16)  # bank's pid and its PRSS key
+
+
+def test_a_session_bound_refuses_a_header_over_it() -> None:
+    """A small session's links take messages up to SMALL_MESSAGE bytes: a header announcing
+    one byte more drops the link before any payload arrives."""
+    from mpc_credit.engine.links import SMALL_MESSAGE, LinkLimits
+
+    limits = LinkLimits.for_session(0)
+    assert (limits.message, limits.held) == (SMALL_MESSAGE, links.UNCLAIMED_FLOOR)
+    mpc, transport = asyncio.run(_fed([HELLO, struct.pack("<qI", 7, SMALL_MESSAGE)], limits))
+    assert not transport.aborted
+    mpc, transport = asyncio.run(_fed([HELLO, struct.pack("<qI", 7, SMALL_MESSAGE + 1)], limits))
+    assert transport.aborted
+    assert f"an MPC message over {SMALL_MESSAGE} bytes" in str(mpc._mpc_credit_failed.exception())
+
+
+def test_bytes_still_arriving_count_toward_the_cap() -> None:
+    """What a peer makes a party hold is its unclaimed messages plus the message arriving."""
+    from mpc_credit.engine.links import LinkLimits
+
+    limits = LinkLimits(message=1 << 20, held=200_000)
+    head = struct.pack("<qI", 7, 1 << 20)
+    mpc, transport = asyncio.run(_fed([HELLO, head + bytes(150_000)], limits))
+    assert not transport.aborted
+    mpc, transport = asyncio.run(_fed([HELLO, head + bytes(150_000), bytes(100_000)], limits))
+    assert transport.aborted
+    assert "sent over 200000 bytes" in str(mpc._mpc_credit_failed.exception())
+
+
+def test_a_large_payload_is_the_links_buffer_not_a_copy() -> None:
+    """A payload of HANDOVER bytes or more is handed over as the buffer it arrived in; what
+    follows it starts a new buffer; each counts what its object takes."""
+    size = links.HANDOVER
+    big = struct.pack("<qI", 7, size) + b"x" * size
+    small = struct.pack("<qI", 8, 3) + b"abc"
+    mpc, _ = asyncio.run(_fed([HELLO, big + small + b"\x09"]))
+    link = mpc.parties[0].protocol
+    assert isinstance(link.buffers[7], bytearray) and link.buffers[7] == b"x" * size
+    assert link.buffers[8] == b"abc" and link.bytes == b"\x09"
+    assert link.unclaimed == links.cost(link.buffers[7]) + links.cost(b"abc")
+    assert link.buffers[7].__sizeof__() >= size
+
+
+def test_teardown_drops_what_the_links_held() -> None:
+    """An aborted runtime's links hold no payload and no partial message afterwards."""
+    from mpc_credit.engine.links import teardown_runtime
+
+    ahead = struct.pack("<qI", 7, 3) + b"abc" + struct.pack("<qI", 8, 100) + b"y"
+    mpc, _ = asyncio.run(_fed([HELLO, ahead]))
+    link = mpc.parties[0].protocol
+    assert link.held() > 0
+    teardown_runtime(mpc)
+    assert link.buffers == {} and link.bytes == b"" and link.held() == link.bytes.__sizeof__()
+    assert mpc.parties[0].protocol is not link  # a sink
+
+
+def test_a_failure_kept_for_the_watchdog_holds_no_frames() -> None:
+    """MPC_FAILURES keeps an MPyC coroutine's exception without its traceback (its frames
+    would keep the session's payloads alive)."""
+    try:
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            raise ValueError("outer") from inner
+    except ValueError as exc:
+        bare = links._bare(exc)
+    assert bare.__traceback__ is None and bare.__cause__.__traceback__ is None
+
+
+def test_a_small_session_is_held_to_the_floors() -> None:
+    """A single-applicant decision: its links take messages of at most SMALL_MESSAGE bytes
+    and hold at most UNCLAIMED_FLOOR per peer; a large batch gets more, below the ceilings."""
+    from mpc_credit.engine.session import SessionSpec, session_limits
+    from mpc_credit.scorecard.model import load_model
+    from tests.conftest import MODEL
+
+    model = load_model(MODEL)
+    mpc = make_runtime(0, [("127.0.0.1", 1)] * 3, ssl=False)
+    spec = SessionSpec("s", OWNERS[0], OWNERS, "secret", "reasons", OWNERS[0], model.owners[0])
+    one = session_limits(mpc, spec, model, 1)
+    assert (one.message, one.held) == (links.SMALL_MESSAGE, links.UNCLAIMED_FLOOR)
+    many = session_limits(mpc, spec, model, 1_000_000)
+    assert one.message < many.message <= MAX_MESSAGE and many.held <= MAX_UNCLAIMED
+
+
+def test_a_connection_that_announced_its_party_frees_its_slot() -> None:
+    """Party 2 expects bank and bureau from one host: once bank's connection has announced
+    itself, bureau's may start even before the task that accepted bank's resumes (it looks
+    every 50 ms): over plain TCP on loopback the two arrive that close together."""
+    from types import SimpleNamespace as Ns
+
+    parties = [Ns(protocol=None), Ns(protocol=None), Ns(protocol=None)]
+    listener = object.__new__(links._Listener)
+    listener.mpc = Ns(parties=parties)
+    listener.expected = {0: {"127.0.0.1"}, 1: {"127.0.0.1"}}
+    bank, other = object(), object()
+    listener.pending = {bank: "127.0.0.1"}
+    listener.links = {bank: Ns(peer_pid=None)}
+    assert listener._room("127.0.0.1")  # bank pending, bureau's slot free
+    listener.pending[other] = "127.0.0.1"
+    assert not listener._room("127.0.0.1")  # both slots taken by pending connections
+    parties[0].protocol = listener.links[bank] = Ns(peer_pid=0)  # bank announced
+    del listener.pending[other]
+    assert listener._room("127.0.0.1")  # bank's task has not resumed yet: bureau may start
 
 
 async def _closed(reader: asyncio.StreamReader, within: float) -> bool:

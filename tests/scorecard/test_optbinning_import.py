@@ -230,6 +230,18 @@ def test_model_import_command(scorecard: Any, german: Any, tmp_path: Path) -> No
     data = json.loads((tmp_path / "m.json").read_text())
     X, _ = german
     assert hand_scores(data, X) == [int(s) for s in scorecard.score(X)]
+    table = ROOT / "mpc_credit" / "demo" / "bank" / "reasons.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpc_credit", *args, "--reasons", str(table)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with_reasons = load_model(tmp_path / "m.json")
+    reasons = {f.name: r for f, r in zip(with_reasons.features, with_reasons.reasons())}
+    assert reasons["duration_in_month"].statement == "Duration of credit too long"
+    assert hand_scores(json.loads((tmp_path / "m.json").read_text()), X) == hand_scores(data, X)
     (tmp_path / "owners.json").write_text("[1, 2]")
     proc = subprocess.run(
         [sys.executable, "-m", "mpc_credit", *args], cwd=tmp_path, capture_output=True, text=True

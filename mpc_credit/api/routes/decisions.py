@@ -29,15 +29,15 @@ async def decide(body: DecisionRequest, request: Request, who: CallerDep) -> JSO
     request.state.reveal = body.reveal
     request.state.applicants = len(body.applicants)
     allow(who, body.reveal)
-    model = svc.catalog.resolve(body.model)
-    out = await svc.gateway.score(
-        body.applicants,
+    out = await svc.gateway.score(  # the daemon resolves the model: the registry's champion,
+        body.applicants,  # an id's version in service, or ID@VERSION
         reveal=body.reveal,
         mode=body.mode,
-        model_id=model.id,
+        model_id=body.model,
         timeout=svc.settings.session_timeout,
     )
     request.state.session = out.session
     svc.metrics.applicants.labels(body.reveal).inc(len(body.applicants))
-    doc = {"model": {"id": model.id, "digest": model.digest}, "results": out.result.records()}
+    model = {"id": out.model, "digest": out.model_digest}  # the version it came from
+    doc = {"model": model, "results": out.result.records()}
     return JSONResponse(doc, headers={"X-Session-Id": out.session})

@@ -5,6 +5,8 @@
   every party reports. A training request is checked against the consortium policy
   (`policy.check_train`) and then the party's own conditions (daemon/train_job.py: training
   data configured, its privacy budget; a stat and an in-memory ledger, no other I/O).
+- `requester_cap`: a requester's share of a party's queue; `refusal` refuses past it, and a
+  requester that keeps stalling (daemon/stalls.py);
 - `check_submission(...)`: what only the requester's own daemon checks before it publishes
   a request from its local client (its own, connected, the others online, ids it knows).
 - `choose_model`: the model a local client's request names (or the only one).
@@ -18,11 +20,13 @@ client, with the public category that goes on the broker (`reasons.public_reason
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from mpc_credit.consortium.config import Consortium, ModelInfo
+from mpc_credit.consortium.daemon import stalls
 from mpc_credit.consortium.daemon.train_job import TrainingSide
 from mpc_credit.consortium.fields import clean_text
 from mpc_credit.consortium.messages import (
@@ -35,8 +39,22 @@ from mpc_credit.consortium.messages import (
     Request,
     ids_digest,
 )
-from mpc_credit.consortium.policy import NonceCache, QueryLedger, check_request, check_train
-from mpc_credit.consortium.reasons import MALFORMED, NO_TRAINING_DATA, Refusal
+from mpc_credit.consortium.policy import (
+    NonceCache,
+    QueryLedger,
+    check_publish,
+    check_request,
+    check_train,
+)
+from mpc_credit.consortium.publish_request import PUBLISH_LABEL, AnyRequest, PublishRequest
+from mpc_credit.consortium.reasons import (
+    MALFORMED,
+    NO_TRAINING_DATA,
+    REGISTRY,
+    Refusal,
+    requester_full,
+)
+from mpc_credit.consortium.registry import Registry, publishers
 from mpc_credit.consortium.signing import verify
 from mpc_credit.consortium.train_request import TRAIN_LABEL, TrainRequest
 from mpc_credit.errors import (
@@ -62,6 +80,10 @@ class Here:
     queued: int = 0
     max_queue: int = 16
     training: TrainingSide | None = None  # this party's training data, budget and ledger
+    per_requester: Mapping[str, int] = field(default_factory=dict)  # sessions queued or running
+    max_per_requester: int | None = None  # a requester's share of the queue; None: all of it
+    stalls: Mapping[str, Sequence[float]] = field(default_factory=dict)  # StallBook.times()
+    registry: Registry | None = None  # the model registry as this party holds it
 
 
 SHUTTING_DOWN = "shutting down"
@@ -69,7 +91,7 @@ BUSY = "too many sessions queued"
 
 
 def refusal(
-    req: Request | TrainRequest, here: Here, *, holds_batch: bool, now: float | None = None
+    req: AnyRequest, here: Here, *, holds_batch: bool, now: float | None = None
 ) -> Refusal | None:
     """Why this party refuses `req`, or None to accept it.
 
@@ -80,14 +102,17 @@ def refusal(
         return Refusal(f"party {here.party} is shutting down", SHUTTING_DOWN)
     if isinstance(req, TrainRequest):
         reason = check_train(req, here.cons, here.nonces, now=now)
+    elif isinstance(req, PublishRequest):
+        reason = check_publish(req, here.cons, here.nonces, now=now) or _registry(req, here)
     else:
         reason = check_request(
             req, here.cons, here.models, here.nonces, ledger=here.ledger, now=now
         )
     if reason is not None:
         return reason
-    if here.queued >= here.max_queue:
-        return Refusal(f"{here.queued} sessions already queued", BUSY)
+    reason = _load(req.requester, here, time.time() if now is None else now)
+    if reason is not None or isinstance(req, PublishRequest):
+        return reason
     if isinstance(req, TrainRequest):
         if here.training is None:
             return Refusal(f"party {here.party} does not train", NO_TRAINING_DATA)
@@ -97,16 +122,58 @@ def refusal(
     return None
 
 
-def signed(req: Request | TrainRequest, cons: Consortium) -> bool:
+def _registry(req: PublishRequest, here: Here) -> Refusal | None:
+    """The version must be one the registry takes: a model owner's, newer than every earlier
+    version of its id, no prohibited feature, a part for every party but its owner."""
+    if here.registry is None:
+        return Refusal(f"party {here.party} keeps no model registry", REGISTRY)
+    if req.record.author not in publishers(here.cons):
+        return Refusal(f"{req.record.author} may not publish models (not a model owner)", REGISTRY)
+    reason = here.registry.refusal(req.record)
+    return None if reason is None else Refusal(reason, REGISTRY)
+
+
+def _load(requester: str, here: Here, now: float) -> Refusal | None:
+    """A requester that keeps stalling, a full queue, a requester past its share of it."""
+    times = here.stalls.get(requester, ())
+    reason = stalls.refusal(requester, times, here.cons.policy.max_stalls, now)
+    if reason is not None:
+        return reason
+    if here.queued >= here.max_queue:
+        return Refusal(f"{here.queued} sessions already queued", BUSY)
+    cap, load = here.max_per_requester, here.per_requester.get(requester, 0)
+    if cap is not None and load >= cap:
+        category = requester_full(requester, cap)
+        return Refusal(f"{category}; max_queue_per_requester is {cap}", category)
+    return None
+
+
+def requester_cap(configured: int | None, max_queue: int, requesters: Collection[str]) -> int:
+    """A requester's share of a party's queue (queued and running sessions): `configured`,
+    else all of `max_queue` when the policy has one requester, else half of it (at least 1).
+    The queue keeps the broker's order: a share caps what one requester holds, it never
+    lets another's session run earlier (every party must run sessions in the same order)."""
+    if configured is not None:
+        return configured
+    return max_queue if len(requesters) <= 1 else max(1, max_queue // 2)
+
+
+def signed(req: AnyRequest, cons: Consortium) -> bool:
     """Whether `req` carries a valid signature of the consortium member it names."""
     if req.requester not in cons.names:
         return False
-    label = TRAIN_LABEL if isinstance(req, TrainRequest) else REQUEST_LABEL
+    label = (
+        TRAIN_LABEL
+        if isinstance(req, TrainRequest)
+        else PUBLISH_LABEL
+        if isinstance(req, PublishRequest)
+        else REQUEST_LABEL
+    )
     return verify(label, req.body(), cons.party(req.requester).public_key)
 
 
 def check_submission(
-    req: Request | TrainRequest,
+    req: AnyRequest,
     ids: list[str],
     here: Here,
     *,

@@ -12,8 +12,10 @@ Over `mpc_credit.consortium.audit.AuditLog` (signed, hash-chained JSON lines, fs
   unaudited or lose its end line;
 - `applicants` records a batch's ids once they arrived over the MPC links, before the
   computation, in lines of bounded size, so a restart keeps the per-applicant counts;
-- `refused` (a request with a valid signature, at most REFUSED_BURST a minute per requester)
-  and `ended` (done or aborted) are written too; their failures are only logged;
+- `refused` (a request with a valid signature, at most REFUSED_BURST a minute per requester;
+  its ids summarized as their count and SHA-256, never listed) and `ended` (done or aborted,
+  with the audit heads the other parties reported in the session: `heads`) are written too;
+  their failures are only logged;
 - `rejected` is a bounded summary (size, SHA-256, the reason) of a payload that failed parsing
   or its signature check, never its bytes, and at most `REJECTED_BURST` such lines a minute
   per topic kind: a flood costs the log a few lines, and the next one says how many were not
@@ -36,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mpc_credit.consortium.audit import (
     AuditError,
     AuditLog,
+    publish_record,
     read_records,
     rejected_record,
     session_record,
@@ -43,6 +46,7 @@ from mpc_credit.consortium.audit import (
 )
 from mpc_credit.consortium.ledger import APPLICANTS, NonceCache, QueryLedger, restore
 from mpc_credit.consortium.messages import Request
+from mpc_credit.consortium.publish_request import AnyRequest, PublishRequest
 from mpc_credit.consortium.train_request import TrainRequest
 
 log = logging.getLogger("mpc_credit.daemon")
@@ -82,11 +86,15 @@ class DaemonAudit:
         self._rejected = Throttle(60.0, REJECTED_BURST)
         self._refused = Throttle(60.0, REFUSED_BURST)
 
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the log's last line: the head this party's status reports carry."""
+        return self.log.head
+
     def restore(self, nonces: NonceCache, ledger: QueryLedger) -> None:
         """The nonces and budgets of the sessions this log recorded (after a restart)."""
         restore(read_records(self.path), nonces, ledger)
 
-    def accepted(self, req: Request | TrainRequest, port: int) -> None:
+    def accepted(self, req: AnyRequest, port: int) -> None:
         """Write-ahead: on disk before the session runs; raises AuditError, also when the
         disk has not the room left to record the session to its end."""
         need = room_needed(req)
@@ -106,7 +114,7 @@ class DaemonAudit:
             record = {"outcome": APPLICANTS, "session": sid, "count": len(chunk), "ids": chunk}
             self.log.append(record, durable=n == len(chunks))
 
-    def refused(self, req: Request | TrainRequest, reason: str) -> bool:
+    def refused(self, req: AnyRequest, reason: str) -> bool:
         """A signed request refused: at most REFUSED_BURST lines a minute per requester
         (a replayed request must not fill the log); False when this one was not written."""
         held = self._refused.allow(req.requester)
@@ -117,9 +125,7 @@ class DaemonAudit:
         self._quietly(request_facts(req, "refused", reason), durable=False)
         return True
 
-    def ended(
-        self, req: Request | TrainRequest, outcome: str, reason: str = "", **fields: Any
-    ) -> None:
+    def ended(self, req: AnyRequest, outcome: str, reason: str = "", **fields: Any) -> None:
         """done or aborted; an error is logged (the session is over either way)."""
         self._quietly(request_facts(req, outcome, reason, **fields), durable=True)
 
@@ -142,19 +148,19 @@ class DaemonAudit:
         self.log.close()
 
 
-def request_facts(
-    req: Request | TrainRequest, outcome: str, reason: str = "", **fields: Any
-) -> dict[str, Any]:
+def request_facts(req: AnyRequest, outcome: str, reason: str = "", **fields: Any) -> dict[str, Any]:
     """The audit record of a scoring or a training request."""
     if isinstance(req, TrainRequest):
         return train_record(req, outcome, reason, **fields)
+    if isinstance(req, PublishRequest):
+        return publish_record(req, outcome, reason, **fields)
     return session_record(req, outcome, reason, **fields)
 
 
-def room_needed(req: Request | TrainRequest) -> int:
+def room_needed(req: AnyRequest) -> int:
     """Bytes of audit lines a session may still write after `accepted`: its batch's ids
     (when they arrive over the MPC links rather than in the request) and its end line."""
-    if isinstance(req, TrainRequest):
+    if not isinstance(req, Request):
         return END_ROOM
     return END_ROOM + (ID_ROOM * req.count if req.ids is None else 0)
 

@@ -19,12 +19,26 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_credit.consortium.config import Consortium
-from mpc_credit.consortium.control import SCORE, STATUS, SUBMIT, TRAIN, ControlRequest
+from mpc_credit.consortium.control import (
+    DECIDE,
+    MODELS,
+    PUBLISH,
+    SCORE,
+    SET_STATUS,
+    STATUS,
+    SUBMIT,
+    TRAIN,
+    ControlRequest,
+)
 from mpc_credit.consortium.daemon import admission
 from mpc_credit.consortium.daemon.control import Handler, LocalClient
 from mpc_credit.consortium.daemon.mqtt import MqttLink
+from mpc_credit.consortium.daemon.publish_job import PublishingSide
+from mpc_credit.consortium.daemon.registry_ops import RegistryOps
 from mpc_credit.consortium.daemon.tables import LocalData
 from mpc_credit.consortium.messages import Request, new_request
+from mpc_credit.consortium.policy import deadline_ceiling
+from mpc_credit.consortium.publish_request import AnyRequest, PublishRequest, new_publish_request
 from mpc_credit.consortium.train_request import TrainRequest, new_train_request
 from mpc_credit.errors import MpcCreditError, SessionError, TimedOutError, UsageError
 
@@ -45,31 +59,59 @@ class ClientOps:
         locals_: MutableMapping[str, LocalClient],
         here: Callable[[], admission.Here],
         state: Callable[[], dict[str, Any]],
+        registry: RegistryOps,
+        publishing: PublishingSide,
     ) -> None:
         self.cons, self.key, self.link, self.data = cons, key, link, data
         self.presence, self.locals, self.here, self.state = presence, locals_, here, state
+        self.registry, self.publishing = registry, publishing
         self.party = link.party
 
     def handlers(self) -> dict[str, Handler]:
-        return {STATUS: self.status, SCORE: self.score, SUBMIT: self.submit, TRAIN: self.train}
+        return {
+            STATUS: self.status,
+            SCORE: self.score,
+            SUBMIT: self.submit,
+            TRAIN: self.train,
+            MODELS: self.registry.models,
+            PUBLISH: self.publish,
+            DECIDE: self.registry.decide,
+            SET_STATUS: self.registry.set_status,
+        }
 
     async def status(self, op: ControlRequest, local: LocalClient) -> None:
         local.finish("status", **self.state())
 
     async def score(self, op: ControlRequest, local: LocalClient) -> None:
-        """Build and sign the request for the local client, then submit it."""
-        info = admission.choose_model(self.cons, op.model_id)
+        """Build and sign the request for the local client, its deadline capped at the
+        policy's ceiling for its count, then submit it."""
+        version = self.registry.book.resolve(op.model_id)  # UsageError: none such in service
         req = new_request(
             self.key,
             requester=self.party,
-            model_id=info.id,
-            model_digest=info.digest,
+            model_id=version.ref,
+            model_digest=version.digest,
             mode=op.mode,
             reveal=op.reveal,
             ids=op.ids,
-            timeout=op.timeout,
+            timeout=min(op.timeout, deadline_ceiling(self.cons.policy, len(op.ids))[0]),
         )
         await self._submit(req, list(op.ids), local)
+
+    async def publish(self, op: ControlRequest, local: LocalClient) -> None:
+        """Sign the next version of the local client's model (this party its owner) and run
+        the publish session: every party receives its part, then the version is recorded."""
+        try:
+            record, model = self.registry.publish_record(op)
+        except MpcCreditError as exc:
+            local.fail(exc)
+            return
+        req = new_publish_request(self.key, record, timeout=op.timeout)
+        self.publishing.offer(req.session, model)
+        try:
+            await self._submit(req, [], local)
+        finally:
+            self.publishing.forget(req.session)
 
     async def submit(self, op: ControlRequest, local: LocalClient) -> None:
         assert op.request is not None  # parse_control gives a submit its request
@@ -99,7 +141,7 @@ class ClientOps:
 
     async def _submit(
         self,
-        req: Request | TrainRequest,
+        req: AnyRequest,
         ids: list[str],
         local: LocalClient,
         own: Callable[[], MpcCreditError | None] | None = None,
@@ -111,13 +153,15 @@ class ClientOps:
                 break
             await asyncio.sleep(0.05)
         training = isinstance(req, TrainRequest)
+        # the applicants this party knows for a scoring request (training, publishing: none)
+        known = self.data.known_ids(req.model_id, req.mode) if isinstance(req, Request) else None
         problem = admission.check_submission(
             req,
             ids,
             self.here(),
             connected=self.link.connected.is_set(),
             presence=self.presence,
-            known=None if training else self.data.known_ids(req.model_id, req.mode),
+            known=known,
             data_name=str(self.data.data or ""),
         )
         if problem is None and own is not None:
@@ -127,7 +171,13 @@ class ClientOps:
             return
         local.ids = ids if isinstance(req, Request) and req.ids is None else None
         self.locals[req.session] = local
-        topic = self.link.topics.train if training else self.link.topics.request
+        topic = (
+            self.link.topics.train
+            if training
+            else self.link.topics.publish
+            if isinstance(req, PublishRequest)
+            else self.link.topics.request
+        )
         if not await self.link.publish(topic, req.to_json()):
             self.locals.pop(req.session, None)
             local.fail(SessionError("the broker is not reachable"))

@@ -21,12 +21,15 @@ this party's privacy ledger, on disk before the audit line); a request without i
 valid signature gets no answer on the broker (its session id is not the sender's to claim),
 only a bounded audit summary. Requests are accepted in the order the broker delivers them
 (the same at every party), so no two parties ever wait for each other in different sessions;
+the queue is never reordered, and a requester holds at most its share of it
+(`max_queue_per_requester`, `admission.requester_cap`), nor asks while it keeps stalling
+(daemon/stalls.py);
 each session uses the next port of the party's range, so a straggler of an aborted session
 never reaches the next one.
 The result exists only at the receiver and leaves its daemon only through the local socket:
 the broker never carries a feature value, a share or a result.
 
-(About 360 lines: what happens to a request (scoring or training), from the broker to the
+(About 400 lines: what happens to a request (scoring or training), from the broker to the
 queue, and to the reports about it is read here in one place; the parts above hold
 everything else.)
 """
@@ -39,10 +42,11 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mpc_credit.consortium.audit import AuditError
+from mpc_credit.consortium.audit import AuditError, iter_records
 from mpc_credit.consortium.config import (
     Consortium,
     PartyConfig,
@@ -54,16 +58,22 @@ from mpc_credit.consortium.daemon import admission
 from mpc_credit.consortium.daemon.audit import DaemonAudit
 from mpc_credit.consortium.daemon.client_ops import ClientOps
 from mpc_credit.consortium.daemon.control import ControlServer, LocalClient
-from mpc_credit.consortium.daemon.inbox import Inbox
+from mpc_credit.consortium.daemon.inbox import Inbox, Snapshot
+from mpc_credit.consortium.daemon.models import ModelBook
 from mpc_credit.consortium.daemon.mqtt import MqttLink
 from mpc_credit.consortium.daemon.presence import PresenceBook
+from mpc_credit.consortium.daemon.publish_job import PublishingSide
+from mpc_credit.consortium.daemon.registry_ops import RegistryOps
 from mpc_credit.consortium.daemon.runner import SessionRunner
 from mpc_credit.consortium.daemon.session import Session, until
 from mpc_credit.consortium.daemon.tables import LocalData
 from mpc_credit.consortium.daemon.train_job import TrainingSide
 from mpc_credit.consortium.ledger import NonceCache, QueryLedger, record_accepted
 from mpc_credit.consortium.messages import ACK, OFFLINE, REFUSE, Presence, Request, Status
+from mpc_credit.consortium.publish_request import AnyRequest, PublishRequest
 from mpc_credit.consortium.reasons import REPLAYED, Refusal, public_reason
+from mpc_credit.consortium.records import snapshot
+from mpc_credit.consortium.registry import RegistryError
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.consortium.train_request import TrainRequest
 from mpc_credit.engine.links import TlsContexts
@@ -100,7 +110,9 @@ class PartyDaemon:
         self.me = self.cons.party(cfg.party)
         self.key = load_signing_key(cfg.signing_key)
         tls = TlsContexts.load(cfg.folder, self.me.pid) if cfg.mpc_tls else None
-        self.data = LocalData(cfg)
+        self.models = ModelBook(cfg, self.cons)  # the registry and the files it signs
+        self.data = LocalData(cfg, self.models)
+        self.publishing = PublishingSide(cfg.party, self.cons, self.models)
         self.training = TrainingSide(cfg, self.cons)
         self.audit = DaemonAudit(cfg.audit, cfg.party, self.key)
         self.nonces = NonceCache(self.cons.policy.timestamp_window)
@@ -111,6 +123,8 @@ class PartyDaemon:
         self.queue: asyncio.Queue[Session] = asyncio.Queue()
         self.locals: dict[str, LocalClient] = {}
         self.link = MqttLink(cfg, self.cons, self.key, self.on_message, self.on_broker_lost)
+        self.link.head = self.audit.head  # every status report carries the audit head
+        self.link.snapshot = self._snapshot  # the registry records this party authored
         self.inbox = Inbox(self.cons, self.link.topics, self.audit)
         self.book = PresenceBook(self.link, self._spawn)
         self.presence = self.book.states
@@ -125,6 +139,7 @@ class PartyDaemon:
             self.ledger,
             self.locals,
             self.training,
+            self.publishing,
         )
         ops = ClientOps(
             self.cons,
@@ -135,9 +150,17 @@ class PartyDaemon:
             self.locals,
             self.here,
             self.state,
+            RegistryOps(cfg.party, self.key, self.models, self.link.announce_registry),
+            self.publishing,
         )
         self.control = ControlServer(cfg.control_socket, ops.handlers())
+        self.runner.stalls.restore(iter_records(cfg.audit))
+        policy = self.cons.policy
+        self.share = admission.requester_cap(
+            cfg.max_queue_per_requester, cfg.max_queue, {*policy.requesters, *policy.trainers}
+        )
         self.stopping = False
+        self._refused_records: set[tuple[str, int]] = set()  # logged once each
         self.current: Session | None = None
         self._port_turn = 0
         self._stop = asyncio.Event()
@@ -156,7 +179,15 @@ class PartyDaemon:
             self.queue.qsize(),
             self.cfg.max_queue,
             self.training,
+            self._per_requester(),
+            self.share,
+            self.runner.stalls.times(),
+            self.models.registry,
         )
+
+    def _per_requester(self) -> dict[str, int]:
+        """Each requester's sessions here, queued or running."""
+        return dict(Counter(s.req.requester for s in self.sessions.values()))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -169,8 +200,10 @@ class PartyDaemon:
         msg = self.inbox.decode(topic, payload)
         if topic == self.link.topics.presence(self.party):
             self.book.own_topic(msg if isinstance(msg, Presence) else None, stopping=self.stopping)
-        if isinstance(msg, (Request, TrainRequest)):
+        if isinstance(msg, (Request, TrainRequest, PublishRequest)):
             self.on_request(msg, topic, payload)
+        elif isinstance(msg, Snapshot):
+            self.on_snapshot(msg)
         elif isinstance(msg, Presence):
             self.on_presence(msg)
         elif isinstance(msg, Status):
@@ -189,7 +222,26 @@ class PartyDaemon:
                 if party in s.parties:
                     s.abort(SessionError(f"party {party} went offline during the session"))
 
-    def on_request(self, req: Request | TrainRequest, topic: str, payload: bytes) -> None:
+    def on_snapshot(self, snap: Snapshot) -> None:
+        """A party's registry records: each new one taken (on disk first), a refused one
+        logged once. Our own come back too: a folder restored from an old backup learns
+        what this party itself signed since (and numbers its next record after them)."""
+        for record in snap.records:
+            try:
+                self.models.take(record)
+            except RegistryError as exc:
+                if record.key not in self._refused_records:
+                    self._refused_records.add(record.key)
+                    log.warning("registry record %s of %s refused: %s", record.seq, snap.party, exc)
+            except OSError as exc:
+                log.error("registry record %s of %s not kept: %s", record.seq, snap.party, exc)
+
+    def _snapshot(self) -> bytes | None:
+        """This party's registry snapshot (None before it authored any record)."""
+        own = [r for r in self.models.registry.records.values() if r.author == self.party]
+        return snapshot(self.party, own) if own else None
+
+    def on_request(self, req: AnyRequest, topic: str, payload: bytes) -> None:
         """Refuse, or accept: audited (on disk) first, charged, acknowledged, queued."""
         if req.session in self.sessions:
             return
@@ -202,7 +254,7 @@ class PartyDaemon:
             self._refuse(req, reason, local, topic, payload)
             return
         s = Session(req, port, self.cons.names)
-        if isinstance(req, TrainRequest):
+        if isinstance(req, (TrainRequest, PublishRequest)):
             self.nonces.add(req.nonce, req.ts)
         else:
             record_accepted(req, self.nonces, self.ledger)
@@ -214,7 +266,7 @@ class PartyDaemon:
         for party, msg in self.early.pop(req.session, []):
             self.on_status(req.session, party, msg)
 
-    def _write_ahead(self, req: Request | TrainRequest, port: int) -> Refusal | None:
+    def _write_ahead(self, req: AnyRequest, port: int) -> Refusal | None:
         """On disk before the session is acknowledged: a training run's charge to this party's
         privacy ledger, then the `accepted` audit line; the refusal when either fails (a
         charge whose audit line failed stays, as it would after a crash between the two;
@@ -232,15 +284,16 @@ class PartyDaemon:
 
     def _refuse(
         self,
-        req: Request | TrainRequest,
+        req: AnyRequest,
         reason: Refusal,
         local: LocalClient | None,
         topic: str,
         payload: bytes,
     ) -> None:
         """Answer a signed request with the public reason (a replay: no answer, its session
-        is not waiting for one); drop an unsigned one quietly. Logged and audited within
-        DaemonAudit's bounds: replaying a signed request fills neither."""
+        is not waiting for one; beyond a requester's burst, `MqttLink.may_refuse`: no answer,
+        counted); drop an unsigned one quietly. Logged and audited within DaemonAudit's
+        bounds: replaying a signed request fills neither."""
         if local is not None:
             self.locals.pop(req.session, None)
             local.fail(RefusedError(f"party {self.party} refused: {reason}", reason.category))
@@ -249,7 +302,7 @@ class PartyDaemon:
             return
         if self.audit.refused(req, reason):
             log.info("refused session %s: %s", req.session, reason)
-        if reason.category != REPLAYED:
+        if reason.category != REPLAYED and self.link.may_refuse(req.requester):
             public = public_reason(reason, self.party)
             self._spawn(self.link.report(req.session, REFUSE, reason=public))
 
@@ -269,6 +322,7 @@ class PartyDaemon:
             return
         if party == self.party:
             return
+        s.reported_head(party, msg.get("head"))
         event = admission.read_status(party, msg, self.cons)
         local = self.locals.get(sid)
         if event is None:
@@ -297,6 +351,23 @@ class PartyDaemon:
             # with retained left-overs dropped unread, and messages over the link's queue
             "dropped": self.inbox.dropped + self.link.stale + self.link.overflow,
             "budget": self._budget(),
+            "stalls": dict(self.runner.stalls.counts),  # per party: sessions it stalled
+            # refusals not reported on the broker: over a requester's burst (mqtt.may_refuse)
+            "refusals_unreported": self.link.unreported,
+            # the model versions in service and the modes this party can serve each in
+            "models": self._models(),
+            "model_problems": list(self.models.problems),  # versions it cannot serve, why
+        }
+
+    def _models(self) -> dict[str, dict[str, Any]]:
+        return {
+            v.ref: {
+                "status": v.status,
+                "digest": v.digest,
+                "offered": [m for m in v.publish.modes if self.models.offers(v.ref, m)],
+            }
+            for v in self.models.registry.versions()
+            if v.in_service
         }
 
     def _budget(self) -> dict[str, int | None]:

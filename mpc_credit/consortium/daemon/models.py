@@ -21,6 +21,7 @@ from mpc_credit.consortium.records import Record
 from mpc_credit.consortium.registry import ModelVersion, RegistryError
 from mpc_credit.errors import MpcCreditError, UsageError
 from mpc_credit.scorecard.model import Scorecard, load_model
+from mpc_credit.vocabulary import MODES
 
 log = logging.getLogger("mpc_credit.daemon")
 ModelKey = tuple[str, str]  # (ID@VERSION, mode)
@@ -59,6 +60,11 @@ class ModelBook:
         for line in fresh:
             log.warning("%s", line)
         self.models = {(f"{m}@{v}", mode): s for (m, v, mode), s in served.models.items()}
+        for version in self.registry.versions():  # a consortium-file model by its bare id too,
+            if version.publish.genesis:  # as requests named it before the registry
+                for mode in MODES:
+                    if (version.ref, mode) in self.models:
+                        self.models[(version.id, mode)] = self.models[(version.ref, mode)]
         self.problems = served.problems
         return fresh
 
@@ -136,6 +142,14 @@ class ModelBook:
         if version.pending:
             return "awaiting approval of " + ", ".join(version.pending)
         return version.status
+
+    def owner_of(self, ref: str) -> str:
+        """The model owner of version `ref` (ID@VERSION) in the registry."""
+        model, number = split_ref(ref)
+        found = self.registry.version(model, number)
+        if found is None:
+            raise UsageError(f"model {ref!r} is not in the registry")
+        return found.owner
 
     def offers(self, ref: str, mode: str) -> bool:
         return (ref, mode) in self.models

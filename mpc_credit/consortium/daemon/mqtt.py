@@ -1,21 +1,25 @@
 """A daemon's link to the MQTT broker: connect, subscribe, publish, report, presence.
 
-It connects with TLS and a client certificate when configured, Nagle off, and a retained
-last will saying `offline`; it announces the party with a retained presence message and
-hands every message to the daemon's handler. Presence messages are signed with the party's
-key and carry the time they were signed; the others keep a party's newest one, so a replayed
-old message says nothing. The `online` of a connection is signed just before its last will,
-so the will (sent by the broker when the connection is lost) is newer than that `online`,
-and older than the next connection's. A handler that raises loses only that message
-(logged in one line, without the payload); a lost connection is retried with backoff until
-the daemon stops.
+It connects with TLS and a client certificate when configured, Nagle off, and a retained last
+will saying `offline`; it announces the party with a retained presence message and hands every
+message to the daemon's handler. Every status report carries the party's audit head (`head`, the
+seq and hash of its audit log's last line), which the others record; a requester's refusals are
+reported at most REFUSALS_BURST per REFUSALS_PERIOD seconds, the rest counted (`unreported`), so
+a flood of refused requests cannot flood the broker. Presence messages are signed with the
+party's key and carry the time they were signed; the others keep a party's newest one, so a
+replayed old message says nothing. The `online` of a connection is signed just before its last
+will, so the will (sent by the broker when the connection is lost) is newer than that `online`,
+and older than the next connection's. A handler that raises loses only that message (logged in
+one line, without the payload); a lost connection is retried with backoff until the daemon
+stops.
 
-Only presence is retained. The daemon subscribes to presence first, in a SUBSCRIBE of its
-own, so the broker queues the retained presence messages before anything a later subscription
-brings; a retained message on any other topic (mosquitto's ACLs cannot forbid a member to
-leave some on its own session topics) is dropped unread. Messages received but not yet
-handled are at most MAX_INCOMING (aiomqtt drops the rest), so a flood bounds the daemon's
-memory instead of growing it.
+Only presence and each party's registry snapshot (every registry record it authored, so a
+party that connects learns the registry) are retained. The daemon subscribes to presence
+first, in a SUBSCRIBE of its own, so the broker queues the retained presence messages before
+anything a later subscription brings; a retained message on any other topic (mosquitto's
+ACLs cannot forbid a member to leave some on its own session topics) is dropped unread.
+Messages received but not yet handled are at most MAX_INCOMING (aiomqtt drops the rest), so
+a flood bounds the daemon's memory instead of growing it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import aiomqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_credit.consortium.config import Consortium, PartyConfig
+from mpc_credit.consortium.daemon.audit import Throttle
 from mpc_credit.consortium.messages import OFFLINE, ONLINE, Topics, presence, status
 
 log = logging.getLogger("mpc_credit.daemon")
@@ -39,6 +44,7 @@ NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 3.0  # seconds between reconnection attempts
 MAX_INCOMING = 1000  # messages received from the broker and not yet handled
 YIELD_EVERY = 50  # messages handled before the loop lets other tasks run
+REFUSALS_BURST, REFUSALS_PERIOD = 20, 10.0  # refuse reports per requester: 20 per 10 s
 
 
 class _Incoming(asyncio.Queue):
@@ -75,6 +81,10 @@ class MqttLink:
         self._hello: bytes | None = None  # this connection's `online`, signed before its will
         self.since = 0.0  # when this connection's presence messages began (their ts are later)
         self.stale = 0  # retained messages on a topic other than presence, dropped unread
+        self.head: Callable[[], tuple[int, str]] | None = None  # the party's audit head
+        self.snapshot: Callable[[], bytes | None] | None = None  # its registry records
+        self._refusals = Throttle(REFUSALS_PERIOD, REFUSALS_BURST)
+        self.unreported = 0  # refusals not published: over a requester's REFUSALS_BURST
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """Publish with QoS 1; False when not connected."""
@@ -89,9 +99,19 @@ class MqttLink:
             return False
 
     async def report(self, sid: str, phase: str, **fields: Any) -> None:
-        """This party's signed status report about session `sid`."""
+        """This party's signed status report about session `sid`, with its audit head."""
+        if self.head is not None:
+            fields["head"] = self.head()
         payload = status(self.key, sid, self.party, phase, **fields)
         await self.publish(self.topics.session(sid, self.party), payload)
+
+    def may_refuse(self, requester: str) -> bool:
+        """Whether a refusal of `requester`'s request may be reported: at most REFUSALS_BURST
+        per REFUSALS_PERIOD seconds per requester; the others are counted (`unreported`)."""
+        if self._refusals.allow(requester) is None:
+            self.unreported += 1
+            return False
+        return True
 
     async def announce(self, state: str | None = None) -> None:
         """The retained presence message: online or draining, with the MPC address."""
@@ -101,6 +121,12 @@ class MqttLink:
         if payload is None or self.state != ONLINE:
             payload = self._presence(self.state)
         await self.publish(self.topics.presence(self.party), payload, retain=True)
+
+    async def announce_registry(self) -> None:
+        """The retained registry snapshot: every record this party authored (none: nothing)."""
+        payload = self.snapshot() if self.snapshot is not None else None
+        if payload is not None:
+            await self.publish(self.topics.registry(self.party), payload, retain=True)
 
     def _presence(self, state: str, **fields: Any) -> bytes:
         """This party's signed presence message, signed now."""
@@ -163,11 +189,18 @@ class MqttLink:
         async with self._client() as client:
             # presence first, on its own: its retained messages are queued before any other
             await client.subscribe(self.topics.presence_all, qos=1)
+            await client.subscribe(self.topics.registry_all, qos=1)
             await client.subscribe(
-                [(self.topics.request, 1), (self.topics.train, 1), (self.topics.session_all, 1)]
+                [
+                    (self.topics.request, 1),
+                    (self.topics.train, 1),
+                    (self.topics.publish, 1),
+                    (self.topics.session_all, 1),
+                ]
             )
             self.client = client
             await self.announce()
+            await self.announce_registry()
             self.connected.set()
             log.info("connected to broker %s:%s", self.cfg.broker.host, self.cfg.broker.port)
             handled = 0
@@ -176,8 +209,8 @@ class MqttLink:
                 if handled % YIELD_EVERY == 0:  # a queue that never empties must not starve
                     await asyncio.sleep(0)  # the other tasks (control socket, sessions)
                 topic = str(msg.topic)
-                if msg.retain and not self._is_presence(topic):
-                    self.stale += 1  # only presence is retained: anything else is left-over
+                if msg.retain and not self._is_retained(topic):
+                    self.stale += 1  # presence and registries only: anything else is left-over
                     continue
                 self._deliver(topic, bytes(msg.payload))  # type: ignore[arg-type]
 
@@ -186,9 +219,10 @@ class MqttLink:
         """Messages dropped because MAX_INCOMING were waiting to be handled."""
         return _Incoming.overflow
 
-    def _is_presence(self, topic: str) -> bool:
+    def _is_retained(self, topic: str) -> bool:
+        """A topic whose retained message means something: presence, a party's registry."""
         kind = self.topics.parse(topic)
-        return bool(kind) and kind[0] == "presence"
+        return bool(kind) and kind[0] in ("presence", "registry")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected until `stop` is set; reconnect with backoff when the link drops."""

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mpc_credit.consortium.messages import Request
 from mpc_credit.consortium.reasons import Refusal, public_reason
 from mpc_credit.consortium.train_request import TrainRequest
-from mpc_credit.errors import RefusedError, SessionError
+from mpc_credit.errors import RefusedError, SessionError, TimedOutError
 
 
 class PolicyRefusal(RefusedError):
@@ -33,6 +33,20 @@ class LinkFailure(SessionError):
     """A failure of the MPC links or of what travels on them before any input is read (who
     is on a link, the session id, a batch's ids): its text names parties, never a value, so
     the broker may carry it whole (which party's certificate claimed to be which)."""
+
+
+class ConnectTimeout(TimedOutError):
+    """Some parties did not acknowledge or connect within the policy's `connect_seconds`:
+    its text names them only, so the broker may carry it whole; `stalled` lists them."""
+
+    def __init__(self, stalled: Sequence[str], seconds: float) -> None:
+        self.stalled = tuple(stalled)
+        super().__init__(f"party {', '.join(self.stalled)} did not connect within {seconds:g} s")
+
+
+def stall_facts(error: BaseException) -> dict[str, list[str]]:
+    """The audit's `stalled` field of an abort: who did not connect in time (else none)."""
+    return {"stalled": list(error.stalled)} if isinstance(error, ConnectTimeout) else {}
 
 
 @contextlib.contextmanager
@@ -53,6 +67,8 @@ def public(error: BaseException, party: str) -> str:
     a link failure's text names parties only, and goes whole."""
     if isinstance(error, LinkFailure):
         return f"{party}: MPC link: {error}"
+    if isinstance(error, ConnectTimeout):
+        return f"{party}: {error}"
     if isinstance(error, PolicyRefusal):
         return public_reason(error.refusal, party)
     while type(error) is SessionError and error.__cause__ is not None:
@@ -77,6 +93,8 @@ class Session:
     t0: float = field(default_factory=time.perf_counter)
     ids: list[str] | None = None  # known at the requester (batch) or from the request
     remote: bool = False  # the abort was learnt from another party's report
+    connect_by: float = float("inf")  # every party acked and connected by then (time.time())
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # party: its last audit head
 
     def abort(self, error: SessionError, *, remote: bool = False) -> None:
         """Abort once (the first reason wins); an ended session stays ended."""
@@ -94,12 +112,25 @@ class Session:
         if all(p in self.done for p in self.parties):
             self.all_done.set()
 
+    def reported_head(self, party: str, head: tuple[int, str] | None) -> None:
+        """Keep the audit head (seq, hash) `party` last reported in this session."""
+        if head is not None:
+            self.heads[party] = head
+
+    def heads_record(self) -> dict[str, list[Any]]:
+        """The heads the other parties reported, as the session's end line records them."""
+        return {party: [seq, digest] for party, (seq, digest) in sorted(self.heads.items())}
+
     @property
     def sid(self) -> str:
         return self.req.session
 
     def remaining(self) -> float:
         return self.req.deadline - time.time()
+
+    def connect_left(self) -> float:
+        """Seconds left to connect: to the connect window's end or the deadline's."""
+        return min(self.connect_by, self.req.deadline) - time.time()
 
 
 async def until(event: asyncio.Event, *others: asyncio.Event, timeout: float) -> None:

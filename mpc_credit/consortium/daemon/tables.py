@@ -1,4 +1,7 @@
-"""A daemon's local data: its model files and its CSV, loaded and checked at start.
+"""A daemon's local data: its CSV for each model version it serves, loaded and checked at start.
+
+The model versions themselves come from the party's registry and files (daemon/models.py,
+`ModelBook.models`, keyed by ID@VERSION and mode), which change while the daemon runs.
 
 The CSV is re-read only when its modification time changed, so an institution can
 update its file without restarting its daemon, and a session costs no file I/O otherwise.
@@ -9,35 +12,41 @@ them in one warning per file version (not once per model mode or session).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from mpc_credit.consortium.config import PartyConfig
-from mpc_credit.errors import DataError, UsageError
+from mpc_credit.errors import DataError
 from mpc_credit.scorecard.data import OwnerTable, ignored_note, load_owner_csv
-from mpc_credit.scorecard.model import Scorecard, load_model
+from mpc_credit.scorecard.model import Scorecard
 
-ModelKey = tuple[str, str]  # (model id, mode)
+ModelKey = tuple[str, str]  # (ID@VERSION, mode)
 log = logging.getLogger("mpc_credit.daemon")
 
 
-class LocalData:
-    """The party's models by (model id, mode), and its rows for each model."""
+class Served(Protocol):
+    """Where the model versions come from (ModelBook): their scorecards by key, now."""
 
-    def __init__(self, cfg: PartyConfig) -> None:
+    models: Mapping[ModelKey, Scorecard]
+
+
+class LocalData:
+    """The party's rows for each model version it serves."""
+
+    def __init__(self, cfg: PartyConfig, served: Served) -> None:
         self.party = cfg.party
         self.data: Path | None = cfg.data
-        self.models: dict[ModelKey, Scorecard] = {}
+        self.served = served
         self._tables: dict[ModelKey, tuple[float, OwnerTable]] = {}
         self._noted: set[tuple[float, str]] = set()  # (mtime, note) already logged
-        for mid, modes in cfg.models.items():
-            for mode, path in modes.items():
-                model = load_model(path)
-                if model.part is not None and model.part.mode != mode:
-                    raise UsageError(f"{path}: is a {model.part.mode}-mode part, listed as {mode}")
-                self.models[(mid, mode)] = model
-                self.table(mid, mode)  # validate the CSV now: fail at start, not per session
-        if not self.models:
-            raise UsageError(f"{cfg.source}: no [models.*] configured")
+        for mid, mode in self.models:
+            self.table(mid, mode)  # validate the CSV now: fail at start, not per session
+
+    @property
+    def models(self) -> Mapping[ModelKey, Scorecard]:
+        """The scorecards this party serves now, by (ID@VERSION, mode)."""
+        return self.served.models
 
     def table(self, mid: str, mode: str) -> OwnerTable | None:
         """This party's rows for a model, None when it owns none of its features."""

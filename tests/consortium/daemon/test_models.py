@@ -39,7 +39,8 @@ def test_the_consortium_files_model_is_served_as_version_1(folder: Path) -> None
     for party in ("bank", "bureau", "telco"):
         b = book(folder, party)
         assert b.problems == []
-        assert set(b.models) == {(REF1, "shared"), (REF1, "secret")}
+        # by ID@1, and by its bare id as requests named it before the registry
+        assert set(b.models) == {(r, m) for r in (REF1, BASE.name) for m in ("shared", "secret")}
         assert b.resolve(None).ref == REF1 and b.resolve(BASE.name).ref == REF1
         assert b.resolve(REF1).digest == BASE.digest()
     with pytest.raises(UsageError, match=r"'nope@2' is not in the registry"):
@@ -58,7 +59,7 @@ def test_a_file_that_is_not_the_registered_model_is_one_line_and_not_offered(
     other.write_text(json.dumps(bureau_part))
     swapped = {BASE.name: {"shared": other, "secret": cfg.models[BASE.name]["secret"]}}
     b = ModelBook(replace(cfg, models=swapped), cons)
-    assert set(b.models) == {(REF1, "secret")}
+    assert set(b.models) == {(REF1, "secret"), (BASE.name, "secret")}
     assert b.problems == [f"{REF1} (shared) not offered: {other}: is bureau's part, not telco's"]
 
 

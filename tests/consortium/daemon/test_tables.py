@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from mpc_credit.consortium.daemon.tables import LocalData
+from mpc_credit.scorecard.model import load_model
 from tests.conftest import MODEL, PARTIES
 
 
@@ -24,11 +25,14 @@ def test_columns_no_model_uses_are_logged_once_per_file_version(tmp_path, caplog
     cfg = SimpleNamespace(
         party="telco",
         data=csv,
-        models={"german-credit-demo": {"shared": MODEL, "secret": MODEL}},
         source=tmp_path / "party.toml",
     )
+    model = load_model(MODEL)
+    served = SimpleNamespace(
+        models={("german-credit-demo", "shared"): model, ("german-credit-demo", "secret"): model}
+    )
     with caplog.at_level(logging.WARNING, logger="mpc_credit.daemon"):
-        data = LocalData(cfg)  # loads the CSV for both modes
+        data = LocalData(cfg, served)  # loads the CSV for both modes
         assert data.table("german-credit-demo", "shared").ignored == ("contract_id",)
         assert data.table("german-credit-demo", "secret").ignored == ("contract_id",)
     notes = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]

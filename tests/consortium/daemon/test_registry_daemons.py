@@ -1,0 +1,171 @@
+"""The model registry through real daemons and a broker: publish, approve, serve side by side,
+promote, retire, restart; the broker never carries a bin edge or a point."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mpc_credit.consortium.control import DECIDE, MODELS, PUBLISH, SET_STATUS, ControlRequest
+from mpc_credit.consortium.requester import registry_op, score_request
+from mpc_credit.errors import RefusedError, UsageError
+from mpc_credit.scorecard.model import HiddenFeature, dump_model, load_model, to_dict
+from tests.cluster import NAMES, Cluster, expected_scores
+from tests.conftest import MODEL, ROOT
+
+BASE = load_model(MODEL)
+V1, V2 = f"{BASE.name}@1", f"{BASE.name}@2"
+IDS = ["A0191", "A0922", "A0755"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("registry")
+    with Cluster(root, reveals=("score", "decision", "reasons")).running() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def v2_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo model with 7 more points of intercept: the same id, another digest."""
+    path = tmp_path_factory.mktemp("models") / "v2.json"
+    dump_model(replace(BASE, intercept=(BASE.intercept or 0) + 7), path)
+    return path
+
+
+def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mpc_credit", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+async def ask(cluster: Cluster, party: str, op: ControlRequest) -> dict[str, Any]:
+    return await registry_op(cluster.config(party), op, timeout=30.0)
+
+
+async def statuses(cluster: Cluster, party: str) -> dict[str, str]:
+    listed = await ask(cluster, party, ControlRequest(MODELS))
+    return {m["model"]: m["status"] for m in listed["models"]}
+
+
+async def score(cluster: Cluster, model_id: str | None = None, reveal: str = "score") -> Any:
+    return await score_request(
+        cluster.config("bank"), IDS, reveal=reveal, model_id=model_id, timeout=30.0
+    )
+
+
+async def test_the_whole_life_of_a_version(cluster: Cluster, v2_file: Path) -> None:
+    await cluster.wait_idle()
+    assert await statuses(cluster, "telco") == {V1: "champion"}
+
+    # publish v2 as challenger while v1 is serving: both sessions succeed
+    publish = ControlRequest(
+        PUBLISH, model=to_dict(load_model(v2_file)), status="challenger", timeout=30.0
+    )
+    async with cluster.sniffing() as seen:
+        served, published = await asyncio.gather(score(cluster), ask(cluster, "bank", publish))
+    assert published["model"] == V2
+    assert served.model == V1 and served.rows == expected_scores(IDS)
+    for topic, payload in seen:  # names and digests only: never a point or a bin edge
+        assert b'"points"' not in payload and b'"edges"' not in payload, topic
+        assert b'"categories"' not in payload, topic
+    # each feature owner holds its own part, nothing of another's features
+    for party in ("bureau", "telco"):
+        part = load_model(cluster.root / party / "models" / V2 / "shared.json")
+        for f in part.features:
+            assert isinstance(f, HiddenFeature) is (f.owner != party), (party, f.name)
+    assert await statuses(cluster, "bank") == {V1: "champion", V2: "candidate"}
+    with pytest.raises(UsageError, match=r"@2 is not in service \(awaiting approval of bureau"):
+        await score(cluster, V2)
+
+    # each feature owner approves (twice is not an error)
+    for party in ("bureau", "telco", "telco"):
+        done = cli(cluster, "model", "approve", V2, "--config", str(cluster.config(party)))
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"approved {V2} (already)")
+    await asyncio.sleep(0.5)  # the approvals reach bank's daemon over the broker
+    for party in NAMES:
+        assert await statuses(cluster, party) == {V1: "champion", V2: "challenger"}, party
+
+    # both versions side by side, each exactly its own model
+    one, two = await asyncio.gather(score(cluster, V1), score(cluster, V2, "reasons"))
+    assert (one.model, one.rows) == (V1, expected_scores(IDS))
+    assert (two.model, two.rows) == (V2, expected_scores(IDS, "reasons", v2_file))
+    assert two.model_digest == load_model(v2_file).digest()
+
+    # a daemon restarted in the middle keeps the registry
+    cluster.signal("bureau", 15)
+    assert cluster.wait("bureau") == 0
+    cluster.start("bureau")
+    await cluster.wait_idle()
+
+    # promote: requests without a model take v2; retire v1: nobody serves it
+    promoted = await ask(
+        cluster, "bank", ControlRequest(SET_STATUS, model_id=V2, status="champion")
+    )
+    assert promoted["status"] == "champion"
+    await ask(cluster, "bank", ControlRequest(SET_STATUS, model_id=V1, status="retired"))
+    await asyncio.sleep(0.5)
+    for party in NAMES:
+        assert await statuses(cluster, party) == {V1: "retired", V2: "champion"}, party
+    default = await score(cluster)
+    assert (default.model, default.rows) == (V2, expected_scores(IDS, "score", v2_file))
+    with pytest.raises(UsageError, match=r"@1 is not in service"):
+        await score(cluster, V1)
+
+
+async def test_hostile_registry_input_is_refused_in_one_line(
+    cluster: Cluster, v2_file: Path
+) -> None:
+    await cluster.wait_idle()
+    # a non-owner cannot publish (refused at its own daemon, naming the rule)
+    publish = ControlRequest(PUBLISH, model=to_dict(load_model(v2_file)), status="champion")
+    with pytest.raises(RefusedError, match="telco may not publish models"):
+        await ask(cluster, "telco", publish)
+    # a feature owner cannot set a status; nobody approves a version it has no part of
+    with pytest.raises(UsageError, match="its owner sets its status"):
+        await ask(cluster, "telco", ControlRequest(SET_STATUS, model_id=V1, status="champion"))
+    with pytest.raises(UsageError, match="owns no feature"):
+        await ask(cluster, "bank", ControlRequest(DECIDE, model_id=V1, approve=True))
+    # a model name that is not a safe name never reaches a path
+    bad = cli(cluster, "model", "approve", "../evil", "--config", str(cluster.config("telco")))
+    assert bad.returncode == 2 and "not a safe name" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+async def test_publish_prints_the_version_and_a_stale_version_is_refused(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    await cluster.wait_idle()
+    v3 = tmp_path / "v3.json"
+    dump_model(replace(BASE, intercept=(BASE.intercept or 0) + 9), v3)
+    out = cli(
+        cluster,
+        "model",
+        "publish",
+        str(v3),
+        "--config",
+        str(cluster.config("bank")),
+        "--as",
+        "candidate",
+        "--quiet",
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{BASE.name}@3"
+    listed = json.loads(
+        cli(cluster, "model", "list", "--config", str(cluster.config("telco")), "--json").stdout
+    )
+    row = next(m for m in listed["models"] if m["model"] == f"{BASE.name}@3")
+    assert row["pending"] == ["bureau", "telco"] and row["offered"] == []
