@@ -1,19 +1,25 @@
-"""The models this party can request scores with, as the API describes them.
+"""The model versions this party can request scores with, as the API describes them.
 
-From what the party already knows: the consortium file (model ids, digests, owners, and the
-reveal policies the consortium's policy allows this party as a requester) and this party's
-own model files (its full model or its part: every part names all features and their owners,
-public facts of the consortium; the points stay out of the API). Read once at start-up, like
-the daemon reads them.
+Read live from the party's daemon (the `models` operation of its control socket), so a
+version published, approved, promoted or retired shows without restarting the server: each
+version in service as `ID@VERSION` with its digest, status, owner and feature owners, its
+features' names, owners and bin counts (public facts every part holds; the points stay out
+of the API), the reveal policies the consortium allows this party that the version serves,
+and the modes this party's daemon can serve it in now.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mpc_credit.api.problems import Problem
 from mpc_credit.consortium.config import Consortium, PartyConfig
+from mpc_credit.consortium.control import MODELS, ControlRequest
+from mpc_credit.consortium.requester import registry_op
 from mpc_credit.errors import MpcCreditError
+
+STATUS_RANK = {"champion": 0, "challenger": 1, "candidate": 2}
 
 
 @dataclass(frozen=True)
@@ -25,66 +31,80 @@ class FeatureView:
 
 @dataclass(frozen=True)
 class ModelView:
-    """A model as GET /v1/models shows it."""
+    """A model version as GET /v1/models shows it."""
 
-    id: str
+    id: str  # ID@VERSION
     digest: str
     owner: str
-    name: str | None
+    name: str  # the model's id, without its version
+    version: int
+    status: str
     owners: tuple[str, ...]
     features: tuple[FeatureView, ...]
-    reveal: tuple[str, ...]  # what the consortium's policy allows this party
-    modes: tuple[str, ...]  # the modes this party holds the model (or its part) for
+    reveal: tuple[str, ...]  # what the consortium's policy allows this party, and it serves
+    modes: tuple[str, ...]  # the modes this party's daemon serves it in now
 
 
 class Catalog:
-    """The consortium's models as this party sees them; `resolve` picks a request's."""
+    """The registry's versions in service as this party's daemon sees them."""
 
-    def __init__(self, cfg: PartyConfig, cons: Consortium) -> None:
+    def __init__(self, cfg: PartyConfig, cons: Consortium, timeout: float = 5.0) -> None:
+        self.cfg, self.timeout = cfg, timeout
         allowed = cons.policy.requesters.get(cfg.party)
-        reveal = allowed.reveal if allowed is not None else ()
-        self.models = tuple(_view(cfg, m.id, m.digest, m.owner, reveal) for m in cons.models)
+        self.allowed = allowed.reveal if allowed is not None else ()
 
-    def get(self, model_id: str) -> ModelView:
-        for m in self.models:
-            if m.id == model_id:
-                return m
-        raise Problem(404, "unknown-model", f"model {model_id!r} is not in the consortium")
-
-    def resolve(self, model_id: str | None) -> ModelView:
-        """The model a request names, or the consortium's only one (422 when there are
-        several and none is named, or the named one is unknown)."""
-        if model_id is None:
-            if len(self.models) != 1:
-                several = "the consortium has several models; name one"
-                raise Problem(422, "invalid-input", several, kind="input")
-            return self.models[0]
+    async def models(self) -> tuple[ModelView, ...]:
+        """Every version in service, champion first; 503 when the daemon does not answer."""
         try:
-            return self.get(model_id)
-        except Problem:
-            raise Problem(
-                422, "invalid-input", f"model {model_id!r} is not in the consortium", kind="input"
-            ) from None
-
-
-def _view(
-    cfg: PartyConfig, model_id: str, digest: str, owner: str, reveal: tuple[str, ...]
-) -> ModelView:
-    from mpc_credit.scorecard.model import load_model
-
-    files = cfg.models.get(model_id, {})
-    name: str | None = None
-    features: tuple[FeatureView, ...] = ()
-    for mode in ("shared", "secret"):
-        path = files.get(mode)
-        if path is None:
-            continue
-        try:
-            model = load_model(path)
+            answer = await registry_op(self.cfg, ControlRequest(MODELS), timeout=self.timeout)
         except MpcCreditError:
-            continue  # the daemon refuses to score with it and says why; the id stays listed
-        name = model.name
-        features = tuple(FeatureView(f.name, f.owner, f.n_bins) for f in model.features)
-        break
-    owners = tuple(dict.fromkeys(f.owner for f in features))
-    return ModelView(model_id, digest, owner, name, owners, features, reveal, tuple(files))
+            raise Problem(
+                503,
+                "daemon-unavailable",
+                f"party {self.cfg.party}'s daemon does not answer; no models to list",
+                kind="failed",
+            ) from None
+        rows = [r for r in answer.get("models", []) if r.get("in_service")]
+        rows.sort(key=lambda r: (STATUS_RANK.get(r["status"], 3), r["id"], -r["version"]))
+        return tuple(self._view(r) for r in rows)
+
+    async def get(self, model_id: str) -> ModelView:
+        """`ID@VERSION`, or `ID`: its version in the strongest role (404 when none)."""
+        for m in await self.models():
+            if model_id in (m.id, m.name):
+                return m
+        raise Problem(404, "unknown-model", f"model {model_id!r} is not in service")
+
+    async def resolve(self, model_id: str | None) -> ModelView:
+        """The version a batch names (`ID@VERSION` or `ID`), or the champion; 422 if none."""
+        found = [
+            m
+            for m in await self.models()
+            if (model_id is None and m.status == "champion") or model_id in (m.id, m.name)
+        ]
+        if not found:
+            what = (
+                "no champion model is in service"
+                if model_id is None
+                else (f"model {model_id!r} is not in service")
+            )
+            raise Problem(422, "invalid-input", what, kind="input")
+        return found[0]
+
+    def _view(self, row: dict[str, Any]) -> ModelView:
+        features = tuple(
+            FeatureView(str(f["name"]), str(f["owner"]), int(f["bins"]))
+            for f in row.get("features", [])
+        )
+        return ModelView(
+            id=str(row["model"]),
+            digest=str(row["digest"]),
+            owner=str(row["owner"]),
+            name=str(row["id"]),
+            version=int(row["version"]),
+            status=str(row["status"]),
+            owners=tuple(dict.fromkeys(f.owner for f in features)),
+            features=features,
+            reveal=tuple(r for r in self.allowed if r in row.get("reveal", ())),
+            modes=tuple(row.get("offered", ())),
+        )

@@ -101,8 +101,9 @@ class DaemonGateway:
             return None
 
     async def readiness(self, parties: Sequence[str]) -> Readiness:
-        """Ready when the daemon answers, is connected to the broker, is not draining, and
-        sees every party of `parties` online."""
+        """Ready when the daemon answers, is connected to the broker, is not draining, sees
+        every party of `parties` online, and serves the registry's champion (its file matches
+        the digest the registry signed)."""
         st = await self.status()
         if st is None:
             return Readiness(False, self.unavailable().detail, None)
@@ -116,4 +117,22 @@ class DaemonGateway:
         if absent:
             states = ", ".join(f"{p} ({presence.get(p, 'never seen')})" for p in absent)
             return Readiness(False, f"party {states} not online", st)
+        unserved = _champion_unserved(st)
+        if unserved is not None:
+            return Readiness(False, f"party {me} cannot serve the champion model: {unserved}", st)
         return Readiness(True, "ready", st)
+
+
+def _champion_unserved(st: dict[str, Any]) -> str | None:
+    """Why the daemon cannot serve the registry's champion (the model a request without one
+    takes), from its status; None when it can (or the daemon does not say)."""
+    models = st.get("models")
+    if not isinstance(models, list):
+        return None
+    champion = next(
+        (m for m in models if isinstance(m, dict) and m.get("status") == "champion"), None
+    )
+    if champion is not None and champion.get("offered"):
+        return None
+    problems = [p for p in st.get("model_problems", []) if isinstance(p, str)]
+    return problems[0] if problems else "no champion model in service"

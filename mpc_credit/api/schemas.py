@@ -123,14 +123,16 @@ class Feature(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    id: str
+    id: str = Field(description="the version, ID@VERSION")
     digest: str
     owner: str = Field(description="the model owner")
-    name: str | None
+    name: str = Field(description="the model's id, without its version")
+    version: int
+    status: str = Field(description="champion, challenger or candidate (in service)")
     owners: list[str] = Field(description="feature owners in model order")
     features: list[Feature]
     reveal: list[Reveal] = Field(description="reveal policies the consortium allows this party")
-    modes: list[Mode]
+    modes: list[Mode] = Field(description="the modes this party's daemon serves it in now")
 
 
 class ModelList(BaseModel):

@@ -43,6 +43,13 @@ def score(
         typer.Option(help="Write the result CSV here and print a one-line summary instead."),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress lines on stderr.")] = False,
+    with_challenger: Annotated[
+        bool,
+        typer.Option(
+            help="Also score with the registry's challenger, for monitoring only: its result "
+            "never decides; it is kept in the party folder's challenger.jsonl."
+        ),
+    ] = False,
 ) -> None:
     """Ask the consortium for a score; only this party receives the result.
 
@@ -69,17 +76,15 @@ def score(
         if not quiet:
             typer.echo(f"  {clean_text(message)}", err=True)
 
-    result = asyncio.run(
-        score_request(
-            config,
-            ids,
-            reveal=reveal,
-            mode=mode,
-            model_id=model_id,
-            timeout=timeout,
-            progress=progress,
-        )
-    )
+    kw = dict(reveal=reveal, mode=mode, model_id=model_id, timeout=timeout, progress=progress)
+    both = None
+    if with_challenger:
+        from mpc_credit.consortium.challenger import score_both
+
+        both = asyncio.run(score_both(config, ids, **kw))  # type: ignore[arg-type]
+        result = both.decision
+    else:
+        result = asyncio.run(score_request(config, ids, **kw))  # type: ignore[arg-type]
     if out is not None:
         result.result.write_csv(out)
         n = len(result.result.ids)
@@ -95,18 +100,29 @@ def score(
         else:
             typer.echo(f"{n} applicant(s) written to {out} (session {result.session})")
     elif json_out:
-        results = {
+        results: dict[str, object] = {
             "session": result.session,
             "model": result.model,
             "model_digest": result.model_digest,
             "results": result.result.records(),
         }
+        if both is not None and both.challenger is not None:
+            results["challenger"] = {  # apart from the results: it never decides
+                "monitoring_only": True,
+                "session": both.challenger.session,
+                "model": both.challenger.model,
+                "model_digest": both.challenger.model_digest,
+                "results": both.challenger.result.records(),
+            }
         typer.echo(json.dumps(results, indent=2))
     else:
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(result.columns)
         w.writerows(result.rows)
         sys.stdout.flush()
+    if both is not None and not quiet:
+        where = f", kept in {both.kept}" if both.kept is not None else ""
+        typer.echo(f"  {both.note}{where}", err=True)
     if not quiet:
         typer.echo(
             f"  {len(result.result.ids)} applicant(s) in {1000 * result.seconds:.0f} ms "

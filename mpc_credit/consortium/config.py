@@ -376,6 +376,8 @@ class PartyConfig:
     privacy_ledger: Path = Path("privacy.json")  # the zCDP this party's data has spent
     allow_no_dp: bool = False  # whether it accepts a training run without DP (--no-dp)
     max_training_runs_per_day: int = DEFAULT_MAX_TRAINING_RUNS  # any 24 hours, from its ledger
+    # model owners whose published versions this party approves as soon as it holds its part
+    auto_approve: tuple[str, ...] = ()
 
     def model_file(self, model_id: str, mode: str) -> Path | None:
         return self.models.get(model_id, {}).get(mode)
@@ -447,6 +449,9 @@ def load_party_config(path: str | Path) -> PartyConfig:
             allow_no_dp=_flag(raw.get("allow_no_dp", False), "allow_no_dp"),
             max_training_runs_per_day=_runs(
                 raw.get("max_training_runs_per_day", DEFAULT_MAX_TRAINING_RUNS)
+            ),
+            auto_approve=tuple(
+                check_party_name(o, f"{path}: auto_approve") for o in raw.get("auto_approve", [])
             ),
         )
     except KeyError as exc:

@@ -19,7 +19,7 @@ import numpy as np
 from mpc_credit.api.app import create_app
 from mpc_credit.api.settings import ServeSettings
 from mpc_credit.api.tokens import create_token
-from mpc_credit.consortium.control import SCORE, STATUS, ControlRequest
+from mpc_credit.consortium.control import MODELS, SCORE, STATUS, ControlRequest
 from mpc_credit.consortium.daemon.control import ControlServer, LocalClient
 from mpc_credit.errors import UsageError
 from mpc_credit.scorecard.model import load_model
@@ -49,7 +49,33 @@ class StubDaemon:
         self.reasons = tuple(table.reasons[n] for n in self.names)  # the demo's statements
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server = ControlServer(socket_path, {STATUS: self.status, SCORE: self.score})
+        self.model = model
+        handlers = {STATUS: self.status, SCORE: self.score, MODELS: self.models}
+        self.server = ControlServer(socket_path, handlers)
+
+    async def models(self, op: ControlRequest, local: LocalClient) -> None:
+        """The demo's model as the registry's champion, served in both modes."""
+        local.finish("result", party="bank", models=[self.row()], problems=[])
+
+    def row(self) -> dict[str, Any]:
+        m = self.model
+        return {
+            "model": f"{m.name}@1",
+            "id": m.name,
+            "version": 1,
+            "digest": m.digest(),
+            "owner": "bank",
+            "status": "champion",
+            "in_service": True,
+            "approved": [],
+            "refused": {},
+            "pending": [],
+            "modes": ["shared", "secret"],
+            "reveal": ["score", "decision", "reasons", "pd"],
+            "offered": ["shared", "secret"],
+            "from_consortium_file": True,
+            "features": [{"name": f.name, "owner": f.owner, "bins": f.n_bins} for f in m.features],
+        }
 
     async def status(self, op: ControlRequest, local: LocalClient) -> None:
         local.finish(
@@ -63,6 +89,8 @@ class StubDaemon:
             sessions_run=0,
             dropped=0,
             budget={"daily": 1000, "used": 10},
+            models=[self.row()],
+            model_problems=[],
         )
 
     async def score(self, op: ControlRequest, local: LocalClient) -> None:

@@ -213,8 +213,10 @@ def test_models(api: Api) -> None:
     r = httpx.get(api.url + "/v1/models", headers=auth(api.decider))
     assert r.status_code == 200
     (m,) = r.json()["models"]
-    info = api.cluster.cons.models[0]
-    assert (m["id"], m["digest"], m["owner"]) == (info.id, info.digest, info.owner)
+    info = api.cluster.cons.models[0]  # the consortium file's model: version 1, the champion
+    assert (m["id"], m["digest"], m["owner"]) == (f"{info.id}@1", info.digest, info.owner)
+    assert (m["name"], m["version"], m["status"]) == (info.id, 1, "champion")
+    assert m["modes"] == ["shared", "secret"]
     assert m["owners"] == ["bank", "bureau", "telco"]
     assert m["reveal"] == ["score", "decision", "reasons", "pd"]
     assert len(m["features"]) == 20 and {"name", "owner", "bins"} == set(m["features"][0])

@@ -56,7 +56,7 @@ async def create_batch(
     kind = media_type(request.headers.get("content-type"))
     ids = parse_ids(await request.body(), kind)
     request.state.applicants = len(ids)
-    view = svc.catalog.resolve(model)
+    view = await svc.catalog.resolve(model)
     if not svc.settings.party.control_socket.exists():
         raise svc.gateway.unavailable()
     job = svc.batches.submit(who.name, ids, reveal, mode, view)

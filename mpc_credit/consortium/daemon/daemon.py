@@ -63,7 +63,7 @@ from mpc_credit.consortium.daemon.models import ModelBook
 from mpc_credit.consortium.daemon.mqtt import MqttLink
 from mpc_credit.consortium.daemon.presence import PresenceBook
 from mpc_credit.consortium.daemon.publish_job import PublishingSide
-from mpc_credit.consortium.daemon.registry_ops import RegistryOps
+from mpc_credit.consortium.daemon.registry_ops import RegistryOps, version_row
 from mpc_credit.consortium.daemon.runner import SessionRunner
 from mpc_credit.consortium.daemon.session import Session, until
 from mpc_credit.consortium.daemon.tables import LocalData
@@ -72,7 +72,7 @@ from mpc_credit.consortium.ledger import NonceCache, QueryLedger, record_accepte
 from mpc_credit.consortium.messages import ACK, OFFLINE, REFUSE, Presence, Request, Status
 from mpc_credit.consortium.publish_request import AnyRequest, PublishRequest
 from mpc_credit.consortium.reasons import REPLAYED, Refusal, public_reason
-from mpc_credit.consortium.records import snapshot
+from mpc_credit.consortium.records import Record, snapshot
 from mpc_credit.consortium.registry import RegistryError
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.consortium.train_request import TrainRequest
@@ -113,6 +113,7 @@ class PartyDaemon:
         self.models = ModelBook(cfg, self.cons)  # the registry and the files it signs
         self.data = LocalData(cfg, self.models)
         self.publishing = PublishingSide(cfg.party, self.cons, self.models)
+        self.publishing.after_commit = self._auto_approve
         self.training = TrainingSide(cfg, self.cons)
         self.audit = DaemonAudit(cfg.audit, cfg.party, self.key)
         self.nonces = NonceCache(self.cons.policy.timestamp_window)
@@ -125,6 +126,9 @@ class PartyDaemon:
         self.link = MqttLink(cfg, self.cons, self.key, self.on_message, self.on_broker_lost)
         self.link.head = self.audit.head  # every status report carries the audit head
         self.link.snapshot = self._snapshot  # the registry records this party authored
+        self.registry_ops = RegistryOps(
+            cfg.party, self.key, self.models, self.link.announce_registry
+        )
         self.inbox = Inbox(self.cons, self.link.topics, self.audit)
         self.book = PresenceBook(self.link, self._spawn)
         self.presence = self.book.states
@@ -150,7 +154,7 @@ class PartyDaemon:
             self.locals,
             self.here,
             self.state,
-            RegistryOps(cfg.party, self.key, self.models, self.link.announce_registry),
+            self.registry_ops,
             self.publishing,
         )
         self.control = ControlServer(cfg.control_socket, ops.handlers())
@@ -235,6 +239,18 @@ class PartyDaemon:
                     log.warning("registry record %s of %s refused: %s", record.seq, snap.party, exc)
             except OSError as exc:
                 log.error("registry record %s of %s not kept: %s", record.seq, snap.party, exc)
+
+    def _auto_approve(self, publish: Record) -> None:
+        """A version of a model owner this party approves automatically (party.toml
+        `auto_approve`): approved on disk, then announced."""
+        try:
+            record = self.registry_ops.auto_approve(publish, self.cfg.auto_approve)
+        except (RegistryError, OSError) as exc:
+            log.error("automatic approval of %s failed: %s", publish.ref, exc)
+            return
+        if record is not None:
+            log.info("approved %s automatically (its owner %s)", publish.ref, publish.author)
+            self._spawn(self.link.announce_registry())
 
     def _snapshot(self) -> bytes | None:
         """This party's registry snapshot (None before it authored any record)."""
@@ -354,21 +370,14 @@ class PartyDaemon:
             "stalls": dict(self.runner.stalls.counts),  # per party: sessions it stalled
             # refusals not reported on the broker: over a requester's burst (mqtt.may_refuse)
             "refusals_unreported": self.link.unreported,
-            # the model versions in service and the modes this party can serve each in
+            # every model version: its status, who approved it, the modes this party serves
             "models": self._models(),
             "model_problems": list(self.models.problems),  # versions it cannot serve, why
         }
 
-    def _models(self) -> dict[str, dict[str, Any]]:
-        return {
-            v.ref: {
-                "status": v.status,
-                "digest": v.digest,
-                "offered": [m for m in v.publish.modes if self.models.offers(v.ref, m)],
-            }
-            for v in self.models.registry.versions()
-            if v.in_service
-        }
+    def _models(self) -> list[dict[str, Any]]:
+        """Every version in the registry: status, who approved it, what this party serves."""
+        return [version_row(v, self.models) for v in self.models.registry.versions()]
 
     def _budget(self) -> dict[str, int | None]:
         """This party's own daily scoring budget as a requester: applicants scored in the last

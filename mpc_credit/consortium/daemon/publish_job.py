@@ -12,6 +12,7 @@ the whole session or by nobody in it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from mpc_credit.consortium.config import Consortium
 from mpc_credit.consortium.daemon.models import ModelBook
 from mpc_credit.consortium.model_parts import model_parts, part_digest
 from mpc_credit.consortium.publish_request import PublishRequest
+from mpc_credit.consortium.records import Record
 from mpc_credit.engine.exchange import deliver
 from mpc_credit.errors import MpcCreditError, SessionError
 from mpc_credit.jsonwire import WireError, decode_object, encode
@@ -72,6 +74,7 @@ class PublishingSide:
     def __init__(self, party: str, cons: Consortium, book: ModelBook) -> None:
         self.party, self.cons, self.book = party, cons, book
         self.models: dict[str, Scorecard] = {}  # session -> the full model, at the owner
+        self.after_commit: Callable[[Record], None] | None = None  # e.g. an automatic approval
 
     def offer(self, sid: str, model: Scorecard) -> None:
         """The owner's full model for its publish session `sid` (from its local client)."""
@@ -99,6 +102,8 @@ class PublishingSide:
         for mode, part in pending.parts.items():
             self.book.store.store_part(record, mode, part)
         self.book.take(record)
+        if self.after_commit is not None:
+            self.after_commit(record)
 
     def forget(self, sid: str) -> None:
         """A session that ended without a publish: drop what the owner offered."""

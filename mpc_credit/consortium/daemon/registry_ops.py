@@ -19,7 +19,7 @@ party that was offline or restarts reads it when it connects.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -41,6 +41,7 @@ from mpc_credit.consortium.records import (
 from mpc_credit.consortium.registry import ModelVersion, RegistryError, approvers, publishers
 from mpc_credit.errors import MpcCreditError, UsageError
 from mpc_credit.scorecard.model import Scorecard, from_dict
+from mpc_credit.vocabulary import MODES
 
 Announce = Callable[[], Awaitable[None]]
 Submit = Callable[[Record, Scorecard, ControlRequest, LocalClient], Awaitable[None]]
@@ -63,7 +64,18 @@ def version_row(v: ModelVersion, book: ModelBook) -> dict[str, Any]:
         "reveal": list(v.publish.reveal),
         "offered": [m for m in v.publish.modes if book.offers(v.ref, m)],
         "from_consortium_file": v.publish.genesis,
+        "features": features(v, book),
     }
+
+
+def features(v: ModelVersion, book: ModelBook) -> list[dict[str, Any]]:
+    """The version's features as every part names them (name, owner, bin count: public),
+    from a file this party serves it with; none when it serves it in no mode."""
+    for mode in MODES:
+        model = book.models.get((v.ref, mode))
+        if model is not None:
+            return [{"name": f.name, "owner": f.owner, "bins": f.n_bins} for f in model.features]
+    return []
 
 
 class RegistryOps:
@@ -142,6 +154,20 @@ class RegistryOps:
         if version.owner != self.party:
             raise UsageError(f"{version.ref} is {version.owner}'s model; its owner sets its status")
         await self._record(STATUS, version, local, status=op.status)
+
+    def auto_approve(self, publish: Record, owners: Sequence[str]) -> Record | None:
+        """This party's approval of a version just taken, when its owner is one of `owners`
+        (party.toml `auto_approve`) and this party owns a feature of it; None otherwise."""
+        version = self.book.registry.version(publish.model, publish.version)
+        if version is None or publish.author not in owners:
+            return None
+        if self.party not in approvers(publish):
+            return None
+        record = self._sign(
+            APPROVE, model=publish.model, version=publish.version, digest=publish.digest
+        )
+        self.book.take(record)
+        return record
 
     def _check_parts(self, version: ModelVersion) -> None:
         """This party holds its part of `version` in every mode (else it cannot serve it)."""

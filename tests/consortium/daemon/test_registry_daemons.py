@@ -169,3 +169,83 @@ async def test_publish_prints_the_version_and_a_stale_version_is_refused(
     )
     row = next(m for m in listed["models"] if m["model"] == f"{BASE.name}@3")
     assert row["pending"] == ["bureau", "telco"] and row["offered"] == []
+
+
+async def test_forged_and_replayed_registry_records_change_nothing(cluster: Cluster) -> None:
+    from mpc_credit.consortium.model_parts import publish_fields
+    from mpc_credit.consortium.records import PUBLISH, make_record, record_bytes
+    from mpc_credit.consortium.signing import load_signing_key
+
+    await cluster.wait_idle()
+    before = {p: await statuses(cluster, p) for p in NAMES}
+    topics = cluster.cons.topic_prefix
+    telco_key = load_signing_key(cluster.root / "telco" / "signing.key")
+    body = publish_fields(
+        replace(BASE, name="telcos-own"),
+        cluster.cons,
+        owner="telco",
+        version=1,
+        modes=("shared",),
+        reveal=("score",),
+        status="champion",
+    )
+    own = make_record(telco_key, PUBLISH, "telco", 1, **body)  # telco is no model owner
+    as_bank = make_record(telco_key, PUBLISH, "bank", 99, **{**body, "model": "x"})  # bank's name
+    for party, records in (("telco", [own]), ("bank", [as_bank])):
+        snap = {"type": "registry", "party": party, "records": [records[0]]}
+        await cluster.publish(f"{topics}/registry/{party}", record_bytes(snap))
+    # bank's first record alone, as an old snapshot of bank's (a replay): nothing new
+    first = json.loads((cluster.root / "bank" / "registry.jsonl").read_text().splitlines()[0])
+    old = {"type": "registry", "party": "bank", "records": [first]}
+    await cluster.publish(f"{topics}/registry/bank", record_bytes(old))
+    await asyncio.sleep(0.5)
+    after = {p: await statuses(cluster, p) for p in NAMES}
+    assert after == before
+
+
+async def test_automatic_approval_and_the_challenger_kept_for_monitoring(
+    cluster: Cluster, tmp_path: Path, v2_file: Path
+) -> None:
+    await cluster.wait_idle()
+    for party in ("bureau", "telco"):  # approve bank's versions as soon as the part is here
+        toml = cluster.config(party)
+        toml.write_text('auto_approve = ["bank"]\n' + toml.read_text())  # a top-level key
+        cluster.signal(party, 15)
+        assert cluster.wait(party) == 0
+        cluster.start(party)
+    await cluster.wait_idle()
+    v4 = tmp_path / "v4.json"
+    dump_model(replace(BASE, intercept=(BASE.intercept or 0) + 11), v4)
+    publish = ControlRequest(PUBLISH, model=to_dict(load_model(v4)), status="challenger")
+    ref = (await ask(cluster, "bank", publish))["model"]
+    await asyncio.sleep(0.5)
+    assert (await statuses(cluster, "bank"))[ref] == "challenger"
+
+    out = cli(
+        cluster,
+        "score",
+        "--config",
+        str(cluster.config("bank")),
+        "--applicant",
+        "A0191",
+        "--applicant",
+        "A0922",
+        "--json",
+        "--with-challenger",
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    ids = ["A0191", "A0922"]
+
+    def rows(records: list[dict[str, Any]]) -> list[list[str]]:
+        return [[r["applicant_id"], str(r["score"])] for r in records]
+
+    assert doc["model"] == V2  # the champion decides
+    assert rows(doc["results"]) == expected_scores(ids, "score", v2_file)
+    challenger = doc["challenger"]  # apart, for monitoring only, exact for its own model
+    assert challenger["monitoring_only"] is True and challenger["model"] == ref
+    assert rows(challenger["results"]) == expected_scores(ids, "score", v4)
+    kept = (cluster.root / "bank" / "challenger.jsonl").read_text().splitlines()
+    line = json.loads(kept[-1])
+    assert line["challenger"]["model"] == ref and line["champion"]["model"] == V2
+    assert (cluster.root / "bank" / "challenger.jsonl").stat().st_mode & 0o777 == 0o600
