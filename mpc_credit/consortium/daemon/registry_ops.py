@@ -145,6 +145,9 @@ class RegistryOps:
             local.finish("result", model=version.ref, decision=kind, recorded=False)
             return
         if op.approve:
+            banned = prohibited_in(version.publish.features, self.cons)
+            if banned:  # the policy may have grown since the version was published
+                raise RegistryError(f"{version.ref} uses prohibited feature {', '.join(banned)}")
             self._check_parts(version)
         fields: dict[str, Any] = {"reason": op.reason or "refused"} if kind == REFUSE else {}
         await self._record(kind, version, local, **fields)

@@ -90,6 +90,17 @@ async def test_the_whole_life_of_a_version(cluster: Cluster, v2_file: Path) -> N
     with pytest.raises(UsageError, match=r"@2 is not in service \(awaiting approval of bureau"):
         await score(cluster, V2)
 
+    # requests without a model keep coming through approval and promotion: none fails,
+    # each is exactly the model it names
+    stop = asyncio.Event()
+    stream: list[Any] = []
+
+    async def keep_scoring() -> None:
+        while not stop.is_set():
+            stream.append(await score(cluster))
+
+    streaming = asyncio.create_task(keep_scoring())
+
     # each feature owner approves (twice is not an error)
     for party in ("bureau", "telco", "telco"):
         done = cli(cluster, "model", "approve", V2, "--config", str(cluster.config(party)))
@@ -105,17 +116,24 @@ async def test_the_whole_life_of_a_version(cluster: Cluster, v2_file: Path) -> N
     assert (two.model, two.rows) == (V2, expected_scores(IDS, "reasons", v2_file))
     assert two.model_digest == load_model(v2_file).digest()
 
+    promote = ControlRequest(SET_STATUS, model_id=V2, status="champion")
+    assert (await ask(cluster, "bank", promote))["status"] == "champion"
+    while not any(o.model == V2 for o in stream):  # the stream has seen the switch
+        await asyncio.sleep(0.1)
+    stop.set()
+    await streaming  # none failed
+    assert {o.model for o in stream} == {V1, V2}  # it ran across the switch
+    for o in stream:
+        reference = v2_file if o.model == V2 else MODEL
+        assert o.model in (V1, V2) and o.rows == expected_scores(IDS, "score", reference)
+
     # a daemon restarted in the middle keeps the registry
     cluster.signal("bureau", 15)
     assert cluster.wait("bureau") == 0
     cluster.start("bureau")
     await cluster.wait_idle()
 
-    # promote: requests without a model take v2; retire v1: nobody serves it
-    promoted = await ask(
-        cluster, "bank", ControlRequest(SET_STATUS, model_id=V2, status="champion")
-    )
-    assert promoted["status"] == "champion"
+    # retire v1: nobody serves it; requests without a model take v2
     await ask(cluster, "bank", ControlRequest(SET_STATUS, model_id=V1, status="retired"))
     await asyncio.sleep(0.5)
     for party in NAMES:
