@@ -77,6 +77,10 @@ class Cluster:
         self.broker: subprocess.Popen[bytes] | None = None
         self.daemons: dict[str, subprocess.Popen[bytes]] = {}
         self.errors: dict[str, str] = {}  # stderr tails of daemons that exited non-zero
+        # each process's stderr goes to a file: a pipe read only at the end fills (64 KiB of
+        # log lines) and then blocks the process on its next log line
+        self.logs = root / "logs"
+        self.logfiles: dict[str, Path] = {}  # a daemon's log since its last start
 
     @contextlib.contextmanager
     def running(self, broker: Sequence[str] | None = None) -> Iterator[Cluster]:
@@ -103,9 +107,8 @@ class Cluster:
             "--port",
             str(self.broker_port),
         ]
-        self.broker = subprocess.Popen(
-            list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        with self._logfile("broker").open("ab") as err:
+            self.broker = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=err)
         wait_port(self.broker_port)
 
     def stop_broker(self) -> None:
@@ -123,20 +126,30 @@ class Cluster:
         names = parties or NAMES
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         for n in names:
-            self.daemons[n] = subprocess.Popen(
-                daemon_argv(self.config(n)),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
+            self.logfiles[n] = self._logfile(n)
+            with self.logfiles[n].open("ab") as err:
+                self.daemons[n] = subprocess.Popen(
+                    daemon_argv(self.config(n)), stdout=subprocess.PIPE, stderr=err, env=env
+                )
         for n in names:
             p = self.daemons[n]
             assert p.stdout is not None
             line = p.stdout.readline()
             if not line:
-                err = p.stderr.read().decode() if p.stderr else ""
-                raise RuntimeError(f"daemon {n} did not start: {err[-2000:]}")
+                p.wait(10)
+                raise RuntimeError(f"daemon {n} did not start: {self.log(n)[-2000:]}")
             assert parse_event(line)["event"] == "ready"
+
+    def _logfile(self, name: str) -> Path:
+        """A new log file for process `name` under root/logs/."""
+        self.logs.mkdir(exist_ok=True)
+        n = sum(1 for _ in self.logs.glob(f"{name}.*.log"))
+        return self.logs / f"{name}.{n}.log"
+
+    def log(self, party: str) -> str:
+        """What the party's daemon wrote to stderr since its last start."""
+        path = self.logfiles.get(party)
+        return path.read_text(errors="replace") if path is not None and path.exists() else ""
 
     def signal(self, party: str, sig: int) -> None:
         self.daemons[party].send_signal(sig)
@@ -156,8 +169,8 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
                 codes[n] = p.wait()
-            if codes[n] != 0 and p.stderr is not None:
-                self.errors[n] = p.stderr.read().decode(errors="replace")[-3000:]
+            if codes[n] != 0:
+                self.errors[n] = self.log(n)[-3000:]
         self.daemons.clear()
         return codes
 

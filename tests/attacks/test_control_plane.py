@@ -87,9 +87,9 @@ def stop_all(c: Cluster) -> dict[str, str]:
         p.send_signal(signal.SIGTERM)
     logs = {}
     for name, p in procs.items():
-        _out, err = p.communicate(timeout=20)
-        assert p.returncode == 0, (name, err[-2000:])
-        logs[name] = err.decode(errors="replace")
+        p.communicate(timeout=20)
+        logs[name] = c.log(name)
+        assert p.returncode == 0, (name, logs[name][-2000:])
     c.daemons.clear()
     return logs
 
