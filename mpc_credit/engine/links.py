@@ -51,7 +51,7 @@ __all__ = ["TlsContexts", "connect_runtime", "start_runtime", "teardown_runtime"
 
 log = logging.getLogger("mpc_credit.daemon")
 CONNECT_RETRY = 0.005  # seconds between attempts to reach a peer's MPC port
-HANDSHAKE_TIMEOUT = 10.0  # seconds an accepted connection has to authenticate and announce
+HANDSHAKE_TIMEOUT = 3.0  # seconds an accepted connection has to authenticate and announce
 RESOLVE_TIMEOUT = 2.0  # seconds to resolve an expected peer's host
 MAX_MESSAGE = 256 << 20  # bytes of one MPC message from a peer, in any session (the ceiling)
 MAX_UNCLAIMED = 512 << 20  # bytes a peer may make this party hold for it, in any session
