@@ -31,6 +31,21 @@ def read_json(path: Path, what: str, error: type[MpcCreditError]) -> Any:
         ) from None
 
 
+def write_durably(path: Path, text: str) -> None:
+    """Write `text` to `path` complete or not at all (a staged file, fsynced, renamed into
+    place, the folder fsynced): a crash leaves the old file or the new one, never a torn one."""
+    staged = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(staged, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a new or renamed entry in `folder` durable (a file's fsync does not cover it)."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

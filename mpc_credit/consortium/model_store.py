@@ -18,7 +18,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mpc_credit.consortium.config import Consortium
 from mpc_credit.consortium.fields import MessageError
@@ -28,7 +27,7 @@ from mpc_credit.consortium.registry import ModelVersion, Registry
 from mpc_credit.errors import MpcCreditError, UsageError
 from mpc_credit.files import fsync_dir
 from mpc_credit.names import join
-from mpc_credit.scorecard.model import Scorecard, from_dict, to_dict
+from mpc_credit.scorecard.model import Scorecard, dump_model, from_dict
 
 REGISTRY_FILE = "registry.jsonl"
 MODELS_DIR = "models"
@@ -104,26 +103,17 @@ class ModelStore:
             raise StoreError(
                 f"the {mode} part of {publish.ref} does not match the digest its owner signed"
             )
-        return self._write(self.file(publish.model, publish.version, mode), to_dict(part))
+        return self._write(self.file(publish.model, publish.version, mode), part)
 
     def store_full(self, publish: Record, model: Scorecard) -> Path:
         """Keep the full model of a version this party published (its owner)."""
         if model.digest() != publish.digest:
             raise StoreError(f"the model file is not the one {publish.ref} signed")
-        return self._write(self.file(publish.model, publish.version, FULL), to_dict(model))
+        return self._write(self.file(publish.model, publish.version, FULL), model)
 
-    def _write(self, path: Path, data: dict[str, Any]) -> Path:
+    def _write(self, path: Path, model: Scorecard) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staged = path.with_name(f".{path.name}.tmp")
-        try:
-            with open(staged, "w", encoding="utf-8") as out:
-                out.write(json.dumps(data, indent=2) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(staged, path)
-        finally:
-            staged.unlink(missing_ok=True)
-        fsync_dir(path.parent)
+        dump_model(model, path)  # complete or not at all, fsynced
         return path
 
     def served(self, registry: Registry) -> ServedModels:

@@ -20,7 +20,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mpc_credit.errors import ModelError
-from mpc_credit.files import read_json
+from mpc_credit.files import read_json, write_durably
 from mpc_credit.scorecard.reasons import Reason, duplicate_code, reason_problem
 from mpc_credit.vocabulary import MODES, Mode
 
@@ -482,11 +481,5 @@ def _with_reason(d: dict[str, Any], f: Feature) -> dict[str, Any]:
 
 
 def dump_model(model: Scorecard, path: str | Path) -> None:
-    """Write a model or part as pretty JSON, atomically (complete or not at all)."""
-    path = Path(path)
-    staged = path.with_name(f".{path.name}.tmp")
-    try:
-        staged.write_text(json.dumps(to_dict(model), indent=2) + "\n", encoding="utf-8")
-        os.replace(staged, path)
-    finally:
-        staged.unlink(missing_ok=True)
+    """Write a model or part as pretty JSON, atomically and durably (complete or not at all)."""
+    write_durably(Path(path), json.dumps(to_dict(model), indent=2) + "\n")
