@@ -12,7 +12,14 @@ from mpc_credit.consortium.config import load_consortium, load_party_config
 from mpc_credit.consortium.create import init_consortium
 from mpc_credit.consortium.daemon.models import ModelBook, split_ref
 from mpc_credit.consortium.model_parts import model_parts, publish_fields
-from mpc_credit.consortium.records import APPROVE, CHALLENGER, PUBLISH, make_record, parse_record
+from mpc_credit.consortium.records import (
+    APPROVE,
+    CHALLENGER,
+    PUBLISH,
+    Record,
+    make_record,
+    parse_record,
+)
 from mpc_credit.consortium.registry import RegistryError
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.errors import UsageError
@@ -33,6 +40,23 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def book(folder: Path, party: str) -> ModelBook:
     cfg = load_party_config(folder / party / "party.toml")
     return ModelBook(cfg, load_consortium(cfg.consortium_file))
+
+
+def bank_publishes(folder: Path, books: dict[str, ModelBook], status: str) -> Record:
+    """bank's signed record publishing the demo model as version 2 (both modes, score)."""
+    cons = books["bank"].cons
+    body = publish_fields(
+        BASE,
+        cons,
+        owner="bank",
+        version=2,
+        modes=("shared", "secret"),
+        reveal=("score",),
+        status=status,
+    )
+    key = load_signing_key(folder / "bank" / "signing.key")
+    seq = books["bank"].registry.next_seq("bank")
+    return parse_record(make_record(key, PUBLISH, "bank", seq, **body), cons)
 
 
 def test_the_consortium_files_model_is_served_as_version_1(folder: Path) -> None:
@@ -72,17 +96,9 @@ def test_a_published_version_serves_once_approved_and_its_parts_are_stored(
     cons = books["bank"].cons
     keys = {p: load_signing_key(folder / p / "signing.key") for p in books}
     model = load_model(MODEL)
-    body = publish_fields(
-        model,
-        cons,
-        owner="bank",
-        version=2,
-        modes=("shared", "secret"),
-        reveal=("score",),
-        status=CHALLENGER,
-    )
-    seq = books["bank"].registry.next_seq("bank")
-    pub = parse_record(make_record(keys["bank"], PUBLISH, "bank", seq, **body), cons)
+    pub = bank_publishes(folder, books, CHALLENGER)
+    seq = pub.seq
+    body = {k: v for k, v in pub.wire.items() if k not in ("type", "kind", "author", "seq", "sig")}
     parts = model_parts(model, cons, "bank", ("shared", "secret"))
     ref2 = f"{BASE.name}@2"
     for party, b in books.items():

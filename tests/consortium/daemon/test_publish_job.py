@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from mpc_credit.consortium.config import load_consortium, load_party_config
 from mpc_credit.consortium.create import init_consortium
 from mpc_credit.consortium.daemon.models import ModelBook
 from mpc_credit.consortium.daemon.publish_job import PublishingSide, decode_parts, encode_parts
-from mpc_credit.consortium.model_parts import model_parts, publish_fields
+from mpc_credit.consortium.model_parts import model_parts
 from mpc_credit.consortium.publish_request import new_publish_request
-from mpc_credit.consortium.records import CHAMPION, PUBLISH, make_record, parse_record
+from mpc_credit.consortium.records import CHAMPION
 from mpc_credit.consortium.signing import load_signing_key
 from mpc_credit.errors import SessionError
 from mpc_credit.scorecard.model import load_model
 from tests.conftest import MODEL, OWNERS
+from tests.consortium.daemon.test_models import bank_publishes, book
 from tests.engine.test_links import _load, _session
 from tests.engine.test_links import consortium as tls_consortium
 
@@ -27,24 +27,11 @@ tls = tls_consortium  # the three parties' TLS folders (a fixture)
 
 
 def publish(folder: Path) -> tuple[dict[str, ModelBook], Any]:
+    """A demo consortium's model books, and bank's request to publish version 2."""
     init_consortium(folder, MODEL)
-    books = {}
-    for p in OWNERS:
-        cfg = load_party_config(folder / p / "party.toml")
-        books[p] = ModelBook(cfg, load_consortium(cfg.consortium_file))
-    cons = books["bank"].cons
-    body = publish_fields(
-        BASE,
-        cons,
-        owner="bank",
-        version=2,
-        modes=("shared", "secret"),
-        reveal=("score",),
-        status=CHAMPION,
-    )
+    books = {p: book(folder, p) for p in OWNERS}
     key = load_signing_key(folder / "bank" / "signing.key")
-    record = parse_record(make_record(key, PUBLISH, "bank", 1, **body), cons)
-    return books, new_publish_request(key, record, timeout=30.0)
+    return books, new_publish_request(key, bank_publishes(folder, books, CHAMPION), timeout=30.0)
 
 
 def test_each_party_receives_its_own_parts_over_its_link(tmp_path: Path, tls: Any) -> None:
