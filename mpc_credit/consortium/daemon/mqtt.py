@@ -83,6 +83,7 @@ class MqttLink:
         self.stale = 0  # retained messages on a topic other than presence, dropped unread
         self.head: Callable[[], tuple[int, str]] | None = None  # the party's audit head
         self.snapshot: Callable[[], bytes | None] | None = None  # its registry records
+        self.announced: Callable[[str], None] | None = None  # told each state it announced
         self._refusals = Throttle(REFUSALS_PERIOD, REFUSALS_BURST)
         self.unreported = 0  # refusals not published: over a requester's REFUSALS_BURST
 
@@ -120,7 +121,9 @@ class MqttLink:
         payload, self._hello = self._hello, None
         if payload is None or self.state != ONLINE:
             payload = self._presence(self.state)
-        await self.publish(self.topics.presence(self.party), payload, retain=True)
+        sent = await self.publish(self.topics.presence(self.party), payload, retain=True)
+        if sent and self.announced is not None:
+            self.announced(self.state)
 
     async def announce_registry(self) -> None:
         """The retained registry snapshot: every record this party authored (none: nothing)."""

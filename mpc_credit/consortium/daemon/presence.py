@@ -30,6 +30,12 @@ class PresenceBook:
         self._ts: dict[str, float] = {}  # party -> its newest presence message's time
         self._own_seen = False  # our own announce of this connection came back
         self._reasserting = False  # an announce of our presence is pending
+        link.announced = self._announced
+
+    def _announced(self, state: str) -> None:
+        """Our own state is what we just announced, whether or not its echo comes back (a
+        broker whose queue for us is full of retained junk drops the echo)."""
+        self.states[self.link.party] = state
 
     def update(self, p: Presence) -> bool:
         """Take `p` if it is the party's newest; False for a replay (ignored)."""
